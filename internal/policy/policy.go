@@ -1,0 +1,232 @@
+// Package policy loads and validates profiles.json (DESIGN §5) and answers
+// which profile a name or a group belongs to.
+package policy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jitaccess/jitaccess/internal/access"
+)
+
+// Set is a validated, immutable set of profiles.
+type Set struct {
+	list    []access.Profile
+	byName  map[string]*access.Profile
+	byGroup map[string][]*access.Profile
+}
+
+var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// IsGUID reports whether s is an Entra object id.
+func IsGUID(s string) bool { return guidPattern.MatchString(s) }
+
+// LoadFile reads and validates a profiles file. Errors name the file, and the
+// profile and field when one is at fault.
+func LoadFile(path string) (*Set, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("profiles file %s: %w", path, err)
+	}
+	s, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("profiles file %s: %w", path, err)
+	}
+	return s, nil
+}
+
+type rawProfile struct {
+	Name                 *string  `json:"name"`
+	TargetGroupID        *string  `json:"targetGroupId"`
+	EligibleGroupIDs     []string `json:"eligibleGroupIds"`
+	ApproverGroupIDs     []string `json:"approverGroupIds"`
+	ApprovalsRequired    *int     `json:"approvalsRequired"`
+	DefaultDuration      *string  `json:"defaultDuration"`
+	MaxDuration          *string  `json:"maxDuration"`
+	ApprovalTimeout      *string  `json:"approvalTimeout"`
+	RequireJustification *bool    `json:"requireJustification"`
+	RequireTicket        *bool    `json:"requireTicket"`
+	Activation           *string  `json:"activation"`
+	RevokeSessionsOnEnd  *bool    `json:"revokeSessionsOnEnd"`
+	OutOfBand            *string  `json:"outOfBand"`
+}
+
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Parse validates the JSON of a profiles file. Unknown fields are refused so
+// that a misspelt setting ("maxDurration") is not silently ignored.
+func Parse(b []byte) (*Set, error) {
+	var doc struct {
+		Profiles []rawProfile `json:"profiles"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("not valid profiles JSON: %w", err)
+	}
+	if len(doc.Profiles) == 0 {
+		return nil, errors.New(`no profiles: expected {"profiles":[...]} with at least one profile`)
+	}
+	s := &Set{byName: map[string]*access.Profile{}, byGroup: map[string][]*access.Profile{}}
+	for i, rp := range doc.Profiles {
+		p, err := validate(rp)
+		if err != nil {
+			name := fmt.Sprintf("#%d", i+1)
+			if rp.Name != nil && *rp.Name != "" {
+				name = fmt.Sprintf("%q", *rp.Name)
+			}
+			return nil, fmt.Errorf("profile %s: %w", name, err)
+		}
+		if _, dup := s.byName[p.Name]; dup {
+			return nil, fmt.Errorf("profile %q: name: used by more than one profile", p.Name)
+		}
+		s.list = append(s.list, p)
+		s.byName[p.Name] = nil
+	}
+	for i := range s.list {
+		p := &s.list[i]
+		s.byName[p.Name] = p
+		g := strings.ToLower(p.TargetGroupID)
+		for _, other := range s.byGroup[g] {
+			if other.OutOfBand != p.OutOfBand {
+				return nil, fmt.Errorf("profile %q: outOfBand: %q disagrees with profile %q (%q) on the same target group", p.Name, p.OutOfBand, other.Name, other.OutOfBand)
+			}
+		}
+		s.byGroup[g] = append(s.byGroup[g], p)
+	}
+	return s, nil
+}
+
+func validate(rp rawProfile) (access.Profile, error) {
+	var p access.Profile
+	field := func(name string, err error) error { return fmt.Errorf("%s: %w", name, err) }
+	if rp.Name == nil || !namePattern.MatchString(*rp.Name) {
+		return p, field("name", errors.New("required: 1-64 letters, digits, '.', '_' or '-'"))
+	}
+	p.Name = *rp.Name
+	if rp.TargetGroupID == nil || !IsGUID(*rp.TargetGroupID) {
+		return p, field("targetGroupId", errors.New("required: the target group's object id (a GUID)"))
+	}
+	p.TargetGroupID = strings.ToLower(*rp.TargetGroupID)
+	groups := func(name string, ids []string) ([]string, error) {
+		if len(ids) == 0 {
+			return nil, field(name, errors.New("required: at least one group object id"))
+		}
+		out := make([]string, 0, len(ids))
+		for _, id := range ids {
+			if !IsGUID(id) {
+				return nil, field(name, fmt.Errorf("%q is not a group object id (a GUID)", id))
+			}
+			if strings.EqualFold(id, p.TargetGroupID) {
+				return nil, field(name, errors.New("must not contain the target group itself"))
+			}
+			out = append(out, strings.ToLower(id))
+		}
+		return out, nil
+	}
+	var err error
+	if p.EligibleGroupIDs, err = groups("eligibleGroupIds", rp.EligibleGroupIDs); err != nil {
+		return p, err
+	}
+	if rp.ApprovalsRequired == nil {
+		return p, field("approvalsRequired", errors.New("required: 0 (auto-approve) or more"))
+	}
+	p.ApprovalsRequired = *rp.ApprovalsRequired
+	if p.ApprovalsRequired < 0 || p.ApprovalsRequired > 10 {
+		return p, field("approvalsRequired", errors.New("must be between 0 and 10"))
+	}
+	if p.ApprovalsRequired > 0 || len(rp.ApproverGroupIDs) > 0 {
+		if p.ApproverGroupIDs, err = groups("approverGroupIds", rp.ApproverGroupIDs); err != nil {
+			return p, err
+		}
+	}
+	dur := func(name string, v *string, def time.Duration) (access.Duration, error) {
+		if v == nil || *v == "" {
+			if def > 0 {
+				return access.Duration(def), nil
+			}
+			return 0, field(name, errors.New("required: an ISO 8601 duration such as PT1H"))
+		}
+		d, err := access.ParseDuration(*v)
+		if err != nil {
+			return 0, field(name, err)
+		}
+		return access.Duration(d), nil
+	}
+	if p.MaxDuration, err = dur("maxDuration", rp.MaxDuration, 0); err != nil {
+		return p, err
+	}
+	if p.DefaultDuration, err = dur("defaultDuration", rp.DefaultDuration, time.Duration(p.MaxDuration)); err != nil {
+		return p, err
+	}
+	if p.DefaultDuration > p.MaxDuration {
+		return p, field("defaultDuration", fmt.Errorf("%s is longer than maxDuration %s", p.DefaultDuration, p.MaxDuration))
+	}
+	if p.ApprovalTimeout, err = dur("approvalTimeout", rp.ApprovalTimeout, 24*time.Hour); err != nil {
+		return p, err
+	}
+	p.RequireJustification = rp.RequireJustification != nil && *rp.RequireJustification
+	p.RequireTicket = rp.RequireTicket != nil && *rp.RequireTicket
+	p.Activation = access.ActivationMembership
+	if rp.Activation != nil {
+		switch *rp.Activation {
+		case access.ActivationMembership, access.ActivationPIM:
+			p.Activation = *rp.Activation
+		default:
+			return p, field("activation", fmt.Errorf("%q: must be \"membership\" or \"pim\"", *rp.Activation))
+		}
+	}
+	p.RevokeSessionsOnEnd = rp.RevokeSessionsOnEnd == nil || *rp.RevokeSessionsOnEnd
+	p.OutOfBand = access.OutOfBandRecord
+	if rp.OutOfBand != nil {
+		switch *rp.OutOfBand {
+		case access.OutOfBandRecord, access.OutOfBandRemove:
+			p.OutOfBand = *rp.OutOfBand
+		default:
+			return p, field("outOfBand", fmt.Errorf("%q: must be \"record\" or \"remove\"", *rp.OutOfBand))
+		}
+	}
+	return p, nil
+}
+
+// Profile returns the profile with that name.
+func (s *Set) Profile(name string) (access.Profile, bool) {
+	p, ok := s.byName[name]
+	if !ok || p == nil {
+		return access.Profile{}, false
+	}
+	return *p, true
+}
+
+// All returns the profiles in file order.
+func (s *Set) All() []access.Profile { return append([]access.Profile(nil), s.list...) }
+
+// ForGroup returns the profiles whose target is groupID.
+func (s *Set) ForGroup(groupID string) []access.Profile {
+	var out []access.Profile
+	for _, p := range s.byGroup[strings.ToLower(groupID)] {
+		out = append(out, *p)
+	}
+	return out
+}
+
+// TargetGroups returns every protected group id, once each.
+func (s *Set) TargetGroups() []string {
+	var out []string
+	for _, p := range s.list {
+		g := p.TargetGroupID
+		if len(s.byGroup[g]) > 0 && s.byGroup[g][0].Name == p.Name {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// IsTarget reports whether groupID is some profile's target group.
+func (s *Set) IsTarget(groupID string) bool { return len(s.byGroup[strings.ToLower(groupID)]) > 0 }
