@@ -186,7 +186,11 @@ type Rejection struct {
 	At      time.Time `json:"at"`
 	EventID string    `json:"eventId,omitempty"`
 	Type    string    `json:"type,omitempty"`
-	Reason  string    `json:"reason"`
+	// RequestID is set when the event named a request that does not exist
+	// (an invalid approval for an unknown request must not block that
+	// request when it arrives).
+	RequestID string `json:"requestId,omitempty"`
+	Reason    string `json:"reason"`
 }
 
 // Ledger is the per (group, user) record of the membership jitaccess manages.
@@ -201,9 +205,14 @@ type Ledger struct {
 	// PreExisting: the user was already a member before any jitaccess grant;
 	// jitaccess must never remove that membership.
 	PreExisting bool `json:"preExisting,omitempty"`
+	// Probed: PreExisting has been determined (by a membership check made
+	// before jitaccess's first add).
+	Probed bool `json:"probed,omitempty"`
 	// Busy is the request id whose membership change is in progress; other
 	// requests wait (transient) until it is done.
 	Busy string `json:"busy,omitempty"`
+	// BusyOp is the change in progress (add or remove).
+	BusyOp MembershipOp `json:"busyOp,omitempty"`
 	// BusySince is when Busy was taken.
 	BusySince time.Time `json:"busySince,omitzero"`
 
