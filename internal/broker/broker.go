@@ -1,0 +1,349 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/fault"
+)
+
+// Profiles is what the broker needs of the profile set.
+type Profiles interface {
+	Profile(name string) (access.Profile, bool)
+}
+
+// Options tune the broker; zero values take the defaults.
+type Options struct {
+	// MaxConflictRetries bounds compare-and-swap retries per step (default 8).
+	MaxConflictRetries int
+	// SweepLimit bounds the due requests handled per sweep (default 500).
+	SweepLimit int
+	// Logger receives JSON logs; never free text, bodies or tokens.
+	Logger *slog.Logger
+	// Hooks are test fault points; nil in production.
+	Hooks *Hooks
+}
+
+// Hooks let tests crash or fail the broker between a recorded intent and its
+// effect. Each hook returns an error to inject at that point (nil = go on).
+type Hooks struct {
+	// BeforeGraph is called with the step name before every Graph call.
+	BeforeGraph func(step string, r *access.Request) error
+	// AfterGraph is called with the step name after every successful Graph
+	// call, before the result is saved.
+	AfterGraph func(step string, r *access.Request) error
+}
+
+// Broker runs the use cases.
+type Broker struct {
+	store    Store
+	dir      Directory
+	profiles Profiles
+	clock    Clock
+	log      *slog.Logger
+	opts     Options
+}
+
+// New wires a broker.
+func New(store Store, dir Directory, profiles Profiles, clock Clock, opts Options) *Broker {
+	if opts.MaxConflictRetries <= 0 {
+		opts.MaxConflictRetries = 8
+	}
+	if opts.SweepLimit <= 0 {
+		opts.SweepLimit = 500
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	return &Broker{store: store, dir: dir, profiles: profiles, clock: clock, log: opts.Logger, opts: opts}
+}
+
+// ErrTooManyConflicts is returned (as transient) when a request kept changing
+// under us; the delivery is retried.
+var ErrTooManyConflicts = fault.Wrap(fault.ErrTransient, "save", errors.New("too many concurrent updates"))
+
+// HandleEvent processes one request event (the body of a Service Bus
+// message). It returns nil when the event is done with — applied, recorded as
+// rejected or refused, or a duplicate — and a transient error when the
+// delivery must be retried. Permanent Graph failures are recorded on the
+// request and return nil.
+func (b *Broker) HandleEvent(ctx context.Context, body []byte) error {
+	ev, err := access.DecodeEvent(body)
+	if err != nil {
+		var inv *access.InvalidError
+		if !errors.As(err, &inv) {
+			inv = &access.InvalidError{Reason: err.Error()}
+		}
+		return b.reject(ctx, inv)
+	}
+	for range b.opts.MaxConflictRetries {
+		r, err := b.load(ctx, ev.RequestID)
+		if err != nil {
+			return err
+		}
+		in, err := b.resolve(ctx, ev, r)
+		if err != nil {
+			return err
+		}
+		if r != nil && r.State == access.Awaiting && ev.Type == access.TypeRequested && in.Profile != nil {
+			if r, err = b.resolveParked(ctx, r, in.Profile); err != nil {
+				return err
+			}
+		}
+		next, out := access.Apply(r, in)
+		if out.Duplicate || !out.Changed {
+			b.log.InfoContext(ctx, "event duplicate or no-op", "eventId", ev.ID, "requestId", ev.RequestID, "type", ev.Type)
+			if r != nil && r.Work != nil {
+				return b.runWork(ctx, r)
+			}
+			return nil
+		}
+		if err := b.store.SaveRequest(ctx, next); err != nil {
+			if fault.Conflict(err) {
+				continue
+			}
+			return err
+		}
+		b.log.InfoContext(ctx, "event applied", "eventId", ev.ID, "requestId", next.ID, "type", ev.Type,
+			"state", string(next.State), "rejected", out.Rejected, "refused", out.Refused)
+		if next.Work != nil {
+			return b.runWork(ctx, next)
+		}
+		return nil
+	}
+	return ErrTooManyConflicts
+}
+
+// load returns the stored request or nil when there is none.
+func (b *Broker) load(ctx context.Context, id string) (*access.Request, error) {
+	r, err := b.store.GetRequest(ctx, id)
+	if fault.NotFound(err) {
+		return nil, nil
+	}
+	return r, err
+}
+
+// resolve looks up the profile and the acting identity for an event.
+func (b *Broker) resolve(ctx context.Context, ev access.Event, r *access.Request) (access.Input, error) {
+	in := access.Input{Event: ev, Now: b.clock.Now()}
+	name := ev.Profile
+	if r != nil && r.State != access.Awaiting {
+		name = r.Profile
+	}
+	if p, ok := b.profiles.Profile(name); ok {
+		in.Profile = &p
+	}
+	if r != nil && r.State != access.Awaiting && containsID(r.EventIDs, ev.ID) {
+		return in, nil // a duplicate: no lookups needed
+	}
+	if ev.Type == access.TypeExpire {
+		return in, nil
+	}
+	asserted := ev.Actor()
+	if in.Profile == nil {
+		// No profile yet (an event before its request, or an unknown
+		// profile): the identity is resolved when it can be judged.
+		in.Actor = access.Actor{Asserted: asserted}
+		if ev.Type == access.TypeRequested {
+			a, err := b.resolveActor(ctx, asserted, nil)
+			if err != nil {
+				return in, err
+			}
+			in.Actor = a
+		}
+		return in, nil
+	}
+	if ev.Type == access.TypeRequested && r != nil && r.State != access.Awaiting {
+		// A repeated requestId: resolve the requester only to compare content.
+		a, err := b.resolveActor(ctx, asserted, nil)
+		in.Actor = a
+		return in, err
+	}
+	a, err := b.resolveActor(ctx, asserted, groupsFor(ev.Type, *in.Profile))
+	in.Actor = a
+	return in, err
+}
+
+// resolveParked resolves the identities of events that arrived before their
+// request, now that the profile is known.
+func (b *Broker) resolveParked(ctx context.Context, r *access.Request, p *access.Profile) (*access.Request, error) {
+	r = r.Clone()
+	for i, pe := range r.Parked {
+		if pe.Event.Type == access.TypeExpire {
+			continue
+		}
+		a, err := b.resolveActor(ctx, pe.Actor.Asserted, groupsFor(pe.Event.Type, *p))
+		if err != nil {
+			return nil, err
+		}
+		r.Parked[i].Actor = a
+	}
+	return r, nil
+}
+
+func groupsFor(typ string, p access.Profile) []string {
+	switch typ {
+	case access.TypeRequested:
+		return p.EligibleGroupIDs
+	case access.TypeApproved, access.TypeDenied, access.TypeRevoked:
+		return p.ApproverGroupIDs
+	}
+	return nil
+}
+
+// resolveActor resolves an asserted identity to an object id and checks its
+// transitive membership of groups (when given). Unknown users are not an
+// error: the domain refuses or rejects them with a reason.
+func (b *Broker) resolveActor(ctx context.Context, asserted string, groups []string) (access.Actor, error) {
+	a := access.Actor{Asserted: asserted}
+	if asserted == "" {
+		return a, nil
+	}
+	u, err := b.dir.LookupUser(ctx, asserted)
+	switch {
+	case fault.NotFound(err), fault.Permanent(err):
+		return a, nil
+	case err != nil:
+		return a, err
+	}
+	a.ID, a.UPN, a.Found, a.Enabled, a.Guest = strings.ToLower(u.ID), u.UPN, true, u.Enabled, u.Guest
+	if len(groups) > 0 && u.Enabled {
+		got, err := b.dir.MemberOfAny(ctx, a.ID, groups)
+		if err != nil && !fault.NotFound(err) {
+			return a, err
+		}
+		a.InGroups = len(got) > 0
+	}
+	return a, nil
+}
+
+// reject records an event that could not be decoded or validated.
+func (b *Broker) reject(ctx context.Context, inv *access.InvalidError) error {
+	now := b.clock.Now()
+	b.log.InfoContext(ctx, "event rejected", "eventId", inv.EventID, "requestId", inv.RequestID, "type", safeType(inv.Type))
+	if inv.RequestID == "" {
+		return b.store.RecordRejection(ctx, access.Rejection{At: now, EventID: inv.EventID, Type: safeType(inv.Type), Reason: inv.Reason})
+	}
+	for range b.opts.MaxConflictRetries {
+		r, err := b.load(ctx, inv.RequestID)
+		if err != nil {
+			return err
+		}
+		var next *access.Request
+		switch {
+		case r == nil && inv.Type == access.TypeRequested:
+			next = &access.Request{ID: inv.RequestID, Source: access.SourceEvents, State: access.Rejected,
+				Reason: inv.Reason, RequestedAt: now, EndedAt: now}
+		case r == nil || r.State == access.Awaiting:
+			// Not a request (yet): keep the rejection apart, so the request
+			// can still arrive.
+			return b.store.RecordRejection(ctx, access.Rejection{At: now, EventID: inv.EventID, Type: safeType(inv.Type), RequestID: inv.RequestID, Reason: inv.Reason})
+		default:
+			if inv.EventID != "" && containsID(r.EventIDs, inv.EventID) {
+				return nil
+			}
+			next = r.Clone()
+		}
+		next.History = append(next.History, access.HistoryEntry{At: now, Type: access.HRejected, Detail: inv.Reason, EventID: inv.EventID})
+		if inv.EventID != "" {
+			next.EventIDs = append(next.EventIDs, inv.EventID)
+		}
+		err = b.store.SaveRequest(ctx, next)
+		if fault.Conflict(err) {
+			continue
+		}
+		return err
+	}
+	return ErrTooManyConflicts
+}
+
+// Sweep ends due grants, times out stale approvals, rejects events whose
+// request never came and finishes work a crash or a failure left undone. It
+// handles every due request even when some fail, and then reports the
+// failures (joined) so the invocation shows them.
+func (b *Broker) Sweep(ctx context.Context) error {
+	now := b.clock.Now()
+	ids, err := b.store.DueRequests(ctx, now, b.opts.SweepLimit)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	done := 0
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		if err := b.sweepOne(ctx, id); err != nil {
+			b.log.WarnContext(ctx, "sweep step failed", "requestId", id, "error", err.Error())
+			errs = append(errs, fmt.Errorf("request %s: %w", id, err))
+			continue
+		}
+		done++
+	}
+	b.log.InfoContext(ctx, "sweep done", "due", len(ids), "handled", done, "failed", len(errs))
+	return errors.Join(errs...)
+}
+
+func (b *Broker) sweepOne(ctx context.Context, id string) error {
+	for range b.opts.MaxConflictRetries {
+		r, err := b.load(ctx, id)
+		if err != nil || r == nil {
+			return err
+		}
+		now := b.clock.Now()
+		if r.Work != nil {
+			if now.Before(r.DueAt) {
+				return nil // the invocation that recorded it is still on it
+			}
+			return b.runWork(ctx, r)
+		}
+		next, out := access.Tick(r, now)
+		if !out.Changed {
+			return nil
+		}
+		if err := b.store.SaveRequest(ctx, next); err != nil {
+			if fault.Conflict(err) {
+				continue
+			}
+			return err
+		}
+		b.log.InfoContext(ctx, "sweep applied", "requestId", id, "state", string(next.State))
+		if next.Work != nil {
+			return b.runWork(ctx, next)
+		}
+		return nil
+	}
+	return ErrTooManyConflicts
+}
+
+func containsID(ids []string, id string) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// safeType keeps only known event types for logs and records.
+func safeType(t string) string {
+	switch t {
+	case access.TypeRequested, access.TypeApproved, access.TypeDenied, access.TypeCancelled, access.TypeRevoked, access.TypeExpire:
+		return t
+	case "":
+		return ""
+	}
+	return "unknown"
+}
+
+// now is a shorthand for the injected clock.
+func (b *Broker) now() time.Time { return b.clock.Now() }
