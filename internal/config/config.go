@@ -1,0 +1,230 @@
+// Package config reads and validates the settings of DESIGN §4 from the
+// environment. A bad or missing setting stops the start with an error that
+// names the setting.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// Setting names (DESIGN §4 and §2).
+const (
+	EnvPort             = "FUNCTIONS_CUSTOMHANDLER_PORT"
+	EnvTablesConn       = "JIT_TABLES_CONNECTION_STRING"
+	EnvTablesEndpoint   = "JIT_TABLES_ENDPOINT"
+	EnvTablePrefix      = "JIT_TABLE_PREFIX"
+	EnvGraphBaseURL     = "JIT_GRAPH_BASE_URL"
+	EnvGraphScope       = "JIT_GRAPH_SCOPE"
+	EnvProfilesFile     = "JIT_PROFILES_FILE"
+	EnvServiceBusNS     = "JIT_SERVICEBUS_NAMESPACE"
+	EnvNotifyTopic      = "JIT_NOTIFICATIONS_TOPIC"
+	EnvClientID         = "AZURE_CLIENT_ID"
+	EnvRequestsQueue    = "JIT_REQUESTS_QUEUE"
+	EnvSweepSchedule    = "JIT_SWEEP_SCHEDULE"
+	EnvAuditHub         = "JIT_AUDIT_HUB"
+	EnvLogLevel         = "JIT_LOG_LEVEL"
+	EnvReconcileBudget  = "JIT_RECONCILE_MAX_GRAPH_CALLS"
+	EnvContinuationKey  = "JIT_CONTINUATION_KEY"
+	DefaultGraphBaseURL = "https://graph.microsoft.com/v1.0"
+	DefaultQueue        = "access-requests"
+	DefaultSchedule     = "0 */1 * * * *"
+	DefaultAuditHub     = "insights-logs-auditlogs"
+)
+
+// Settings are the validated settings.
+type Settings struct {
+	Port               int
+	TablesConnString   string
+	TablesEndpoint     string
+	TablePrefix        string
+	GraphBaseURL       string
+	GraphScope         string
+	ProfilesFile       string
+	ServiceBusNS       string
+	NotificationsTopic string
+	ClientID           string
+	RequestsQueue      string
+	SweepSchedule      string
+	AuditHub           string
+	LogLevel           string
+	ContinuationKey    string
+}
+
+// SettingError names the setting at fault.
+type SettingError struct {
+	Name   string
+	Reason string
+}
+
+func (e *SettingError) Error() string { return fmt.Sprintf("setting %s: %s", e.Name, e.Reason) }
+
+var (
+	prefixPattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,19}$`)
+	guidPattern   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	entityPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/-]{0,259}$`)
+	fqdnPattern   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,62}(\.[A-Za-z0-9][A-Za-z0-9-]{0,62})+$`)
+)
+
+// Load reads the settings from getenv (os.Getenv in production). All
+// problems are reported together, each naming its setting.
+func Load(getenv func(string) string) (Settings, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	get := func(n string) string { return strings.TrimSpace(getenv(n)) }
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, &SettingError{Name: name, Reason: fmt.Sprintf(format, a...)})
+	}
+	s := Settings{
+		TablesConnString:   get(EnvTablesConn),
+		TablesEndpoint:     get(EnvTablesEndpoint),
+		TablePrefix:        orDefault(get(EnvTablePrefix), "jit"),
+		GraphBaseURL:       strings.TrimRight(orDefault(get(EnvGraphBaseURL), DefaultGraphBaseURL), "/"),
+		GraphScope:         get(EnvGraphScope),
+		ProfilesFile:       get(EnvProfilesFile),
+		ServiceBusNS:       get(EnvServiceBusNS),
+		NotificationsTopic: get(EnvNotifyTopic),
+		ClientID:           get(EnvClientID),
+		RequestsQueue:      orDefault(get(EnvRequestsQueue), DefaultQueue),
+		SweepSchedule:      orDefault(get(EnvSweepSchedule), DefaultSchedule),
+		AuditHub:           orDefault(get(EnvAuditHub), DefaultAuditHub),
+		LogLevel:           orDefault(get(EnvLogLevel), "info"),
+		ContinuationKey:    get(EnvContinuationKey),
+	}
+	portStr := get(EnvPort)
+	if portStr == "" {
+		bad(EnvPort, "is not set (the Functions host sets it; set it by hand to run outside the host)")
+	} else if p, err := strconv.Atoi(portStr); err != nil || p < 1 || p > 65535 {
+		bad(EnvPort, "%q is not a port number (1-65535)", portStr)
+	} else {
+		s.Port = p
+	}
+	switch {
+	case s.TablesConnString == "" && s.TablesEndpoint == "":
+		errs = append(errs, &SettingError{Name: EnvTablesConn + " or " + EnvTablesEndpoint,
+			Reason: "neither is set: set " + EnvTablesEndpoint + " (managed identity) or " + EnvTablesConn})
+	case s.TablesConnString != "" && s.TablesEndpoint != "":
+		errs = append(errs, &SettingError{Name: EnvTablesConn + " and " + EnvTablesEndpoint, Reason: "both are set: set only one"})
+	case s.TablesConnString != "":
+		if !strings.Contains(s.TablesConnString, "AccountName=") && !strings.Contains(s.TablesConnString, "UseDevelopmentStorage=true") &&
+			!strings.Contains(s.TablesConnString, "TableEndpoint=") {
+			bad(EnvTablesConn, "is not a storage connection string (expected AccountName=...;AccountKey=... or TableEndpoint=...)")
+		}
+	default:
+		if err := checkURL(s.TablesEndpoint); err != nil {
+			bad(EnvTablesEndpoint, "%v", err)
+		}
+	}
+	if !prefixPattern.MatchString(s.TablePrefix) {
+		bad(EnvTablePrefix, "%q must be 1-20 letters and digits, starting with a letter", s.TablePrefix)
+	}
+	if err := checkURL(s.GraphBaseURL); err != nil {
+		bad(EnvGraphBaseURL, "%v", err)
+	} else if s.GraphScope == "" {
+		u, _ := url.Parse(s.GraphBaseURL)
+		s.GraphScope = u.Scheme + "://" + u.Host + "/.default"
+	}
+	if s.GraphScope != "" && !strings.HasSuffix(s.GraphScope, "/.default") {
+		bad(EnvGraphScope, "%q must end in /.default (an application permission scope)", s.GraphScope)
+	}
+	if s.ProfilesFile == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			bad(EnvProfilesFile, "is not set and the executable's folder is unknown: %v", err)
+		} else {
+			s.ProfilesFile = filepath.Join(filepath.Dir(exe), "profiles.json")
+		}
+	}
+	if s.ServiceBusNS != "" && !fqdnPattern.MatchString(s.ServiceBusNS) {
+		bad(EnvServiceBusNS, "%q must be a fully-qualified namespace such as mybus.servicebus.windows.net", s.ServiceBusNS)
+	}
+	if s.NotificationsTopic != "" {
+		if s.ServiceBusNS == "" {
+			bad(EnvNotifyTopic, "is set but %s is not: notifications are sent through that namespace", EnvServiceBusNS)
+		} else if !entityPattern.MatchString(s.NotificationsTopic) {
+			bad(EnvNotifyTopic, "%q is not a valid topic name", s.NotificationsTopic)
+		}
+	}
+	if s.ClientID != "" && !guidPattern.MatchString(s.ClientID) {
+		bad(EnvClientID, "%q must be the managed identity's client id (a GUID)", s.ClientID)
+	}
+	if !entityPattern.MatchString(s.RequestsQueue) {
+		bad(EnvRequestsQueue, "%q is not a valid queue name", s.RequestsQueue)
+	}
+	if _, err := ParseSchedule(s.SweepSchedule); err != nil {
+		bad(EnvSweepSchedule, "%v", err)
+	}
+	switch s.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad(EnvLogLevel, "%q must be debug, info, warn or error", s.LogLevel)
+	}
+	if s.ContinuationKey != "" && len(s.ContinuationKey) < 16 {
+		bad(EnvContinuationKey, "must be at least 16 characters")
+	}
+	return s, errors.Join(errs...)
+}
+
+// ParseSchedule parses a six-field NCRONTAB expression (with seconds), as the
+// Functions timer trigger uses ("0 */1 * * * *").
+func ParseSchedule(expr string) (cron.Schedule, error) {
+	if len(strings.Fields(expr)) != 6 {
+		return nil, fmt.Errorf("%q must be a six-field NCRONTAB expression with seconds, e.g. \"0 */1 * * * *\"", expr)
+	}
+	sch, err := cron.NewParser(cron.Second | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow).Parse(expr)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a valid NCRONTAB expression: %v", expr, err)
+	}
+	return sch, nil
+}
+
+// SweepInterval estimates the interval between two sweeps of a schedule.
+func SweepInterval(expr string, from time.Time) time.Duration {
+	sch, err := ParseSchedule(expr)
+	if err != nil {
+		return time.Minute
+	}
+	a := sch.Next(from)
+	return sch.Next(a).Sub(a)
+}
+
+// checkURL accepts https URLs, and http only for loopback hosts (simulators).
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if host == "localhost" {
+			return nil
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+			return nil
+		}
+		return fmt.Errorf("%q: plain http is only allowed for loopback addresses", raw)
+	}
+	return fmt.Errorf("%q must use https", raw)
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}

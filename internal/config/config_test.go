@@ -1,0 +1,99 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func good() map[string]string {
+	return map[string]string{
+		EnvPort:         "7071",
+		EnvTablesConn:   "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;",
+		EnvProfilesFile: "/tmp/profiles.json",
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	s, err := Load(env(good()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Port != 7071 || s.TablePrefix != "jit" || s.GraphBaseURL != DefaultGraphBaseURL ||
+		s.GraphScope != "https://graph.microsoft.com/.default" || s.RequestsQueue != "access-requests" ||
+		s.SweepSchedule != "0 */1 * * * *" || s.AuditHub != "insights-logs-auditlogs" {
+		t.Fatalf("defaults: %+v", s)
+	}
+}
+
+func TestGraphScopeFollowsBaseURL(t *testing.T) {
+	m := good()
+	m[EnvGraphBaseURL] = "http://127.0.0.1:8443/v1.0/"
+	s, err := Load(env(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.GraphBaseURL != "http://127.0.0.1:8443/v1.0" || s.GraphScope != "http://127.0.0.1:8443/.default" {
+		t.Fatalf("got %q %q", s.GraphBaseURL, s.GraphScope)
+	}
+}
+
+func TestLoadNamesTheBadSetting(t *testing.T) {
+	cases := []struct {
+		name  string
+		edit  func(m map[string]string)
+		names []string
+	}{
+		{"no port", func(m map[string]string) { delete(m, EnvPort) }, []string{EnvPort}},
+		{"bad port", func(m map[string]string) { m[EnvPort] = "70x" }, []string{EnvPort}},
+		{"port out of range", func(m map[string]string) { m[EnvPort] = "70000" }, []string{EnvPort}},
+		{"no tables", func(m map[string]string) { delete(m, EnvTablesConn) }, []string{EnvTablesConn, EnvTablesEndpoint}},
+		{"both tables", func(m map[string]string) { m[EnvTablesEndpoint] = "https://a.table.core.windows.net" }, []string{EnvTablesConn, EnvTablesEndpoint}},
+		{"junk connection string", func(m map[string]string) { m[EnvTablesConn] = "hello" }, []string{EnvTablesConn}},
+		{"http endpoint", func(m map[string]string) {
+			delete(m, EnvTablesConn)
+			m[EnvTablesEndpoint] = "http://acct.table.core.windows.net"
+		}, []string{EnvTablesEndpoint}},
+		{"prefix", func(m map[string]string) { m[EnvTablePrefix] = "1-bad" }, []string{EnvTablePrefix}},
+		{"graph url", func(m map[string]string) { m[EnvGraphBaseURL] = "graph" }, []string{EnvGraphBaseURL}},
+		{"graph http remote", func(m map[string]string) { m[EnvGraphBaseURL] = "http://graph.example.com/v1.0" }, []string{EnvGraphBaseURL}},
+		{"scope", func(m map[string]string) { m[EnvGraphScope] = "User.Read" }, []string{EnvGraphScope}},
+		{"namespace", func(m map[string]string) { m[EnvServiceBusNS] = "not a namespace" }, []string{EnvServiceBusNS}},
+		{"topic without namespace", func(m map[string]string) { m[EnvNotifyTopic] = "outcomes" }, []string{EnvNotifyTopic}},
+		{"client id", func(m map[string]string) { m[EnvClientID] = "abc" }, []string{EnvClientID}},
+		{"schedule fields", func(m map[string]string) { m[EnvSweepSchedule] = "*/5 * * * *" }, []string{EnvSweepSchedule}},
+		{"schedule junk", func(m map[string]string) { m[EnvSweepSchedule] = "0 */x * * * *" }, []string{EnvSweepSchedule}},
+		{"log level", func(m map[string]string) { m[EnvLogLevel] = "loud" }, []string{EnvLogLevel}},
+		{"continuation key", func(m map[string]string) { m[EnvContinuationKey] = "short" }, []string{EnvContinuationKey}},
+		{"two at once", func(m map[string]string) { delete(m, EnvPort); m[EnvClientID] = "x" }, []string{EnvPort, EnvClientID}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			m := good()
+			c.edit(m)
+			_, err := Load(env(m))
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, n := range c.names {
+				if !strings.Contains(err.Error(), n) {
+					t.Errorf("error %q does not name %s", err, n)
+				}
+			}
+		})
+	}
+}
+
+func TestSweepInterval(t *testing.T) {
+	s, _ := Load(env(good()))
+	if d := SweepInterval(s.SweepSchedule, mustTime(t)); d.Seconds() != 60 {
+		t.Fatalf("interval %v", d)
+	}
+}
+
+func mustTime(t *testing.T) (tm time.Time) {
+	t.Helper()
+	return time.Date(2026, 11, 23, 10, 0, 30, 0, time.UTC)
+}
