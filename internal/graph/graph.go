@@ -24,6 +24,8 @@ package graph
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -32,6 +34,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	kiotaauth "github.com/microsoft/kiota-authentication-azure-go"
 	khttp "github.com/microsoft/kiota-http-go"
@@ -82,6 +85,7 @@ type Options struct {
 
 // Client talks to Microsoft Graph. It is safe for concurrent use.
 type Client struct {
+	cred    azcore.TokenCredential
 	sdk     *msgraphsdk.GraphServiceClient
 	opts    Options
 	base    *url.URL
@@ -157,6 +161,7 @@ func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
 	}
 	adapter.SetBaseUrl(opts.BaseURL)
 	return &Client{
+		cred:    cred,
 		sdk:     msgraphsdk.NewGraphServiceClient(adapter),
 		opts:    opts,
 		base:    base,
@@ -413,4 +418,50 @@ func (c *Client) DirectMembers(ctx context.Context, groupID string) ([]string, e
 		out = []string{}
 	}
 	return out, nil
+}
+
+// Self is who jitaccess is in Entra, read from its own Graph token: the
+// application (client) id and the service principal object id. Audit
+// records of its own changes carry these (DESIGN §6a).
+type Self struct {
+	AppID    string
+	ObjectID string
+	TenantID string
+}
+
+// Self gets a Graph token and reads its appid (or azp), oid and tid claims.
+// The token is not verified (it came from our own credential) and never
+// leaves this function.
+func (c *Client) Self(ctx context.Context) (Self, error) {
+	const op = "graph read own identity"
+	tk, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.opts.Scope}})
+	if err != nil {
+		f := inspect(err, time.Now())
+		return Self{}, &fault.Error{Kind: f.kind(), Op: op, Err: errors.New("acquiring a token failed")}
+	}
+	parts := strings.Split(tk.Token, ".")
+	if len(parts) != 3 {
+		return Self{}, fault.Wrap(fault.ErrPermanent, op, errors.New("token is not a JWT"))
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return Self{}, fault.Wrap(fault.ErrPermanent, op, errors.New("token payload is not base64url"))
+	}
+	var cl struct {
+		AppID string `json:"appid"`
+		Azp   string `json:"azp"`
+		Oid   string `json:"oid"`
+		Tid   string `json:"tid"`
+	}
+	if err := json.Unmarshal(raw, &cl); err != nil {
+		return Self{}, fault.Wrap(fault.ErrPermanent, op, errors.New("token payload is not JSON"))
+	}
+	s := Self{AppID: strings.ToLower(cl.AppID), ObjectID: strings.ToLower(cl.Oid), TenantID: strings.ToLower(cl.Tid)}
+	if s.AppID == "" {
+		s.AppID = strings.ToLower(cl.Azp)
+	}
+	if s.AppID == "" || s.ObjectID == "" {
+		return Self{}, fault.Wrap(fault.ErrPermanent, op, errors.New("token has no appid/oid claims"))
+	}
+	return s, nil
 }

@@ -107,6 +107,17 @@ func TestManagedIdentityChain(t *testing.T) {
 	}
 }
 
+func TestSelf(t *testing.T) {
+	e := newEnv(t, graphsim.Options{}, Options{})
+	s, err := e.c.Self(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.AppID != appClientID || s.ObjectID != appObjectID || s.TenantID != idsim.DefaultTenantID {
+		t.Fatalf("got %+v", s)
+	}
+}
+
 func TestSystemAssignedIdentity(t *testing.T) {
 	e := newEnv(t, graphsim.Options{}, Options{})
 	cred, err := NewManagedIdentityCredential("")

@@ -342,22 +342,27 @@ func (s *Sim) pick(method, path string) (time.Duration, *rule) {
 	return d, hit
 }
 
-// statusWriter remembers the status written.
+// statusWriter records the status in the call record before the answer
+// leaves, so a client never sees an answer whose record is not complete.
 type statusWriter struct {
 	http.ResponseWriter
+	s      *Sim
+	idx    int
+	fault  string
 	status int
 }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
 		w.status = code
+		w.s.setStatus(w.idx, code, w.fault)
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.status = http.StatusOK
+		w.WriteHeader(http.StatusOK)
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -377,9 +382,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		c.Body = raw
 	}
 	idx := s.record(c)
-	sw := &statusWriter{ResponseWriter: w}
-	fault := ""
-	defer func() { s.setStatus(idx, sw.status, fault) }()
+	sw := &statusWriter{ResponseWriter: w, s: s, idx: idx}
 
 	reqID := newID()
 	h := w.Header()
@@ -397,7 +400,8 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	delay, hit := s.pick(r.Method, path)
 	if delay > 0 {
-		fault = "delay"
+		sw.fault = "delay"
+		s.setStatus(idx, 0, "delay")
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
@@ -422,12 +426,11 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if hit != nil {
 		switch hit.kind {
 		case "reset":
-			fault = "reset"
+			s.setStatus(idx, 0, "reset")
 			resetConn(w)
-			sw.status = 0
 			return
 		case "fail":
-			fault = "fail"
+			sw.fault = "fail"
 			writeError(sw, r, hit.status, hit.code, hit.msg, hit.retryAfter)
 			return
 		}

@@ -3,6 +3,7 @@ package idsim
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -114,24 +115,26 @@ func TestAzidentity(t *testing.T) {
 	defer cancel()
 
 	// System-assigned. (MSAL caches managed identity tokens process-wide by
-	// identity and resource, so every case asks for its own resource.)
+	// identity and resource, so every case, and every run under -count, asks
+	// for its own resource.)
+	res := func(n int) string { return fmt.Sprintf("api://idsim-%s-%d", s.Header(), n) }
 	cred, err := azidentity.NewManagedIdentityCredential(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tk, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"http://127.0.0.1:1/.default"}})
+	tk, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{res(1) + "/.default"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, ok := s.Check(tk.Token)
-	if !ok || c.Aud != "http://127.0.0.1:1" || c.AppID != DefaultClientID {
+	if !ok || c.Aud != res(1) || c.AppID != DefaultClientID {
 		t.Fatalf("system-assigned: %+v %v", c, ok)
 	}
 	if time.Until(tk.ExpiresOn) < 50*time.Minute {
 		t.Fatalf("ExpiresOn %v", tk.ExpiresOn)
 	}
 	reqs := s.Requests()
-	if len(reqs) != 1 || reqs[0].APIVersion != APIVersion || reqs[0].Resource != "http://127.0.0.1:1" || reqs[0].ClientID != "" {
+	if len(reqs) != 1 || reqs[0].APIVersion != APIVersion || reqs[0].Resource != res(1) || reqs[0].ClientID != "" {
 		t.Fatalf("requests %+v", reqs)
 	}
 
@@ -140,7 +143,7 @@ func TestAzidentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tk, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"http://127.0.0.1:2/.default"}})
+	tk, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{res(2) + "/.default"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +159,7 @@ func TestAzidentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{"http://127.0.0.1:3/.default"}}); err == nil {
+	if _, err = cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{res(3) + "/.default"}}); err == nil {
 		t.Fatal("unassigned identity got a token")
 	}
 }
