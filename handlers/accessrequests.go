@@ -1,0 +1,48 @@
+package handlers
+
+import (
+	"context"
+	"errors"
+	"net/http"
+)
+
+// accessRequests handles POST /AccessRequests: one Service Bus message of the
+// requests queue. The event is read from Data.message only (see envelope.go);
+// the delivery facts from Metadata. Input that cannot be decoded is handed to
+// the processor as raw bytes (or with Delivery.Problem set), so that it is
+// recorded as rejected and acknowledged — bad input never answers 500.
+func (s *server) accessRequests(ctx context.Context, r *http.Request, c *call) error {
+	if s.d.Events == nil {
+		// Nothing would record the event: fail so Service Bus keeps it.
+		return errors.New("no event processor is configured")
+	}
+	body, d := s.decodeAccessRequest(r)
+	c.add("messageId", clip(d.MessageID, 128), "deliveryCount", d.DeliveryCount)
+	if d.Problem != "" {
+		c.add("problem", d.Problem)
+	}
+	return s.d.Events.HandleEvent(ctx, body, d)
+}
+
+// decodeAccessRequest extracts the message body and the delivery facts.
+func (s *server) decodeAccessRequest(r *http.Request) ([]byte, Delivery) {
+	d := Delivery{InvocationID: invocationID(r)}
+	raw, env, problem := s.readInvocation(r)
+	if problem != "" {
+		d.Problem = problem
+		return nil, d
+	}
+	if env == nil {
+		return raw, d // not an envelope: the processor rejects it
+	}
+	d.MessageID, _ = env.meta("MessageId")
+	d.MessageID = clip(d.MessageID, 256)
+	d.DeliveryCount = env.metaInt("DeliveryCount")
+	d.EnqueuedTime = env.metaTime("EnqueuedTimeUtc")
+	msg, ok := env.binding("message")
+	if !ok {
+		return raw, d
+	}
+	body, _ := unwrapBody(msg)
+	return body, d
+}

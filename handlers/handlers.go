@@ -1,0 +1,209 @@
+// Package handlers is the HTTP server the Azure Functions host talks to (a
+// custom handler). Non-HTTP functions arrive as POST /<FunctionName> with the
+// host's invocation envelope {"Data":{...},"Metadata":{...}}; HTTP functions
+// arrive forwarded as plain requests on /api/... (enableForwardingHttpRequest).
+//
+// Each function has its own file: it decodes the host payload, calls the use
+// case through a small interface defined here (consumer side) and reports an
+// outcome. respond.go is the one place that maps an error to the host's
+// answer.
+package handlers
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/jitaccess/jitaccess/internal/broker"
+)
+
+// Delivery is what the host tells about one Service Bus delivery. It is read
+// from the invocation's Metadata, never from the body.
+type Delivery struct {
+	// InvocationID is the host's invocation id (x-azure-functions-invocationid).
+	InvocationID string
+	// MessageID is the Service Bus message id (the CloudEvent id when sent by
+	// jitaccess send).
+	MessageID string
+	// DeliveryCount is 1 for the first delivery; redeliveries are processed
+	// exactly like the first (DESIGN §6a).
+	DeliveryCount int
+	// EnqueuedTime is when Service Bus accepted the message (zero when the
+	// host did not say). The host sends it with second precision.
+	EnqueuedTime time.Time
+	// Problem is set when the invocation could not be read at all (over the
+	// size limit, unreadable request body). The body is then nil and the
+	// processor must record a rejection with this reason and return nil.
+	Problem string
+}
+
+// EventProcessor handles one request event: the CloudEvent body of a Service
+// Bus message. It returns nil when the event is done with — applied, recorded
+// as rejected or refused (invalid input and permanent failures are NOT errors
+// at this level), or a duplicate — and an error wrapping fault.ErrTransient
+// when the delivery must come back.
+type EventProcessor interface {
+	HandleEvent(ctx context.Context, body []byte, d Delivery) error
+}
+
+// EventProcessorFunc adapts a function to EventProcessor.
+type EventProcessorFunc func(ctx context.Context, body []byte, d Delivery) error
+
+// HandleEvent calls f.
+func (f EventProcessorFunc) HandleEvent(ctx context.Context, body []byte, d Delivery) error {
+	return f(ctx, body, d)
+}
+
+// Sweeper runs the expiry sweep (ends due grants, times out approvals,
+// repairs half-done work).
+type Sweeper interface {
+	Sweep(ctx context.Context) error
+}
+
+// AuditBatch is what the host tells about one Event Hubs batch.
+type AuditBatch struct {
+	InvocationID string
+	// RetryCount is the retry policy's attempt (0 on the first try).
+	RetryCount    int
+	MaxRetryCount int
+}
+
+// AuditHandler handles one batch of Entra audit events. Each event is the
+// text of one Event Hubs event (usually {"records":[...]}); it may not be
+// JSON at all. Return nil when the batch is done with (bad events recorded
+// or skipped), a transient error to have the function's retry policy retry
+// the batch.
+type AuditHandler interface {
+	HandleAuditEvents(ctx context.Context, events [][]byte, b AuditBatch) error
+}
+
+// Pinger checks a dependency for /api/health.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// UserResolver resolves a UPN to an object id for the requester filter of the
+// list API (broker.Directory satisfies it).
+type UserResolver interface {
+	LookupUser(ctx context.Context, idOrUPN string) (broker.User, error)
+}
+
+// Deps are what the handlers use. Nil interfaces switch the feature off as
+// documented on each field.
+type Deps struct {
+	// Events processes AccessRequests deliveries (required for that function:
+	// without it every delivery fails with 500 so nothing is lost).
+	Events EventProcessor
+	// Sweeper runs ExpirySweep (without it the timer is acknowledged).
+	Sweeper Sweeper
+	// Audit handles EntraAuditEvents batches (without it batches are
+	// acknowledged and only counted in the log).
+	Audit AuditHandler
+	// Store serves the read API and the storage health check.
+	Store broker.Lister
+	// Graph, when set, is checked by /api/health and reported (not required).
+	Graph Pinger
+	// Users, when set, lets the list API filter by requester UPN.
+	Users UserResolver
+	// Dashboard serves GET /api/dashboard; nil answers 501.
+	Dashboard http.Handler
+	// ContinuationKey signs list continuation tokens (HMAC-SHA256). Empty:
+	// a random key, so tokens are valid for the life of the process.
+	ContinuationKey []byte
+	// Logger receives JSON logs (default: JSON to stdout).
+	Logger *slog.Logger
+	// MaxInvocationBytes bounds an invocation request (default 1 MiB).
+	MaxInvocationBytes int64
+	// Now is the clock for the log's durations (default time.Now).
+	Now func() time.Time
+}
+
+// DefaultMaxInvocationBytes bounds the host's invocation request.
+const DefaultMaxInvocationBytes = 1 << 20
+
+type server struct {
+	d   Deps
+	log *slog.Logger
+	key []byte
+}
+
+// New builds the handler the host talks to.
+func New(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	}
+	if d.MaxInvocationBytes <= 0 {
+		d.MaxInvocationBytes = DefaultMaxInvocationBytes
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	s := &server{d: d, log: d.Logger, key: d.ContinuationKey}
+	if len(s.key) == 0 {
+		s.key = make([]byte, 32)
+		_, _ = rand.Read(s.key)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /AccessRequests", s.invocation("AccessRequests", s.accessRequests))
+	mux.Handle("POST /ExpirySweep", s.invocation("ExpirySweep", s.expirySweep))
+	mux.Handle("POST /EntraAuditEvents", s.invocation("EntraAuditEvents", s.entraAuditEvents))
+	mux.Handle("GET /api/requests", s.http("Requests", s.listRequests))
+	mux.Handle("GET /api/requests/{$}", s.http("Requests", s.listRequests))
+	mux.Handle("GET /api/requests/{id}", s.http("Requests", s.getRequest))
+	mux.Handle("GET /api/health", s.http("Health", s.health))
+	mux.Handle("GET /api/dashboard", s.http("Dashboard", s.dashboard))
+	// The host probes the root until any HTTP answer comes (worker ready).
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "no such function or route")
+	})
+	return mux
+}
+
+// Listen opens a loopback-or-given TCP listener. The handler is ready the
+// moment this returns: there is no warm-up.
+func Listen(addr string) (net.Listener, error) {
+	return net.Listen("tcp", addr)
+}
+
+// Serve listens on addr and serves h until ctx is cancelled, then shuts down
+// gracefully (in-flight invocations get up to 30 s).
+func Serve(ctx context.Context, addr string, h http.Handler) error {
+	ln, err := Listen(addr)
+	if err != nil {
+		return err
+	}
+	return ServeListener(ctx, ln, h)
+}
+
+// ServeListener serves h on ln until ctx is cancelled.
+func ServeListener(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		// No WriteTimeout: the host's functionTimeout bounds invocations.
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		<-errc
+		return err
+	}
+}

@@ -1,0 +1,224 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/jitaccess/jitaccess/internal/fault"
+)
+
+// This file is the ONE place that maps an error to the host's answer.
+//
+// Invocations (POST /<FunctionName>):
+//
+//   - nil → 200 application/json {"Outputs":{},"Logs":[],"ReturnValue":null}:
+//     the invocation succeeded, Service Bus completes the message, Event Hubs
+//     moves on. Never an empty body: the host parses the answer as JSON.
+//   - any error → 500 with the same JSON shape, Logs holding a fixed, safe
+//     message (never the body, never the error's text): the invocation fails,
+//     Service Bus redelivers (then dead-letters after maxDeliveryCount), Event
+//     Hubs retries under the function's retry policy.
+//
+// That an error means "retry" is deliberate: errors wrapping
+// fault.ErrTransient are the expected ones, and an unexpected error (a context
+// deadline, a bug) is safer retried than lost. fault.ErrPermanent and invalid
+// input are NOT errors at this level: the use case records them (rejected,
+// refused, failed — DESIGN §6 rule 7) and returns nil, so a malformed event is
+// acknowledged and never retried forever.
+//
+// HTTP functions (forwarded /api/...) answer plain HTTP with JSON errors
+// {"error": "..."}: 400 bad input, 404 unknown, 503 storage unavailable
+// (transient), 500 anything else.
+
+// invocationResult is the custom handler's answer (HttpScriptInvocationResult
+// in azure-functions-host).
+type invocationResult struct {
+	Outputs     map[string]any `json:"Outputs"`
+	Logs        []string       `json:"Logs"`
+	ReturnValue any            `json:"ReturnValue"`
+}
+
+// Outcomes written to the log.
+const (
+	outcomeAcknowledged = "acknowledged"
+	outcomeRetry        = "retry"
+)
+
+// answer writes the host's answer for err and returns the status and outcome.
+func answer(w http.ResponseWriter, err error) (int, string) {
+	res := invocationResult{Outputs: map[string]any{}, Logs: []string{}}
+	if err == nil {
+		writeJSON(w, http.StatusOK, res)
+		return http.StatusOK, outcomeAcknowledged
+	}
+	res.Logs = []string{safeMessage(err)}
+	writeJSON(w, http.StatusInternalServerError, res)
+	return http.StatusInternalServerError, outcomeRetry
+}
+
+// errorKind classifies err for logs and the host's Logs.
+func errorKind(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case fault.Transient(err):
+		return "transient"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "cancelled"
+	case fault.Permanent(err):
+		// A use case should have recorded it and returned nil; retrying is
+		// the safe reading of a permanent error that escaped.
+		return "permanent-unrecorded"
+	}
+	return "unexpected"
+}
+
+// safeMessage is a fixed text per kind: error texts may quote what a sender
+// wrote, so they never go to the host's Logs.
+func safeMessage(err error) string {
+	switch errorKind(err) {
+	case "transient":
+		return "jitaccess: transient failure; the invocation will be retried"
+	case "timeout":
+		return "jitaccess: timed out; the invocation will be retried"
+	case "cancelled":
+		return "jitaccess: cancelled (shutting down); the invocation will be retried"
+	}
+	return "jitaccess: unexpected failure; the invocation will be retried"
+}
+
+// call collects what an invocation logs.
+type call struct {
+	attrs []any
+}
+
+func (c *call) add(kv ...any) { c.attrs = append(c.attrs, kv...) }
+
+// invocation wraps a non-HTTP function: it logs the invocation id, the
+// function, the outcome and the duration (never the body) and answers
+// through answer. A panic is answered like an unexpected error.
+func (s *server) invocation(function string, fn func(ctx context.Context, r *http.Request, c *call) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.d.Now()
+		c := &call{}
+		var err error
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("panic in %s: %v", function, p)
+				}
+			}()
+			err = fn(r.Context(), r, c)
+		}()
+		status, outcome := answer(w, err)
+		attrs := append([]any{
+			"function", function,
+			"invocationId", invocationID(r),
+			"outcome", outcome,
+			"status", status,
+			"durationMs", s.d.Now().Sub(start).Milliseconds(),
+		}, c.attrs...)
+		if err != nil {
+			attrs = append(attrs, "errorKind", errorKind(err), "error", clip(err.Error(), 300))
+			s.log.WarnContext(r.Context(), "invocation failed", attrs...)
+			return
+		}
+		s.log.InfoContext(r.Context(), "invocation done", attrs...)
+	})
+}
+
+// http wraps an HTTP function: logs function, invocation id, status and
+// duration. Query strings are not logged (they may carry the function key).
+func (s *server) http(function string, fn http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.d.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.ErrorContext(r.Context(), "http function panicked", "function", function, "panic", clip(fmt.Sprint(p), 300))
+				if !rec.wrote {
+					writeError(rec, http.StatusInternalServerError, "internal error")
+				}
+			}
+			s.log.InfoContext(r.Context(), "http function done", "function", function,
+				"invocationId", invocationID(r), "status", rec.status,
+				"durationMs", s.d.Now().Sub(start).Milliseconds())
+		}()
+		fn(rec, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if !s.wrote {
+		s.wrote = true
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// invocationID is the host's invocation id header, bounded for logs.
+func invocationID(r *http.Request) string {
+	return clip(r.Header.Get("X-Azure-Functions-InvocationId"), 64)
+}
+
+// readError answers an HTTP function's failure to read the store.
+func readError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
+	switch {
+	case fault.NotFound(err):
+		writeError(w, http.StatusNotFound, "not found")
+	case fault.Transient(err), errors.Is(err, context.DeadlineExceeded):
+		log.WarnContext(r.Context(), "read failed", "errorKind", errorKind(err), "error", clip(err.Error(), 300))
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "storage is unavailable; retry later")
+	default:
+		log.ErrorContext(r.Context(), "read failed", "errorKind", errorKind(err), "error", clip(err.Error(), 300))
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"internal error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
