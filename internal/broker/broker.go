@@ -347,3 +347,10 @@ func safeType(t string) string {
 
 // now is a shorthand for the injected clock.
 func (b *Broker) now() time.Time { return b.clock.Now() }
+
+// RejectDelivery records a delivery that could not be read at all (over the
+// size limit, an unreadable invocation): there is no event to decode, only a
+// reason. It returns nil (acknowledged) unless the store fails.
+func (b *Broker) RejectDelivery(ctx context.Context, messageID, reason string) error {
+	return b.reject(ctx, &access.InvalidError{EventID: messageID, Reason: reason})
+}
