@@ -1,0 +1,529 @@
+// Package infra_test checks, offline, that the Bicep deployment in infra/ matches what the code
+// and the function definitions need: every setting is set, every trigger connection is identity
+// based, the identity holds the data-plane roles it uses, and no key or secret is written down.
+// There is no Bicep compiler here (docs/deploy.md), so the checks read the Bicep text; each check
+// is also run against a mutated copy to prove it can fail.
+package infra_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const repoRoot = ".."
+
+// notInBicep are settings the code reads that the deployment deliberately does not set.
+var notInBicep = map[string]string{
+	"JIT_TABLES_CONNECTION_STRING": "shared-key alternative to JIT_TABLES_ENDPOINT; the deployment is identity based and setting both stops the start",
+}
+
+// Built-in Azure role definition ids (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+var builtInRoles = map[string]string{
+	"storageTableDataContributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+	"storageBlobDataOwner":        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+	"serviceBusDataReceiver":      "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0",
+	"serviceBusDataSender":        "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39",
+	"eventHubsDataReceiver":       "a638d3c7-ab3a-418d-83e6-5f17a39d4fde",
+	"monitoringMetricsPublisher":  "3913510d-42f4-4e42-8a64-420c390055eb",
+}
+
+// requiredRoles: the data-plane calls and the role (and resource type) that allows each.
+var requiredRoles = []struct{ why, role, scopeType string }{
+	{"tables (JIT_TABLES_ENDPOINT)", "storageTableDataContributor", "Microsoft.Storage/storageAccounts"},
+	{"deployment package and host storage (AzureWebJobsStorage)", "storageBlobDataOwner", "Microsoft.Storage/storageAccounts"},
+	{"AccessRequests trigger (receive)", "serviceBusDataReceiver", "Microsoft.ServiceBus/namespaces/queues"},
+	{"scheduled jit.access.expire messages (send to the queue)", "serviceBusDataSender", "Microsoft.ServiceBus/namespaces/queues"},
+	{"notifications (send to the topic)", "serviceBusDataSender", "Microsoft.ServiceBus/namespaces/topics"},
+	{"EntraAuditEvents trigger (receive)", "eventHubsDataReceiver", "Microsoft.EventHub/namespaces/eventhubs"},
+	{"Application Insights with Entra auth", "monitoringMetricsPublisher", "Microsoft.Insights/components"},
+}
+
+// Settings that Flex Consumption deprecates (they live in functionAppConfig) or that would bring a key.
+var forbiddenSettings = []string{
+	"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE",
+	"WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "AzureWebJobsStorage",
+	"JIT_TABLES_CONNECTION_STRING", "ServiceBusConnection", "AuditEventHubConnection",
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the code and the function definitions read.
+
+// codeSettings returns the JIT_* and AZURE_CLIENT_ID names declared as constants in config.go.
+func codeSettings(t *testing.T) []string {
+	t.Helper()
+	path := filepath.Join(repoRoot, "internal", "config", "config.go")
+	f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+	if err != nil {
+		t.Fatalf("parse %s: %v", path, err)
+	}
+	name := regexp.MustCompile(`^(JIT_[A-Z0-9_]+|AZURE_CLIENT_ID)$`)
+	var out []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok {
+			return true
+		}
+		for _, v := range vs.Values {
+			if lit, ok := v.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if s, err := strconv.Unquote(lit.Value); err == nil && name.MatchString(s) {
+					out = append(out, s)
+				}
+			}
+		}
+		return true
+	})
+	if len(out) == 0 {
+		t.Fatalf("%s: no JIT_* setting constants found (did the file move?)", path)
+	}
+	return out
+}
+
+type functionDef struct {
+	Bindings []map[string]any `json:"bindings"`
+}
+
+// functionRefs returns the %SETTING% names and the connection names used in functions/*/function.json.
+func functionRefs(t *testing.T) (percent, connections map[string][]string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(repoRoot, "functions", "*", "function.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no functions/*/function.json found (%v)", err)
+	}
+	percent, connections = map[string][]string{}, map[string][]string{}
+	pct := regexp.MustCompile(`%([A-Za-z0-9_]+)%`)
+	for _, file := range files {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fn := filepath.Base(filepath.Dir(file))
+		for _, m := range pct.FindAllStringSubmatch(string(raw), -1) {
+			percent[m[1]] = append(percent[m[1]], fn)
+		}
+		var def functionDef
+		if err := json.Unmarshal(raw, &def); err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		for _, b := range def.Bindings {
+			if c, ok := b["connection"].(string); ok && c != "" {
+				connections[c] = append(connections[c], fn)
+			}
+		}
+	}
+	return percent, connections
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the Bicep sets.
+
+// appSettings parses the NAME: value lines between "// BEGIN app settings" and "// END app settings".
+func appSettings(bicep string) (map[string]string, error) {
+	start := strings.Index(bicep, "// BEGIN app settings")
+	end := strings.Index(bicep, "// END app settings")
+	if start < 0 || end < start {
+		return nil, fmt.Errorf("main.bicep: no '// BEGIN app settings' ... '// END app settings' block")
+	}
+	line := regexp.MustCompile(`^\s*'?([A-Za-z_][A-Za-z0-9_]*)'?\s*:\s*(.+?)\s*$`)
+	out := map[string]string{}
+	for _, l := range strings.Split(bicep[start:end], "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "//") {
+			continue
+		}
+		if m := line.FindStringSubmatch(l); m != nil {
+			out[m[1]] = m[2]
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("main.bicep: the app settings block is empty")
+	}
+	return out, nil
+}
+
+func checkSettings(settings map[string]string, code []string, percent map[string][]string) []string {
+	var problems []string
+	for _, name := range code {
+		if _, ok := notInBicep[name]; ok {
+			continue
+		}
+		if _, ok := settings[name]; !ok {
+			problems = append(problems, fmt.Sprintf("setting %s is read by internal/config but not set in main.bicep's app settings", name))
+		}
+	}
+	for name, fns := range percent {
+		if _, ok := settings[name]; !ok {
+			problems = append(problems, fmt.Sprintf("setting %s is used as %%%s%% by %s but not set in main.bicep's app settings (the host fails indexing without it)", name, name, strings.Join(fns, ", ")))
+		}
+	}
+	for _, name := range forbiddenSettings {
+		if _, ok := settings[name]; ok {
+			problems = append(problems, fmt.Sprintf("setting %s must not be set (deprecated on Flex Consumption, or a key-based connection)", name))
+		}
+	}
+	for name := range notInBicep {
+		if !contains(code, name) {
+			problems = append(problems, fmt.Sprintf("exemption for %s is stale: internal/config no longer declares it", name))
+		}
+	}
+	return problems
+}
+
+func checkConnections(settings map[string]string, connections map[string][]string) []string {
+	var problems []string
+	conns := map[string]string{"AzureWebJobsStorage": "host"}
+	for c, fns := range connections {
+		conns[c] = strings.Join(fns, ", ")
+	}
+	names := make([]string, 0, len(conns))
+	for c := range conns {
+		names = append(names, c)
+	}
+	sort.Strings(names)
+	for _, c := range names {
+		endpoint := []string{c + "__fullyQualifiedNamespace"}
+		if c == "AzureWebJobsStorage" {
+			endpoint = []string{c + "__accountName", c + "__blobServiceUri"}
+		}
+		found := false
+		for _, e := range endpoint {
+			if _, ok := settings[e]; ok {
+				found = true
+			}
+		}
+		if !found {
+			problems = append(problems, fmt.Sprintf("connection %s (used by %s) has no %s setting", c, conns[c], strings.Join(endpoint, " or ")))
+		}
+		if v, ok := settings[c+"__credential"]; !ok {
+			problems = append(problems, fmt.Sprintf("connection %s (used by %s) has no %s__credential setting", c, conns[c], c))
+		} else if v != "'managedidentity'" {
+			problems = append(problems, fmt.Sprintf("connection %s: %s__credential is %s, want 'managedidentity'", c, c, v))
+		}
+		if v, ok := settings[c+"__clientId"]; !ok {
+			problems = append(problems, fmt.Sprintf("connection %s (used by %s) has no %s__clientId setting (user-assigned identity)", c, conns[c], c))
+		} else if !strings.Contains(v, "clientId") {
+			problems = append(problems, fmt.Sprintf("connection %s: %s__clientId is %s, want the identity's client id", c, c, v))
+		}
+	}
+	if v := settings["AZURE_CLIENT_ID"]; !strings.Contains(v, "clientId") {
+		problems = append(problems, "AZURE_CLIENT_ID must be the user-assigned identity's client id")
+	}
+	if v := settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]; !strings.Contains(v, "Authorization=AAD;ClientId=") {
+		problems = append(problems, "APPLICATIONINSIGHTS_AUTHENTICATION_STRING must be 'Authorization=AAD;ClientId=<identity client id>'")
+	}
+	return problems
+}
+
+// roleAssignment is one Microsoft.Authorization/roleAssignments resource found in a Bicep file.
+type roleAssignment struct {
+	file, resource, role, scopeType string
+}
+
+var (
+	resourceDecl  = regexp.MustCompile(`(?m)^resource\s+(\w+)\s+'([^'@]+)@[^']*'`)
+	roleVarEntry  = regexp.MustCompile(`(?m)^\s*(\w+)\s*:\s*'([0-9a-fA-F-]{36})'`)
+	roleRef       = regexp.MustCompile(`roleDefinitionId:\s*subscriptionResourceId\('Microsoft\.Authorization/roleDefinitions',\s*roles\.(\w+)\)`)
+	scopeLine     = regexp.MustCompile(`(?m)^\s*scope:\s*(\w+)\s*$`)
+	roleVarBlock  = regexp.MustCompile(`(?s)var roles = \{(.*?)\n\}`)
+	assignmentHdr = "'Microsoft.Authorization/roleAssignments@"
+)
+
+// roleAssignments parses role assignment resources of Bicep sources (file name → text).
+func roleAssignments(files map[string]string) ([]roleAssignment, []string) {
+	var out []roleAssignment
+	var problems []string
+	for file, src := range files {
+		types := map[string]string{}
+		for _, m := range resourceDecl.FindAllStringSubmatch(src, -1) {
+			types[m[1]] = m[2]
+		}
+		if b := roleVarBlock.FindStringSubmatch(src); b != nil {
+			for _, m := range roleVarEntry.FindAllStringSubmatch(b[1], -1) {
+				want, known := builtInRoles[m[1]]
+				switch {
+				case !known:
+					problems = append(problems, fmt.Sprintf("%s: role %s (%s) is not one of the expected built-in roles", file, m[1], m[2]))
+				case !strings.EqualFold(want, m[2]):
+					problems = append(problems, fmt.Sprintf("%s: role %s has id %s, the built-in role id is %s", file, m[1], m[2], want))
+				}
+			}
+		}
+		decls := resourceDecl.FindAllStringSubmatchIndex(src, -1)
+		for i, d := range decls {
+			if !strings.Contains(src[d[0]:d[1]], assignmentHdr) {
+				continue
+			}
+			end := len(src)
+			if i+1 < len(decls) {
+				end = decls[i+1][0]
+			}
+			body := src[d[1]:end]
+			name := src[d[2]:d[3]]
+			ra := roleAssignment{file: file, resource: name}
+			if m := roleRef.FindStringSubmatch(body); m != nil {
+				ra.role = m[1]
+			} else {
+				problems = append(problems, fmt.Sprintf("%s: role assignment %s does not use roles.<name> for its roleDefinitionId", file, name))
+			}
+			if m := scopeLine.FindStringSubmatch(body); m != nil {
+				ra.scopeType = types[m[1]]
+				if ra.scopeType == "" {
+					problems = append(problems, fmt.Sprintf("%s: role assignment %s is scoped to %s, which is not a resource of this file", file, name, m[1]))
+				}
+			} else {
+				problems = append(problems, fmt.Sprintf("%s: role assignment %s has no scope: it would apply to the whole resource group", file, name))
+			}
+			out = append(out, ra)
+		}
+	}
+	return out, problems
+}
+
+func checkRoles(files map[string]string) []string {
+	found, problems := roleAssignments(files)
+	for _, req := range requiredRoles {
+		ok := false
+		for _, ra := range found {
+			if ra.role == req.role && ra.scopeType == req.scopeType {
+				ok = true
+			}
+		}
+		if !ok {
+			problems = append(problems, fmt.Sprintf("no role assignment of %s (%s) scoped to a %s: needed for %s", req.role, builtInRoles[req.role], req.scopeType, req.why))
+		}
+	}
+	return problems
+}
+
+var secretPatterns = []struct {
+	what string
+	re   *regexp.Regexp
+}{
+	{"storage account key (AccountKey=)", regexp.MustCompile(`(?i)AccountKey\s*=`)},
+	{"shared access key (SharedAccessKey=)", regexp.MustCompile(`(?i)SharedAccessKey\s*=`)},
+	{"shared access signature (sig=)", regexp.MustCompile(`(?i)[?&]sig=[A-Za-z0-9%+/=]{10,}`)},
+	{"listKeys() call", regexp.MustCompile(`(?i)\blistKeys\s*\(`)},
+	{"listConnectionStrings() call", regexp.MustCompile(`(?i)\blistConnectionStrings\s*\(`)},
+	{"client secret", regexp.MustCompile(`(?i)client[_-]?secret\s*[:=]\s*['"][^'"\s]{8,}`)},
+	{"password", regexp.MustCompile(`(?i)password\s*[:=]\s*['"][^'"\s]{6,}`)},
+	{"Azure AD client secret literal", regexp.MustCompile(`[A-Za-z0-9_~.-]{3}8Q~[A-Za-z0-9_~.-]{31,34}`)},
+	{"private key", regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`)},
+}
+
+func checkNoSecrets(files map[string]string) []string {
+	var problems []string
+	for file, src := range files {
+		for i, line := range strings.Split(src, "\n") {
+			for _, p := range secretPatterns {
+				if p.re.MatchString(line) {
+					problems = append(problems, fmt.Sprintf("%s:%d: looks like a %s — infra must stay identity based", file, i+1, p.what))
+				}
+			}
+		}
+	}
+	return problems
+}
+
+// ---------------------------------------------------------------------------------------------
+
+func readInfra(t *testing.T) map[string]string {
+	t.Helper()
+	files := map[string]string{}
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		// This file holds the patterns and mutations themselves.
+		if d.IsDir() || path == "infra_test.go" {
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files[filepath.ToSlash(path)] = string(raw)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := files["main.bicep"]; !ok {
+		t.Fatal("infra/main.bicep is missing")
+	}
+	return files
+}
+
+func bicepOnly(files map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range files {
+		if strings.HasSuffix(k, ".bicep") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func report(t *testing.T, problems []string) {
+	t.Helper()
+	sort.Strings(problems)
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+func TestEverySettingIsSet(t *testing.T) {
+	files := readInfra(t)
+	settings, err := appSettings(files["main.bicep"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	percent, _ := functionRefs(t)
+	report(t, checkSettings(settings, codeSettings(t), percent))
+}
+
+func TestConnectionsAreIdentityBased(t *testing.T) {
+	files := readInfra(t)
+	settings, err := appSettings(files["main.bicep"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, conns := functionRefs(t)
+	for _, want := range []string{"ServiceBusConnection", "AuditEventHubConnection"} {
+		if _, ok := conns[want]; !ok {
+			t.Errorf("functions/*/function.json no longer use connection %s: update this test and main.bicep", want)
+		}
+	}
+	report(t, checkConnections(settings, conns))
+}
+
+func TestRoleAssignmentsCoverDataPlane(t *testing.T) {
+	report(t, checkRoles(bicepOnly(readInfra(t))))
+}
+
+func TestNoSecretsInInfra(t *testing.T) {
+	report(t, checkNoSecrets(readInfra(t)))
+}
+
+func TestFlexConsumptionCustomRuntime(t *testing.T) {
+	files := readInfra(t)
+	app := files["modules/functionapp.bicep"]
+	for _, want := range []string{
+		"name: 'FC1'", "tier: 'FlexConsumption'", "kind: 'functionapp,linux'",
+		"name: 'custom'", "version: '1.0'", "type: 'blobContainer'", "type: 'UserAssignedIdentity'",
+	} {
+		if !strings.Contains(app, want) {
+			t.Errorf("modules/functionapp.bicep: missing %q", want)
+		}
+	}
+	st := files["modules/storage.bicep"]
+	for _, want := range []string{"allowSharedKeyAccess: false", "minimumTlsVersion: 'TLS1_2'", "allowBlobPublicAccess: false"} {
+		if !strings.Contains(st, want) {
+			t.Errorf("modules/storage.bicep: missing %q", want)
+		}
+	}
+	sb := files["modules/servicebus.bicep"]
+	for _, want := range []string{"maxDeliveryCount:", "deadLetteringOnMessageExpiration: true", "requiresDuplicateDetection: true", "duplicateDetectionHistoryTimeWindow:"} {
+		if !strings.Contains(sb, want) {
+			t.Errorf("modules/servicebus.bicep: queue is missing %q", want)
+		}
+	}
+}
+
+// The checks above must be able to fail: run each on a broken copy and expect the named problem.
+func TestChecksCatchMutations(t *testing.T) {
+	files := readInfra(t)
+	main := files["main.bicep"]
+	percent, conns := functionRefs(t)
+	code := codeSettings(t)
+
+	dropLine := func(src, prefix string) string {
+		var keep []string
+		dropped := false
+		for _, l := range strings.Split(src, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), prefix) {
+				dropped = true
+				continue
+			}
+			keep = append(keep, l)
+		}
+		if !dropped {
+			t.Fatalf("mutation: no line starting with %q", prefix)
+		}
+		return strings.Join(keep, "\n")
+	}
+	settingsOf := func(src string) map[string]string {
+		s, err := appSettings(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	expect := func(name string, problems []string, want string) {
+		t.Helper()
+		for _, p := range problems {
+			if strings.Contains(p, want) {
+				return
+			}
+		}
+		t.Errorf("%s: the check did not report %q (got %q)", name, want, problems)
+	}
+
+	expect("missing code setting", checkSettings(settingsOf(dropLine(main, "JIT_TABLES_ENDPOINT:")), code, percent), "setting JIT_TABLES_ENDPOINT")
+	expect("missing binding setting", checkSettings(settingsOf(dropLine(main, "JIT_AUDIT_HUB:")), code, percent), "setting JIT_AUDIT_HUB is used as %JIT_AUDIT_HUB% by EntraAuditEvents")
+	expect("missing client id setting", checkSettings(settingsOf(dropLine(main, "AZURE_CLIENT_ID:")), code, percent), "setting AZURE_CLIENT_ID")
+	withWorker := strings.Replace(main, "// END app settings", "  FUNCTIONS_WORKER_RUNTIME: 'custom'\n// END app settings", 1)
+	expect("deprecated setting", checkSettings(settingsOf(withWorker), code, percent), "setting FUNCTIONS_WORKER_RUNTIME must not be set")
+	withConn := strings.Replace(main, "// END app settings", "  JIT_TABLES_CONNECTION_STRING: 'x'\n// END app settings", 1)
+	expect("connection string setting", checkSettings(settingsOf(withConn), code, percent), "setting JIT_TABLES_CONNECTION_STRING must not be set")
+
+	expect("no Service Bus client id", checkConnections(settingsOf(dropLine(main, "ServiceBusConnection__clientId:")), conns), "connection ServiceBusConnection (used by AccessRequests) has no ServiceBusConnection__clientId")
+	expect("no Event Hub namespace", checkConnections(settingsOf(dropLine(main, "AuditEventHubConnection__fullyQualifiedNamespace:")), conns), "connection AuditEventHubConnection (used by EntraAuditEvents) has no AuditEventHubConnection__fullyQualifiedNamespace")
+	keyCred := strings.Replace(main, "AuditEventHubConnection__credential: 'managedidentity'", "AuditEventHubConnection__credential: 'connectionstring'", 1)
+	expect("wrong credential", checkConnections(settingsOf(keyCred), conns), "AuditEventHubConnection__credential is 'connectionstring'")
+	expect("no host storage credential", checkConnections(settingsOf(dropLine(main, "AzureWebJobsStorage__credential:")), conns), "connection AzureWebJobsStorage (used by host) has no AzureWebJobsStorage__credential")
+
+	bicep := bicepOnly(files)
+	mutate := func(file, old, new string) map[string]string {
+		out := map[string]string{}
+		for k, v := range bicep {
+			out[k] = v
+		}
+		if !strings.Contains(out[file], old) {
+			t.Fatalf("mutation: %s has no %q", file, old)
+		}
+		out[file] = strings.Replace(out[file], old, new, 1)
+		return out
+	}
+	expect("table role dropped", checkRoles(mutate("modules/access.bicep", "roleDefinitions', roles.storageTableDataContributor)", "roleDefinitions', roles.storageBlobDataOwner)")), "no role assignment of storageTableDataContributor")
+	expect("wrong role id", checkRoles(mutate("modules/access.bicep", "'4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'", "'090c5cfd-751d-490a-894a-3ce6f1109419'")), "role serviceBusDataReceiver has id 090c5cfd")
+	expect("receiver on the namespace only", checkRoles(mutate("modules/eventhub-access.bicep", "scope: hub\n", "scope: namespace\n")), "no role assignment of eventHubsDataReceiver")
+	expect("group-wide assignment", checkRoles(mutate("modules/access.bicep", "  scope: appInsights\n", "")), "role assignment metricsPublisher has no scope")
+
+	secrets := map[string]string{
+		"a.bicep": "value: 'DefaultEndpointsProtocol=https;AccountName=x;AccountKey=abc=='",
+		"b.bicep": "value: 'Endpoint=sb://x.servicebus.windows.net/;SharedAccessKeyName=r;SharedAccessKey=abc'",
+		"c.bicep": "value: storage.listKeys().keys[0].value",
+		"d.sh":    `CLIENT_SECRET="s3cr3t-value-123"`,
+	}
+	got := checkNoSecrets(secrets)
+	for _, want := range []string{"a.bicep:1: looks like a storage account key", "b.bicep:1: looks like a shared access key", "c.bicep:1: looks like a listKeys() call", "d.sh:1: looks like a client secret"} {
+		expect("secret "+want, got, want)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

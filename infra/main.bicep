@@ -1,0 +1,258 @@
+// jitaccess — the whole deployment in one resource group (azd: `azd up` / `azd down`).
+//
+//   Function App (Flex Consumption FC1, runtime "custom" 1.0) running the Go custom handler
+//   Storage account "host": AzureWebJobsStorage (timer locks, Event Hubs checkpoints) and the
+//                           deployment package container
+//   Storage account "data": the jitaccess tables (JIT_TABLES_ENDPOINT)
+//   Service Bus (Standard): queue access-requests, topic for notifications
+//   Event Hubs (Standard):  hub insights-logs-auditlogs fed by the Entra diagnostic setting
+//                           (or an existing hub, see the existingEventHub* parameters)
+//   Application Insights + Log Analytics
+//   One user-assigned managed identity for everything; role assignments scoped to single resources.
+//
+// No key, connection string with a key, or secret appears here: every data-plane connection is
+// identity based (infra/infra_test.go checks this and the settings against the code).
+// profiles.json is NOT a parameter: it ships inside the deployed zip next to the executable
+// (`make build PROFILES=...`), see docs/deploy.md.
+
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(40)
+@description('azd environment name; names and tags derive from it.')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource (must offer Flex Consumption).')
+@metadata({ azd: { type: 'location' } })
+param location string
+
+@description('Resource group name (default rg-<environmentName>).')
+param resourceGroupName string = ''
+
+@description('Override for generated resource names (empty = generated).')
+param functionAppName string = ''
+param hostStorageAccountName string = ''
+param dataStorageAccountName string = ''
+param serviceBusNamespaceName string = ''
+param eventHubNamespaceName string = ''
+param identityName string = ''
+
+@description('Service Bus queue for request events (JIT_REQUESTS_QUEUE).')
+param requestsQueueName string = 'access-requests'
+
+@description('Service Bus topic for outcome events (JIT_NOTIFICATIONS_TOPIC).')
+param notificationsTopicName string = 'jit-notifications'
+
+@description('Duplicate detection window of the requests queue (ISO 8601, at most P7D). Fixed at queue creation.')
+param duplicateDetectionWindow string = 'PT1H'
+
+@description('Sweep schedule, six-field NCRONTAB (JIT_SWEEP_SCHEDULE).')
+param sweepSchedule string = '0 */1 * * * *'
+
+@description('Table name prefix (JIT_TABLE_PREFIX).')
+param tablePrefix string = 'jit'
+
+@description('Graph base URL (JIT_GRAPH_BASE_URL): change for sovereign clouds.')
+param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+
+@description('Graph token scope (JIT_GRAPH_SCOPE); empty = derived from graphBaseUrl.')
+param graphScope string = ''
+
+@description('Profiles file path (JIT_PROFILES_FILE); empty = profiles.json beside the executable, i.e. the one in the deployed zip.')
+param profilesFile string = ''
+
+@allowed(['debug', 'info', 'warn', 'error'])
+param logLevel string = 'info'
+
+@description('Optional Graph call budget per reconciliation sweep (JIT_RECONCILE_MAX_GRAPH_CALLS); empty = built-in default.')
+param reconcileMaxGraphCalls string = ''
+
+@secure()
+@description('Key for the read API continuation tokens (JIT_CONTINUATION_KEY, >= 16 chars). Default: generated at each deployment (tokens issued before a redeploy become invalid).')
+param continuationKey string = newGuid()
+
+@minValue(40)
+@maxValue(1000)
+@description('Flex Consumption maximum instance count (40..1000 for the custom runtime).')
+param maximumInstanceCount int = 40
+
+@allowed([512, 2048, 4096])
+@description('Flex Consumption instance memory (MB). The Go handler is small: 512 is enough.')
+param instanceMemoryMB int = 512
+
+@description('Existing Event Hubs namespace for the Entra audit logs (empty = create one here). With it, set the resource group and hub too.')
+param existingEventHubNamespace string = ''
+param existingEventHubResourceGroup string = ''
+param existingEventHubName string = 'insights-logs-auditlogs'
+
+@description('Principal ids (ticketing system, operators) that may send request events: Azure Service Bus Data Sender on the requests queue only.')
+param requestSenderPrincipalIds array = []
+
+// ---------------------------------------------------------------------------------------------
+var token = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = { 'azd-env-name': environmentName, app: 'jitaccess' }
+var rgName = !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+var appName = !empty(functionAppName) ? functionAppName : 'func-jit-${token}'
+var hostAccount = !empty(hostStorageAccountName) ? hostStorageAccountName : take('stjithost${token}', 24)
+var dataAccount = !empty(dataStorageAccountName) ? dataStorageAccountName : take('stjitdata${token}', 24)
+var sbName = !empty(serviceBusNamespaceName) ? serviceBusNamespaceName : 'sb-jit-${token}'
+var ehName = !empty(eventHubNamespaceName) ? eventHubNamespaceName : 'evhns-jit-${token}'
+var uamiName = !empty(identityName) ? identityName : 'id-jit-${token}'
+var useExistingEventHub = !empty(existingEventHubNamespace)
+var deploymentContainer = 'app-package-${take(token, 10)}'
+var auditHubName = useExistingEventHub ? existingEventHubName : 'insights-logs-auditlogs'
+var auditHubResourceGroup = useExistingEventHub ? existingEventHubResourceGroup : rgName
+var auditHubNamespace = useExistingEventHub ? existingEventHubNamespace : ehName
+var serviceBusFqdn = '${sbName}.servicebus.windows.net'
+var auditHubFqdn = '${auditHubNamespace}.servicebus.windows.net'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: rgName
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: { name: uamiName, location: location, tags: tags }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: { token: token, location: location, tags: tags }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    hostAccountName: hostAccount
+    dataAccountName: dataAccount
+    deploymentContainerName: deploymentContainer
+    location: location
+    tags: tags
+  }
+}
+
+module servicebus 'modules/servicebus.bicep' = {
+  name: 'servicebus'
+  scope: rg
+  params: {
+    name: sbName
+    location: location
+    tags: tags
+    queueName: requestsQueueName
+    topicName: notificationsTopicName
+    duplicateDetectionWindow: duplicateDetectionWindow
+  }
+}
+
+module eventhubs 'modules/eventhubs.bicep' = if (!useExistingEventHub) {
+  name: 'eventhubs'
+  scope: rg
+  params: { name: ehName, location: location, tags: tags, hubName: auditHubName }
+}
+
+// Role assignments on the resources of this group (tables, host storage, Service Bus, App Insights).
+module access 'modules/access.bicep' = {
+  name: 'access'
+  scope: rg
+  params: {
+    principalId: identity.outputs.principalId
+    dataAccountName: storage.outputs.dataAccountName
+    hostAccountName: storage.outputs.hostAccountName
+    serviceBusNamespaceName: servicebus.outputs.namespaceName
+    queueName: servicebus.outputs.queueName
+    topicName: servicebus.outputs.topicName
+    appInsightsName: monitoring.outputs.appInsightsName
+    requestSenderPrincipalIds: requestSenderPrincipalIds
+  }
+}
+
+// Event Hubs Data Receiver on the audit hub, wherever it lives.
+module auditHubAccess 'modules/eventhub-access.bicep' = {
+  name: 'audit-hub-access'
+  scope: resourceGroup(auditHubResourceGroup)
+  params: {
+    principalId: identity.outputs.principalId
+    namespaceName: auditHubNamespace
+    hubName: auditHubName
+  }
+  dependsOn: [eventhubs]
+}
+
+// ---------------------------------------------------------------------------------------------
+// BEGIN app settings — every setting the Functions host and jitaccess read (DESIGN §4, §2).
+// infra/infra_test.go parses the NAME: value lines between these markers.
+var appSettings = {
+  // Host storage, identity based (no AccountKey).
+  AzureWebJobsStorage__accountName: storage.outputs.hostAccountName
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.outputs.clientId
+  // Trigger connections, identity based.
+  ServiceBusConnection__fullyQualifiedNamespace: serviceBusFqdn
+  ServiceBusConnection__credential: 'managedidentity'
+  ServiceBusConnection__clientId: identity.outputs.clientId
+  AuditEventHubConnection__fullyQualifiedNamespace: auditHubFqdn
+  AuditEventHubConnection__credential: 'managedidentity'
+  AuditEventHubConnection__clientId: identity.outputs.clientId
+  // Monitoring with Entra auth (local auth disabled on the component).
+  APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.appInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'Authorization=AAD;ClientId=${identity.outputs.clientId}'
+  // Binding settings: the host resolves %X% itself and fails indexing when one is missing.
+  JIT_REQUESTS_QUEUE: requestsQueueName
+  JIT_SWEEP_SCHEDULE: sweepSchedule
+  JIT_AUDIT_HUB: auditHubName
+  // jitaccess settings.
+  AZURE_CLIENT_ID: identity.outputs.clientId
+  JIT_TABLES_ENDPOINT: 'https://${storage.outputs.dataAccountName}.table.${environment().suffixes.storage}'
+  JIT_TABLE_PREFIX: tablePrefix
+  JIT_GRAPH_BASE_URL: graphBaseUrl
+  JIT_GRAPH_SCOPE: graphScope
+  JIT_PROFILES_FILE: profilesFile
+  JIT_SERVICEBUS_NAMESPACE: serviceBusFqdn
+  JIT_NOTIFICATIONS_TOPIC: notificationsTopicName
+  JIT_LOG_LEVEL: logLevel
+  JIT_RECONCILE_MAX_GRAPH_CALLS: reconcileMaxGraphCalls
+  JIT_CONTINUATION_KEY: continuationKey
+}
+// END app settings
+
+module app 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  scope: rg
+  params: {
+    name: appName
+    location: location
+    tags: union(tags, { 'azd-service-name': 'jitaccess' })
+    identityId: identity.outputs.id
+    hostAccountName: storage.outputs.hostAccountName
+    deploymentContainerName: deploymentContainer
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    appSettings: appSettings
+  }
+  // The host starts as soon as the site exists: its identity must already hold its roles.
+  dependsOn: [access, auditHubAccess]
+}
+
+// ---------------------------------------------------------------------------------------------
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = app.outputs.name
+output FUNCTION_APP_HOSTNAME string = app.outputs.defaultHostName
+output API_HEALTH_URL string = 'https://${app.outputs.defaultHostName}/api/health'
+output API_REQUESTS_URL string = 'https://${app.outputs.defaultHostName}/api/requests'
+output API_DASHBOARD_URL string = 'https://${app.outputs.defaultHostName}/api/dashboard'
+output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output SERVICEBUS_NAMESPACE string = serviceBusFqdn
+output REQUESTS_QUEUE string = requestsQueueName
+output NOTIFICATIONS_TOPIC string = notificationsTopicName
+output AUDIT_EVENTHUB_NAMESPACE string = auditHubNamespace
+output AUDIT_EVENTHUB_NAME string = auditHubName
+// Resource id of the namespace rule the Entra diagnostic setting streams through (empty with an
+// existing hub: pass your own to infra/scripts/create-audit-diagnostic-setting.sh).
+output AUDIT_EVENTHUB_RULE_ID string = useExistingEventHub ? '' : eventhubs!.outputs.diagnosticsRuleId
