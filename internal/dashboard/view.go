@@ -1,0 +1,638 @@
+package dashboard
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/broker"
+)
+
+var stdout = os.Stdout
+
+// text is a free-text value as displayed: Short is at most MaxText
+// characters; when it was cut, Full holds the whole text for the title.
+type text struct {
+	Short string
+	Full  string
+}
+
+// Cut reports whether the displayed text is shortened.
+func (t text) Cut() bool { return t.Full != "" }
+
+func newText(s string) text {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= MaxText {
+		return text{Short: s}
+	}
+	return text{Short: clipRunes(s, MaxText-1) + "…", Full: s}
+}
+
+func clipRunes(s string, n int) string {
+	i := 0
+	for j := range s {
+		if i == n {
+			return s[:j]
+		}
+		i++
+	}
+	return s
+}
+
+// stamp is a point in time as displayed.
+type stamp struct {
+	ISO  string // RFC 3339 UTC, for <time datetime>
+	Show string // e.g. "23 Nov 10:04 UTC"
+}
+
+func newStamp(t time.Time) stamp {
+	if t.IsZero() {
+		return stamp{}
+	}
+	t = t.UTC()
+	return stamp{ISO: t.Format(time.RFC3339), Show: t.Format("02 Jan 15:04:05 UTC")}
+}
+
+// span formats a duration for people: "2d 3h", "1h 05m", "12m 30s", "45s".
+func span(d time.Duration) string {
+	if d < 0 {
+		d = -d
+	}
+	s := int64(d / time.Second)
+	days, s := s/86400, s%86400
+	hours, s := s/3600, s%3600
+	mins, secs := s/60, s%60
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd %dh", days, hours)
+	case hours > 0:
+		return fmt.Sprintf("%dh %02dm", hours, mins)
+	case mins > 0:
+		return fmt.Sprintf("%dm %02ds", mins, secs)
+	}
+	return fmt.Sprintf("%ds", secs)
+}
+
+type profileOption struct {
+	Name     string
+	Selected bool
+}
+
+type count struct {
+	Label, Value, Anchor, Tone string
+}
+
+type person struct {
+	Label text   // UPN, else object id
+	ID    string // object id, for the title when a UPN is shown
+}
+
+func requester(r *access.Request) person {
+	if r.RequesterUPN != "" {
+		return person{Label: newText(r.RequesterUPN), ID: r.Requester}
+	}
+	if r.Requester == "" {
+		return person{Label: newText("unknown")}
+	}
+	return person{Label: newText(r.Requester)}
+}
+
+type badge struct {
+	Label, Class, Hint string
+}
+
+func stateBadge(s access.State) badge {
+	switch s {
+	case access.Active:
+		return badge{"active", "ok", "the membership is in place"}
+	case access.Activating:
+		return badge{"activating", "busy", "approved; the membership is being added"}
+	case access.Ending:
+		return badge{"ending", "busy", "ended; the membership is being removed and sessions revoked"}
+	case access.Pending:
+		return badge{"pending", "info", "waiting for approval"}
+	case access.Failed:
+		return badge{"failed", "bad", "could not be carried out"}
+	case access.Denied, access.Rejected:
+		return badge{string(s), "bad", ""}
+	case access.TimedOut:
+		return badge{"timed out", "muted", "no decision within the approval timeout"}
+	}
+	return badge{string(s), "muted", ""}
+}
+
+type grantRow struct {
+	ID            text
+	Who           person
+	Profile       text
+	Source        string
+	Approvers     text
+	Justification text
+	Ticket        text
+	Activated     stamp
+	Ends          stamp
+	Left          string
+	Overdue       bool
+	State         badge
+}
+
+type pendingRow struct {
+	ID            text
+	Who           person
+	Profile       text
+	Duration      string
+	Justification text
+	Ticket        text
+	Requested     stamp
+	Age           string
+	Approvals     int
+	Required      int
+	Approvers     text
+}
+
+type attentionRow struct {
+	ID      text
+	Who     person
+	Profile text
+	State   badge
+	Problem text
+	Since   stamp
+	Age     string
+}
+
+type endingRow struct {
+	ID       text
+	Who      person
+	Profile  text
+	Outcome  badge
+	Ended    stamp
+	By       text
+	Why      text
+	Sessions string
+}
+
+type deniedRow struct {
+	At      stamp
+	Kind    badge
+	ID      text
+	Who     text
+	Profile text
+	By      text
+	Reason  text
+}
+
+type findingRow struct {
+	ID       text
+	Member   person
+	Profile  text
+	Group    text
+	Observed stamp
+	State    badge
+	Detail   text
+}
+
+// section is one table of the page; More is set when a listing it is built
+// from had more than ListLimit items.
+type section[T any] struct {
+	Rows []T
+	More bool
+}
+
+type page struct {
+	Nonce    string
+	Refresh  int
+	Code     string
+	Profile  string
+	Profiles []profileOption
+	Now      stamp
+	Counts   []count
+
+	Active    section[grantRow]
+	Pending   section[pendingRow]
+	Attention section[attentionRow]
+	Endings   section[endingRow]
+	Denied    section[deniedRow]
+	Findings  section[findingRow]
+}
+
+type errorPage struct {
+	Nonce   string
+	Status  int
+	Title   string
+	Message string
+	Refresh int
+	Home    string
+}
+
+// listed is what one ListRequests call returned.
+type listed struct {
+	items []*access.Request
+	more  bool
+}
+
+var listedStates = []access.State{
+	access.Active, access.Activating, access.Ending, access.Pending, access.Failed,
+	access.Expired, access.Revoked, access.Cancelled, access.TimedOut, access.Denied, access.Rejected,
+}
+
+// gather reads everything the page shows: one bounded listing per state and
+// one of the rejections, concurrently.
+func (h *handler) gather(ctx context.Context, profile string, now time.Time) (*page, error) {
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+		res  = make(map[access.State]listed, len(listedStates))
+		rejs []access.Rejection
+	)
+	for _, st := range listedStates {
+		wg.Go(func() {
+			pg, err := h.o.Store.ListRequests(ctx, broker.ListFilter{State: st, Profile: profile, Limit: ListLimit})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("list %s: %w", st, err))
+				return
+			}
+			res[st] = listed{items: pg.Items, more: pg.Next != ""}
+		})
+	}
+	if profile == "" {
+		// Rejections without request id have no profile; they are shown on
+		// the unfiltered page only.
+		wg.Go(func() {
+			r, err := h.o.Store.RecentRejections(ctx, RejectionLimit)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("rejections: %w", err))
+				return
+			}
+			rejs = r
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", errStore, errs[0])
+	}
+	p := &page{Profile: profile, Now: newStamp(now)}
+	build(p, res, rejs, profile, now)
+	return p, nil
+}
+
+func build(p *page, res map[access.State]listed, rejs []access.Rejection, profile string, now time.Time) {
+	more := func(states ...access.State) bool {
+		for _, s := range states {
+			if res[s].more {
+				return true
+			}
+		}
+		return false
+	}
+	// each calls fn for every shown request of the given states (a request
+	// listed under a state it is no longer in is shown under its own).
+	each := func(fn func(r *access.Request), states ...access.State) {
+		for _, s := range states {
+			for _, r := range res[s].items {
+				if r == nil || r.State == access.Awaiting || r.State != s {
+					continue
+				}
+				if profile != "" && r.Profile != profile {
+					continue
+				}
+				fn(r)
+			}
+		}
+	}
+	recent := func(t time.Time, window time.Duration) bool { return !t.IsZero() && now.Sub(t) <= window }
+
+	// Active grants (out-of-band members have their own section).
+	each(func(r *access.Request) {
+		if r.Source == access.SourceOutOfBand {
+			return
+		}
+		row := grantRow{
+			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile), Source: sourceLabel(r.Source),
+			Approvers: approvers(r), Justification: newText(r.Justification), Ticket: newText(r.Ticket),
+			Activated: newStamp(r.ActivatedAt), Ends: newStamp(r.EndsAt), State: stateBadge(r.State),
+		}
+		if !r.EndsAt.IsZero() {
+			left := r.EndsAt.Sub(now)
+			row.Overdue = left < 0 && r.State != access.Ending
+			switch {
+			case r.State == access.Ending:
+				row.Left = "ending now"
+			case left < 0:
+				row.Left = "overdue " + span(left)
+			default:
+				row.Left = span(left)
+			}
+		} else {
+			row.Left = "—"
+		}
+		p.Active.Rows = append(p.Active.Rows, row)
+	}, access.Active, access.Activating, access.Ending)
+	slices.SortStableFunc(p.Active.Rows, func(a, b grantRow) int { return cmp.Compare(a.Ends.ISO, b.Ends.ISO) })
+	p.Active.More = more(access.Active, access.Activating, access.Ending)
+
+	// Pending approvals, the longest waiting first.
+	each(func(r *access.Request) {
+		row := pendingRow{
+			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile),
+			Justification: newText(r.Justification), Ticket: newText(r.Ticket),
+			Requested: newStamp(r.RequestedAt), Approvals: len(r.Approvals), Required: r.ApprovalsRequired,
+			Approvers: approverNames(r),
+		}
+		if r.Duration > 0 {
+			row.Duration = span(time.Duration(r.Duration))
+		}
+		if !r.RequestedAt.IsZero() {
+			row.Age = span(now.Sub(r.RequestedAt))
+		}
+		p.Pending.Rows = append(p.Pending.Rows, row)
+	}, access.Pending)
+	slices.SortStableFunc(p.Pending.Rows, func(a, b pendingRow) int { return cmp.Compare(a.Requested.ISO, b.Requested.ISO) })
+	p.Pending.More = more(access.Pending)
+
+	// Needs attention: failures, and Graph work left unfinished too long.
+	type att struct {
+		row attentionRow
+		at  time.Time
+	}
+	var atts []att
+	each(func(r *access.Request) {
+		at := endTime(r)
+		if !recent(at, AttentionWindow) {
+			return
+		}
+		atts = append(atts, att{attentionRow{
+			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile), State: stateBadge(r.State),
+			Problem: newText(nonEmpty(r.Reason, "failed without a recorded reason")), Since: newStamp(at), Age: span(now.Sub(at)),
+		}, at})
+	}, access.Failed)
+	each(func(r *access.Request) {
+		w := r.Work
+		if w == nil || w.Since.IsZero() || now.Sub(w.Since) < StuckAfter {
+			return
+		}
+		atts = append(atts, att{attentionRow{
+			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile), State: stateBadge(r.State),
+			Problem: newText(workProblem(w)), Since: newStamp(w.Since), Age: span(now.Sub(w.Since)),
+		}, w.Since})
+	}, access.Activating, access.Ending, access.Active, access.Pending)
+	slices.SortStableFunc(atts, func(a, b att) int { return b.at.Compare(a.at) })
+	for _, a := range atts {
+		p.Attention.Rows = append(p.Attention.Rows, a.row)
+	}
+	p.Attention.More = more(access.Failed, access.Activating, access.Ending)
+
+	// Recent endings.
+	type end struct {
+		row endingRow
+		at  time.Time
+	}
+	var ends []end
+	each(func(r *access.Request) {
+		if r.Source == access.SourceOutOfBand {
+			return
+		}
+		at := endTime(r)
+		if !recent(at, RecentWindow) {
+			return
+		}
+		by, detail := lastEntry(r, string(r.State))
+		why := nonEmpty(r.Reason, detail)
+		if why == "" && r.State == access.Expired {
+			why = "the granted duration elapsed"
+		}
+		ends = append(ends, end{endingRow{
+			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile), Outcome: stateBadge(r.State),
+			Ended: newStamp(at), By: newText(nonEmpty(by, "—")), Why: newText(nonEmpty(why, "—")), Sessions: sessions(r),
+		}, at})
+	}, access.Expired, access.Revoked, access.Cancelled, access.TimedOut)
+	slices.SortStableFunc(ends, func(a, b end) int { return b.at.Compare(a.at) })
+	for _, e := range ends {
+		p.Endings.Rows = append(p.Endings.Rows, e.row)
+	}
+	p.Endings.More = more(access.Expired, access.Revoked, access.Cancelled, access.TimedOut)
+
+	// Denied and rejected: requests, then rejected events without a request.
+	type den struct {
+		row deniedRow
+		at  time.Time
+	}
+	var dens []den
+	each(func(r *access.Request) {
+		at := endTime(r)
+		if !recent(at, RecentWindow) {
+			return
+		}
+		by, _ := lastEntry(r, string(r.State))
+		dens = append(dens, den{deniedRow{
+			At: newStamp(at), Kind: stateBadge(r.State), ID: newText(r.ID), Who: requester(r).Label,
+			Profile: newText(r.Profile), By: newText(nonEmpty(by, "—")), Reason: newText(nonEmpty(r.Reason, "—")),
+		}, at})
+	}, access.Denied, access.Rejected)
+	for _, j := range rejs {
+		if !recent(j.At, RecentWindow) {
+			continue
+		}
+		id := "no request id"
+		if j.RequestID != "" {
+			id = "unknown request " + j.RequestID
+		}
+		kind := "rejected event"
+		if j.Type != "" {
+			kind = "rejected " + strings.TrimPrefix(j.Type, "jit.access.")
+		}
+		by := "—"
+		if j.EventID != "" {
+			by = "event " + j.EventID
+		}
+		dens = append(dens, den{deniedRow{
+			At: newStamp(j.At), Kind: badge{kind, "bad", "an event that named no usable request"}, ID: newText(id),
+			Who: newText("—"), Profile: newText("—"), By: newText(by), Reason: newText(nonEmpty(j.Reason, "—")),
+		}, j.At})
+	}
+	slices.SortStableFunc(dens, func(a, b den) int { return b.at.Compare(a.at) })
+	for _, d := range dens {
+		p.Denied.Rows = append(p.Denied.Rows, d.row)
+	}
+	p.Denied.More = more(access.Denied, access.Rejected)
+
+	// Out-of-band findings: members still there, and those removed lately.
+	type fnd struct {
+		row findingRow
+		at  time.Time
+	}
+	var fnds []fnd
+	each(func(r *access.Request) {
+		if r.Source != access.SourceOutOfBand {
+			return
+		}
+		if r.State.Ended() && !recent(endTime(r), AttentionWindow) {
+			return
+		}
+		at := cmp.Or(r.RequestedAt, r.ActivatedAt)
+		b := stateBadge(r.State)
+		switch r.State {
+		case access.Active:
+			b = badge{"still a member", "bad", "added outside jitaccess and PIM; the profile records it"}
+		case access.Ending:
+			b = badge{"being removed", "busy", ""}
+		case access.Revoked:
+			b = badge{"removed", "ok", ""}
+		}
+		actor, detail := lastEntry(r, access.HOutOfBand)
+		d := detail
+		if actor != "" && actor != access.System {
+			d = strings.TrimSpace("added by " + actor + ". " + detail)
+		}
+		fnds = append(fnds, fnd{findingRow{
+			ID: newText(r.ID), Member: requester(r), Profile: newText(r.Profile), Group: newText(r.GroupID),
+			Observed: newStamp(at), State: b, Detail: newText(nonEmpty(d, "—")),
+		}, at})
+	}, access.Active, access.Activating, access.Ending, access.Revoked)
+	slices.SortStableFunc(fnds, func(a, b fnd) int { return b.at.Compare(a.at) })
+	for _, f := range fnds {
+		p.Findings.Rows = append(p.Findings.Rows, f.row)
+	}
+	p.Findings.More = more(access.Active, access.Revoked)
+
+	n := func(k int, m bool) string {
+		if m {
+			return fmt.Sprintf("%d+", k)
+		}
+		return fmt.Sprint(k)
+	}
+	tone := func(k int, t string) string {
+		if k == 0 {
+			return "zero"
+		}
+		return t
+	}
+	stillThere := 0
+	for _, f := range fnds {
+		if f.row.State.Label == "still a member" {
+			stillThere++
+		}
+	}
+	p.Counts = []count{
+		{"Active grants", n(len(p.Active.Rows), p.Active.More), "active", tone(len(p.Active.Rows), "ok")},
+		{"Pending approvals", n(len(p.Pending.Rows), p.Pending.More), "pending", tone(len(p.Pending.Rows), "info")},
+		{"Need attention", n(len(p.Attention.Rows), p.Attention.More), "attention", tone(len(p.Attention.Rows), "bad")},
+		{"Ended (24 h)", n(len(p.Endings.Rows), p.Endings.More), "endings", tone(len(p.Endings.Rows), "muted")},
+		{"Denied or rejected (24 h)", n(len(p.Denied.Rows), p.Denied.More), "denied", tone(len(p.Denied.Rows), "muted")},
+		{"Out-of-band members", n(stillThere, p.Findings.More), "outofband", tone(stillThere, "bad")},
+	}
+}
+
+func sourceLabel(s access.Source) string {
+	switch s {
+	case access.SourcePIM:
+		return "PIM portal"
+	case access.SourceOutOfBand:
+		return "out of band"
+	}
+	return ""
+}
+
+func approverNames(r *access.Request) text {
+	names := make([]string, 0, len(r.Approvals))
+	for _, a := range r.Approvals {
+		names = append(names, nonEmpty(a.ApproverUPN, a.Approver))
+	}
+	return newText(strings.Join(names, ", "))
+}
+
+func approvers(r *access.Request) text {
+	switch {
+	case len(r.Approvals) > 0:
+		return approverNames(r)
+	case r.Source == access.SourcePIM:
+		return newText("PIM (activated in the portal)")
+	case r.ApprovalsRequired == 0:
+		return newText("auto-approved")
+	}
+	return newText("—")
+}
+
+// endTime is when a request ended (or, for records without EndedAt, the
+// newest time it carries).
+func endTime(r *access.Request) time.Time {
+	if !r.EndedAt.IsZero() {
+		return r.EndedAt
+	}
+	if n := len(r.History); n > 0 && !r.History[n-1].At.IsZero() {
+		return r.History[n-1].At
+	}
+	return cmp.Or(r.ActivatedAt, r.RequestedAt)
+}
+
+// lastEntry returns the actor and detail of the newest history entry of typ.
+func lastEntry(r *access.Request, typ string) (actor, detail string) {
+	for i := len(r.History) - 1; i >= 0; i-- {
+		if r.History[i].Type == typ {
+			return r.History[i].Actor, r.History[i].Detail
+		}
+	}
+	return "", ""
+}
+
+func sessions(r *access.Request) string {
+	for _, h := range r.History {
+		if h.Type == access.HSessionsRevoked {
+			return "revoked"
+		}
+	}
+	if r.State == access.TimedOut || r.ActivatedAt.IsZero() {
+		return "—"
+	}
+	if !r.RevokeSessionsOnEnd {
+		return "not revoked (profile does not ask)"
+	}
+	for _, h := range r.History {
+		if h.Type == access.HMembershipRemoved {
+			return "not revoked yet"
+		}
+	}
+	return "not needed (no membership removed)"
+}
+
+func workProblem(w *access.Work) string {
+	var step string
+	switch {
+	case w.Membership == access.OpAdd && !w.MembershipDone:
+		step = "adding the group membership"
+	case w.Membership == access.OpRemove && !w.MembershipDone:
+		step = "removing the group membership"
+	case w.NeedsRevoke():
+		step = "revoking sign-in sessions"
+	default:
+		step = "finishing the " + string(w.Goal) + " step"
+	}
+	s := "Graph work unfinished: " + step
+	if w.Attempts > 0 {
+		s += fmt.Sprintf(" (%d attempts)", w.Attempts)
+	}
+	return s
+}
+
+func nonEmpty(s, alt string) string {
+	if strings.TrimSpace(s) != "" {
+		return s
+	}
+	return alt
+}
+
+func parseQueryStrict(raw string) (url.Values, error) { return url.ParseQuery(raw) }
+
+func urlQueryEscape(s string) string { return url.QueryEscape(s) }
