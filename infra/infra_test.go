@@ -12,6 +12,7 @@ import (
 	"go/parser"
 	"go/token"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -526,4 +527,69 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// fakeAz is an `az` stand-in for the scripts: a signed-in CLI whose Graph already holds
+// User.Read.All for the identity, and whose Entra diagnostic setting is already in place.
+const fakeAz = `#!/usr/bin/env bash
+echo "az $*" >> "$AZ_LOG"
+[ "$1" = account ] && exit 0
+args="$*"
+case "$args" in
+  *"--method GET"*"appId="*) echo graph-sp-id ;;
+  *"--method GET"*"/appRoleAssignments"*) echo df021288-bdef-4463-88db-98f22de89214 ;;
+  *"--method GET"*"appRoles"*)
+    name=$(sed -n "s/.*value=='\([^']*\)'.*/\1/p" <<<"$args")
+    sed -n "s/^  \"$name=\([^\"]*\)\"$/\1/p" "$GRANT_SCRIPT" | head -1 ;;
+  *"--method GET"*"diagnosticSettings"*) printf '%s\t%s\t%s\n' "$AUDIT_EVENTHUB_RULE_ID" insights-logs-auditlogs True ;;
+  *"--method POST"*|*"--method PUT"*) ;;
+  *) echo "unexpected: $args" >&2; exit 9 ;;
+esac
+`
+
+func TestScriptsAreIdempotent(t *testing.T) {
+	if _, err := os.Stat("/bin/bash"); err != nil {
+		t.Skip("bash not available")
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "az"), []byte(fakeAz), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	grant, _ := filepath.Abs("scripts/grant-graph-permissions.sh")
+	diag, _ := filepath.Abs("scripts/create-audit-diagnostic-setting.sh")
+	rule := "/subscriptions/s/resourceGroups/rg/providers/Microsoft.EventHub/namespaces/ns/authorizationRules/entra-diagnostics"
+	run := func(script string, args ...string) (string, string) {
+		t.Helper()
+		log := filepath.Join(dir, "az.log")
+		os.Remove(log)
+		cmd := exec.Command(script, args...)
+		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "AZ_LOG="+log, "GRANT_SCRIPT="+grant,
+			"AUDIT_EVENTHUB_RULE_ID="+rule, "MANAGED_IDENTITY_PRINCIPAL_ID=11111111-2222-3333-4444-555555555555")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", filepath.Base(script), args, err, out)
+		}
+		calls, _ := os.ReadFile(log)
+		return string(out), string(calls)
+	}
+
+	out, calls := run(grant)
+	if !strings.Contains(out, "ok       User.Read.All (already granted)") || !strings.Contains(out, "done: 5 grant(s) made") {
+		t.Errorf("grant: want User.Read.All kept and 5 grants, got:\n%s", out)
+	}
+	if n := strings.Count(calls, "--method POST"); n != 5 {
+		t.Errorf("grant: %d POSTs, want 5:\n%s", n, calls)
+	}
+	out, calls = run(grant, "--dry-run")
+	if strings.Contains(calls, "--method POST") || !strings.Contains(out, "dry run: 5 grant(s) would be made") {
+		t.Errorf("grant --dry-run changed something or miscounted:\n%s\n%s", out, calls)
+	}
+	out, calls = run(diag)
+	if !strings.Contains(out, "already streams AuditLogs") || strings.Contains(calls, "--method PUT") {
+		t.Errorf("diagnostic setting: an identical setting must be left alone:\n%s\n%s", out, calls)
+	}
+	out, calls = run(diag, "--dry-run", "--hub", "other-hub")
+	if !strings.Contains(out, "would PUT") || strings.Contains(calls, "--method PUT") {
+		t.Errorf("diagnostic setting --dry-run with a different hub must print the PUT and not send it:\n%s\n%s", out, calls)
+	}
 }
