@@ -1,0 +1,505 @@
+// Package memstore is an in-memory implementation of broker.Store and
+// broker.Lister for the sandbox and for unit tests. It behaves like the
+// Table Storage adapter (package tablestore) in everything callers can
+// observe, and it passes the same conformance suite (package storetest):
+//
+//   - Version is an opaque token that changes on every save; SaveRequest with
+//     Version "" creates (fault.ErrConflict when the request exists), else it
+//     compare-and-swaps (fault.ErrConflict on a stale version or a vanished
+//     request).
+//   - Requests are deep-copied in and out (encoded as JSON, like the table
+//     store does), so no caller ever shares memory with the store, and times
+//     come back in UTC.
+//   - History entries from StoredHistory on are appended on save; StoredHistory
+//     must be what the loaded version had (else fault.ErrPermanent).
+//   - The due index follows DueAt; listing orders by request id; list items
+//     carry no history; RecentRejections looks at today's and yesterday's
+//     rejections (UTC days), newest first.
+//   - Ledgers compare-and-swap and are deleted when empty.
+//
+// On top of that it offers fault injection (FailNext, SetHook) and operation
+// counters for tests. It is safe for concurrent use.
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/broker"
+	"github.com/jitaccess/jitaccess/internal/fault"
+)
+
+// Operation names, as used by FailNext, SetHook and Ops.
+const (
+	OpGetRequest       = "GetRequest"
+	OpSaveRequest      = "SaveRequest"
+	OpDueRequests      = "DueRequests"
+	OpRecordRejection  = "RecordRejection"
+	OpGetLedger        = "GetLedger"
+	OpSaveLedger       = "SaveLedger"
+	OpPing             = "Ping"
+	OpListRequests     = "ListRequests"
+	OpRecentRejections = "RecentRejections"
+	// OpAny in FailNext matches whichever operation comes next.
+	OpAny = "*"
+)
+
+// MaxHistoryPerSave is how many history entries one save may append (the
+// table store's entity-group transaction limit, minus the state row).
+const MaxHistoryPerSave = 99
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock that decides what "today" is for
+// RecentRejections (default time.Now).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+type stored struct {
+	body    []byte // JSON of the request without history
+	history []access.HistoryEntry
+	version string
+	state   access.State
+	profile string
+	reqr    string
+	dueAt   time.Time
+}
+
+type ledger struct {
+	body    []byte
+	version string
+}
+
+// Store is the in-memory store. The zero value is not usable; call New.
+type Store struct {
+	now func() time.Time
+
+	mu         sync.Mutex
+	seq        uint64
+	reqs       map[string]*stored
+	ledgers    map[string]*ledger
+	rejections []access.Rejection
+	fail       map[string][]error
+	hook       func(op string) error
+	ops        map[string]int
+}
+
+var (
+	_ broker.Store  = (*Store)(nil)
+	_ broker.Lister = (*Store)(nil)
+)
+
+// New returns an empty store.
+func New(opts ...Option) *Store {
+	s := &Store{
+		now:     time.Now,
+		reqs:    map[string]*stored{},
+		ledgers: map[string]*ledger{},
+		fail:    map[string][]error{},
+		ops:     map[string]int{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// FailNext makes the next call of op (or of any operation, with OpAny) fail
+// with err instead of doing anything. Calls queue up: FailNext twice fails
+// the next two calls.
+func (s *Store) FailNext(op string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail[op] = append(s.fail[op], err)
+}
+
+// SetHook installs a function called at the start of every operation (with
+// the store unlocked); a non-nil error is returned by the operation, which
+// then does nothing. nil removes the hook.
+func (s *Store) SetHook(h func(op string) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hook = h
+}
+
+// Ops returns how many times each operation was called (including calls that
+// failed by injection).
+func (s *Store) Ops() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.ops))
+	for k, v := range s.ops {
+		out[k] = v
+	}
+	return out
+}
+
+// OpCount returns how many times op was called.
+func (s *Store) OpCount(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ops[op]
+}
+
+// ResetOps sets every counter back to zero.
+func (s *Store) ResetOps() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.ops)
+}
+
+// Len returns the number of stored requests.
+func (s *Store) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.reqs)
+}
+
+// enter counts the operation and runs fault injection. It returns with s.mu
+// held when err is nil.
+func (s *Store) enter(ctx context.Context, op string) error {
+	s.mu.Lock()
+	s.ops[op]++
+	hook := s.hook
+	var injected error
+	for _, k := range []string{op, OpAny} {
+		if q := s.fail[k]; len(q) > 0 {
+			injected = q[0]
+			s.fail[k] = q[1:]
+			break
+		}
+	}
+	s.mu.Unlock()
+	if injected != nil {
+		return injected
+	}
+	if hook != nil {
+		if err := hook(op); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fault.Wrap(fault.ErrTransient, op, err)
+	}
+	s.mu.Lock()
+	return nil
+}
+
+func (s *Store) nextVersion() string {
+	s.seq++
+	return `W/"mem-` + strconv.FormatUint(s.seq, 10) + `"`
+}
+
+// GetRequest loads a request with its whole history.
+func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, error) {
+	if err := s.enter(ctx, OpGetRequest); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	st, ok := s.reqs[id]
+	if !ok {
+		return nil, fault.Wrap(fault.ErrNotFound, "get request", fmt.Errorf("request %q", id))
+	}
+	r, err := st.decode()
+	if err != nil {
+		return nil, err
+	}
+	r.History = slices.Clone(st.history)
+	for i := range r.History {
+		r.History[i].At = utc(r.History[i].At)
+	}
+	return r, nil
+}
+
+func (st *stored) decode() (*access.Request, error) {
+	var r access.Request
+	if err := json.Unmarshal(st.body, &r); err != nil {
+		return nil, fault.Wrap(fault.ErrPermanent, "decode request", err)
+	}
+	normalize(&r)
+	r.History = nil
+	r.Version = st.version
+	r.StoredHistory = len(st.history)
+	return &r, nil
+}
+
+// SaveRequest creates or compare-and-swaps a request and appends its new
+// history entries.
+func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
+	if r == nil || r.ID == "" {
+		return fault.Wrap(fault.ErrPermanent, "save request", errors.New("request without id"))
+	}
+	if err := s.enter(ctx, OpSaveRequest); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	if r.StoredHistory < 0 || r.StoredHistory > len(r.History) {
+		return fault.Wrap(fault.ErrPermanent, "save request",
+			fmt.Errorf("request %q: StoredHistory %d outside its %d history entries", r.ID, r.StoredHistory, len(r.History)))
+	}
+	if n := len(r.History) - r.StoredHistory; n > MaxHistoryPerSave {
+		return fault.Wrap(fault.ErrPermanent, "save request",
+			fmt.Errorf("request %q: %d new history entries in one save, over the limit of %d", r.ID, n, MaxHistoryPerSave))
+	}
+	cur, exists := s.reqs[r.ID]
+	switch {
+	case r.Version == "" && exists:
+		return fault.Wrap(fault.ErrConflict, "save request", fmt.Errorf("request %q already exists", r.ID))
+	case r.Version == "" && r.StoredHistory != 0:
+		return fault.Wrap(fault.ErrPermanent, "save request", fmt.Errorf("request %q: new request with StoredHistory %d", r.ID, r.StoredHistory))
+	case r.Version != "" && !exists:
+		return fault.Wrap(fault.ErrConflict, "save request", fmt.Errorf("request %q no longer exists", r.ID))
+	case r.Version != "" && cur.version != r.Version:
+		return fault.Wrap(fault.ErrConflict, "save request", fmt.Errorf("request %q changed since it was read", r.ID))
+	case r.Version != "" && r.StoredHistory != len(cur.history):
+		return fault.Wrap(fault.ErrPermanent, "save request",
+			fmt.Errorf("request %q: StoredHistory %d but the version read holds %d entries", r.ID, r.StoredHistory, len(cur.history)))
+	}
+	c := *r
+	c.History = nil
+	body, err := json.Marshal(&c)
+	if err != nil {
+		return fault.Wrap(fault.ErrPermanent, "encode request", err)
+	}
+	var hist []access.HistoryEntry
+	if exists {
+		hist = slices.Clip(cur.history)
+	}
+	hist = append(hist, r.History[r.StoredHistory:]...)
+	next := &stored{
+		body:    body,
+		history: hist,
+		version: s.nextVersion(),
+		state:   r.State,
+		profile: r.Profile,
+		reqr:    r.Requester,
+		dueAt:   r.DueAt,
+	}
+	s.reqs[r.ID] = next
+	r.Version = next.version
+	r.StoredHistory = len(r.History)
+	return nil
+}
+
+// DueRequests returns ids of requests due at or before now, earliest first.
+func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	if err := s.enter(ctx, OpDueRequests); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	type due struct {
+		at time.Time
+		id string
+	}
+	var all []due
+	for id, st := range s.reqs {
+		if !st.dueAt.IsZero() && !st.dueAt.After(now) {
+			all = append(all, due{st.dueAt, id})
+		}
+	}
+	slices.SortFunc(all, func(a, b due) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	if len(all) > limit {
+		all = all[:limit]
+	}
+	ids := make([]string, len(all))
+	for i, d := range all {
+		ids[i] = d.id
+	}
+	return ids, nil
+}
+
+// RecordRejection stores a rejected event without usable request id.
+func (s *Store) RecordRejection(ctx context.Context, rej access.Rejection) error {
+	if err := s.enter(ctx, OpRecordRejection); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	rej.At = utc(rej.At)
+	s.rejections = append(s.rejections, rej)
+	return nil
+}
+
+// RecentRejections returns today's and yesterday's rejections (UTC days of
+// the store's clock), newest first, at most limit.
+func (s *Store) RecentRejections(ctx context.Context, limit int) ([]access.Rejection, error) {
+	if err := s.enter(ctx, OpRecentRejections); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	if limit <= 0 {
+		return nil, nil
+	}
+	today := s.now().UTC().Truncate(24 * time.Hour)
+	from, to := today.AddDate(0, 0, -1), today.AddDate(0, 0, 1)
+	var out []access.Rejection
+	for _, r := range s.rejections {
+		if !r.At.Before(from) && r.At.Before(to) {
+			out = append(out, r)
+		}
+	}
+	// Newest first; among equal times the later recorded first (stable).
+	slices.Reverse(out)
+	slices.SortStableFunc(out, func(a, b access.Rejection) int { return b.At.Compare(a.At) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func ledgerKey(groupID, userID string) string { return groupID + "_" + userID }
+
+// GetLedger loads the ledger of (group, user); a missing one is returned empty
+// with Version "".
+func (s *Store) GetLedger(ctx context.Context, groupID, userID string) (*access.Ledger, error) {
+	if err := s.enter(ctx, OpGetLedger); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	st, ok := s.ledgers[ledgerKey(groupID, userID)]
+	if !ok {
+		return &access.Ledger{GroupID: groupID, UserID: userID}, nil
+	}
+	var l access.Ledger
+	if err := json.Unmarshal(st.body, &l); err != nil {
+		return nil, fault.Wrap(fault.ErrPermanent, "decode ledger", err)
+	}
+	l.BusySince = utc(l.BusySince)
+	l.GroupID, l.UserID, l.Version = groupID, userID, st.version
+	return &l, nil
+}
+
+// SaveLedger creates or compare-and-swaps a ledger; an empty ledger is deleted.
+func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
+	if l == nil || l.GroupID == "" || l.UserID == "" {
+		return fault.Wrap(fault.ErrPermanent, "save ledger", errors.New("ledger without group or user"))
+	}
+	if err := s.enter(ctx, OpSaveLedger); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	k := ledgerKey(l.GroupID, l.UserID)
+	cur, exists := s.ledgers[k]
+	switch {
+	case l.Version == "" && exists:
+		return fault.Wrap(fault.ErrConflict, "save ledger", fmt.Errorf("ledger %s already exists", k))
+	case l.Version != "" && (!exists || cur.version != l.Version):
+		return fault.Wrap(fault.ErrConflict, "save ledger", fmt.Errorf("ledger %s changed since it was read", k))
+	}
+	if LedgerEmpty(l) {
+		delete(s.ledgers, k)
+		l.Version = ""
+		return nil
+	}
+	body, err := json.Marshal(l)
+	if err != nil {
+		return fault.Wrap(fault.ErrPermanent, "encode ledger", err)
+	}
+	v := s.nextVersion()
+	s.ledgers[k] = &ledger{body: body, version: v}
+	l.Version = v
+	return nil
+}
+
+// LedgerEmpty reports whether a ledger holds nothing worth keeping (no
+// grants, not busy, not pre-existing); such a ledger is deleted on save.
+func LedgerEmpty(l *access.Ledger) bool {
+	return len(l.Grants) == 0 && l.Busy == "" && !l.PreExisting
+}
+
+// Ping always answers (unless a fault is injected).
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.enter(ctx, OpPing); err != nil {
+		return err
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// MaxListLimit bounds ListFilter.Limit; DefaultListLimit is used for 0.
+const (
+	MaxListLimit     = 1000
+	DefaultListLimit = 100
+)
+
+// ListRequests lists requests in request id order. Items carry no history.
+// Next is the id of the last item when more remain.
+func (s *Store) ListRequests(ctx context.Context, f broker.ListFilter) (broker.ListPage, error) {
+	if err := s.enter(ctx, OpListRequests); err != nil {
+		return broker.ListPage{}, err
+	}
+	defer s.mu.Unlock()
+	limit := f.Limit
+	switch {
+	case limit <= 0:
+		limit = DefaultListLimit
+	case limit > MaxListLimit:
+		limit = MaxListLimit
+	}
+	ids := make([]string, 0, len(s.reqs))
+	for id, st := range s.reqs {
+		if id <= f.After && f.After != "" {
+			continue
+		}
+		if (f.State != "" && st.state != f.State) || (f.Profile != "" && st.profile != f.Profile) ||
+			(f.Requester != "" && st.reqr != f.Requester) {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	var page broker.ListPage
+	if len(ids) > limit {
+		ids = ids[:limit]
+		page.Next = ids[limit-1]
+	}
+	for _, id := range ids {
+		r, err := s.reqs[id].decode()
+		if err != nil {
+			return broker.ListPage{}, err
+		}
+		page.Items = append(page.Items, r)
+	}
+	return page, nil
+}
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// normalize puts every time of a decoded request in UTC.
+func normalize(r *access.Request) {
+	r.RequestedAt, r.ActivatedAt, r.EndsAt, r.EndedAt, r.DueAt =
+		utc(r.RequestedAt), utc(r.ActivatedAt), utc(r.EndsAt), utc(r.EndedAt), utc(r.DueAt)
+	for i := range r.Approvals {
+		r.Approvals[i].At = utc(r.Approvals[i].At)
+	}
+	for i := range r.History {
+		r.History[i].At = utc(r.History[i].At)
+	}
+	if r.Work != nil {
+		r.Work.Since = utc(r.Work.Since)
+	}
+	for i := range r.Parked {
+		r.Parked[i].Received = utc(r.Parked[i].Received)
+		r.Parked[i].Event.Time = utc(r.Parked[i].Event.Time)
+	}
+}
