@@ -11,7 +11,8 @@ param hostAccountName string
 param deploymentContainerName string
 param maximumInstanceCount int = 40
 param instanceMemoryMB int = 512
-@description('App settings as an object (name: value), built in main.bicep.')
+@secure()
+@description('App settings as an object (name: value), built in main.bicep; secure because it carries JIT_CONTINUATION_KEY (kept out of deployment history).')
 param appSettings object
 
 resource hostAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
