@@ -20,8 +20,11 @@
 // application/json without text/html) gets errors as {"error":"..."} like the
 // read API; browsers get an HTML page.
 //
-// Cost is flat: one ListRequests call per state, each bounded by Limit
-// (200), plus one RecentRejections call. A section whose listing had more
+// Cost is flat: one ListRequests call per state, each bounded by ListLimit
+// (200), plus one RecentRejections call, plus — only when the store lists
+// requests without their history — at most HistoryLookups (50) GetRequest
+// calls for the rows that show who ended a request and whether sessions
+// were revoked. A section whose listing had more
 // says so on the page. Ended states are filtered to a time window (24 h for
 // endings, denials and rejections, 7 days for failures and removed
 // out-of-band members); the store is expected to list ended states newest
@@ -80,6 +83,10 @@ const (
 	// AttentionWindow is how far back failures and removed out-of-band
 	// members are shown.
 	AttentionWindow = 7 * 24 * time.Hour
+	// HistoryLookups bounds the requests read one by one for their history
+	// (when the listing leaves it out), HistoryParallel how many at a time.
+	HistoryLookups  = 50
+	HistoryParallel = 8
 	// StuckAfter is how old unfinished Graph work must be to need attention.
 	StuckAfter = 5 * time.Minute
 	// MaxText is how many characters of a free-text field are displayed; the

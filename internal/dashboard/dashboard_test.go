@@ -105,12 +105,12 @@ func TestSections(t *testing.T) {
 
 	den := sectionHTML(t, body, "denied")
 	mustContain(t, "denied", den, "kim@contoso.example", "not during the freeze", p01, "guest_x@contoso.example",
-		"guest users cannot request access", "rejected requested", "data is not valid JSON", "event evt-77",
-		"unknown request req-unknown", "no such request")
+		"guest users cannot request access", "rejected event", "requested event, no request id", "data is not valid JSON", "event evt-77",
+		"approved event for unknown request req-unknown", "no such request")
 	mustNotContain(t, "denied", den, "ancient rejection")
 
 	oob := sectionHTML(t, body, "outofband")
-	mustContain(t, "outofband", oob, "9f9f9f9f-0000-4000-8000-00000000beef", "still a member", "mallory@contoso.example", "added in the Entra portal",
+	mustContain(t, "outofband", oob, "9f9f9f9f-0000-4000-8000-00000000beef", "still a member", "added by mallory@contoso.example — added in the Entra portal",
 		"9f9f9f9f-0000-4000-8000-00000000cafe", ">removed<", adminGrp)
 
 	// Summary cards.
@@ -118,7 +118,7 @@ func TestSections(t *testing.T) {
 		`<span class="n">2</span><span class="l">Pending approvals</span>`,
 		`<span class="n">2</span><span class="l">Need attention</span>`,
 		`<span class="n">3</span><span class="l">Ended (24 h)</span>`,
-		`<span class="n">4</span><span class="l">Denied or rejected (24 h)</span>`,
+		`<span class="n">4</span><span class="l">Denied / rejected (24 h)</span>`,
 		`<span class="n">1</span><span class="l">Out-of-band members</span>`} {
 		mustContain(t, "counts", body, c)
 	}
@@ -135,6 +135,37 @@ func TestSections(t *testing.T) {
 	}
 	if len(store.rejLim) != 1 || store.rejLim[0] != RejectionLimit {
 		t.Errorf("rejection reads %v", store.rejLim)
+	}
+}
+
+func TestHistoryReadForListingsWithout(t *testing.T) {
+	store := seed(now0)
+	store.noHistory = true
+	_, body := get(t, newTestHandler(store), "/api/dashboard")
+	ends := sectionHTML(t, body, "endings")
+	mustContain(t, "endings", ends, "<td>"+p01+"</td>", "<td>revoked</td>")
+	mustContain(t, "outofband", sectionHTML(t, body, "outofband"), "added by mallory@contoso.example")
+	mustContain(t, "denied", sectionHTML(t, body, "denied"), "<td>"+p01+"</td>")
+	// expired, revoked, denied, two out-of-band: one read each, no more.
+	if store.gets != 5 {
+		t.Errorf("%d history reads, want 5", store.gets)
+	}
+	// With many such rows the reads stay bounded.
+	store = &fakeLister{noHistory: true}
+	for i := range 3 * HistoryLookups {
+		store.reqs = append(store.reqs, &access.Request{ID: fmt.Sprintf("e%03d", i), State: access.Expired, Requester: "u",
+			EndedAt: now0.Add(-time.Duration(i) * time.Second), History: []access.HistoryEntry{hist(now0, "expired", "jitaccess", "")}})
+	}
+	get(t, newTestHandler(store), "/api/dashboard")
+	if store.gets != HistoryLookups {
+		t.Errorf("%d history reads, want %d", store.gets, HistoryLookups)
+	}
+	// Listings that carry the history cause no reads (but oob-9999, whose
+	// seeded history is empty).
+	store = seed(now0)
+	get(t, newTestHandler(store), "/api/dashboard")
+	if store.gets != 1 {
+		t.Errorf("%d reads, want 1 (only the request without history)", store.gets)
 	}
 }
 
@@ -178,12 +209,12 @@ func TestEscaping(t *testing.T) {
 func TestLongFieldsAreCut(t *testing.T) {
 	_, body := get(t, newTestHandler(seed(now0)), "/api/dashboard")
 	cut := strings.Repeat("Z", MaxText-1) + "…"
-	mustContain(t, "justification", body, `<span title="`+longJust+`">`+cut+`</span>`)
+	mustContain(t, "justification", body, `<span class="long" title="`+longJust+`">`+cut+`</span>`)
 	if strings.Contains(body, ">"+longJust+"<") {
 		t.Error("long justification shown uncut")
 	}
 	// The long UPN: cut in the text, whole (escaped) in the title with the object id.
-	want := `title="` + html.EscapeString(longUPN) + ` · object id id-long">` + strings.Repeat("x", MaxText-1) + "…</span>"
+	want := `<span class="who long" title="` + html.EscapeString(longUPN) + ` · object id id-long">` + strings.Repeat("x", MaxText-1) + "…</span>"
 	mustContain(t, "upn", strings.ReplaceAll(body, "&#34;", "&quot;"), strings.ReplaceAll(want, "&#34;", "&quot;"))
 	mustContain(t, "css", body, "overflow-wrap:anywhere")
 }
@@ -326,7 +357,7 @@ func TestTruncatedListing(t *testing.T) {
 			Profile: "aks-admin", RequestedAt: now0.Add(-time.Duration(i) * time.Second), ApprovalsRequired: 1})
 	}
 	_, body := get(t, newTestHandler(store), "/api/dashboard")
-	mustContain(t, "truncated", body, `<span class="n">200&#43;</span><span class="l">Pending approvals</span>`, "only the first 200 are shown")
+	mustContain(t, "truncated", body, `<span class="n">200&#43;</span><span class="l">Pending approvals</span>`, "only the first 200 were considered")
 	if strings.Count(sectionHTML(t, body, "pending"), "<tr>") != ListLimit+1 { // + header row
 		t.Error("pending rows")
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jitaccess/jitaccess/internal/access"
 	"github.com/jitaccess/jitaccess/internal/broker"
+	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
 // fakeLister is an in-memory broker.Lister: it filters by state and profile,
@@ -20,17 +21,25 @@ type fakeLister struct {
 	err     error
 	filters []broker.ListFilter
 	rejLim  []int
+	// noHistory lists requests without their history, as memstore and
+	// tablestore do; gets counts GetRequest calls.
+	noHistory bool
+	gets      int
 }
 
 func (f *fakeLister) GetRequest(_ context.Context, id string) (*access.Request, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.gets++
+	if f.err != nil {
+		return nil, f.err
+	}
 	for _, r := range f.reqs {
 		if r.ID == id {
 			return r, nil
 		}
 	}
-	return nil, context.Canceled
+	return nil, fault.Wrap(fault.ErrNotFound, "get", nil)
 }
 
 func (f *fakeLister) ListRequests(_ context.Context, lf broker.ListFilter) (broker.ListPage, error) {
@@ -48,6 +57,11 @@ func (f *fakeLister) ListRequests(_ context.Context, lf broker.ListFilter) (brok
 		}
 		if len(out) == lf.Limit {
 			return broker.ListPage{Items: out, Next: "more"}, nil
+		}
+		if f.noHistory {
+			c := *r
+			c.History = nil
+			r = &c
 		}
 		out = append(out, r)
 	}

@@ -42,7 +42,7 @@ a:focus-visible,button:focus-visible,select:focus-visible,.scroll:focus-visible{
 .filter button{background:#f0a000;border-color:#f0a000;color:#1b1f24;font-weight:650;cursor:pointer}
 main{max-width:1440px;margin:0 auto;padding:1.25rem 1.5rem 3rem}
 .cards{list-style:none;margin:0 0 1.5rem;padding:0;display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:.75rem}
-.card a{display:block;background:var(--card);border:1px solid var(--line);border-left:5px solid var(--muted-fg);border-radius:8px;padding:.7rem .9rem;text-decoration:none;color:var(--fg)}
+.card a{display:block;height:100%;background:var(--card);border:1px solid var(--line);border-left:5px solid var(--muted-fg);border-radius:8px;padding:.7rem .9rem;text-decoration:none;color:var(--fg)}
 .card.ok a{border-left-color:#1a7f37}.card.info a{border-left-color:#0b5cad}.card.bad a{border-left-color:#c0271a}.card.zero a{border-left-color:var(--line)}
 .card .n{display:block;font-size:1.6rem;font-weight:700;line-height:1.1;font-variant-numeric:tabular-nums}
 .card .l{display:block;color:var(--muted);font-size:.85rem}
@@ -56,7 +56,11 @@ section h2 .count{font-size:.8rem;font-weight:600;color:var(--muted-fg);backgrou
 .scroll{overflow-x:auto}
 table{width:100%;border-collapse:collapse;font-size:.875rem}
 caption{caption-side:top;text-align:left;color:var(--muted);font-size:.8rem;padding:0 0 .4rem}
-th,td{text-align:left;vertical-align:top;padding:.45rem .6rem;border-bottom:1px solid var(--line);overflow-wrap:anywhere;word-break:break-word}
+th,td{text-align:left;vertical-align:top;padding:.45rem .6rem;border-bottom:1px solid var(--line);overflow-wrap:break-word}
+.long,.just,.why{overflow-wrap:anywhere;word-break:break-word}
+td.just{min-width:12rem}
+td.prof{min-width:6.5rem}
+th abbr{text-decoration:none}
 th{background:var(--bg);font-weight:650;color:#32383f;white-space:nowrap;font-size:.8rem;text-transform:uppercase;letter-spacing:.03em}
 tbody tr:nth-child(even){background:#fafbfc}
 tbody tr:hover{background:#f1f6fc}
@@ -66,7 +70,7 @@ td.left.overdue{color:var(--bad-fg)}
 .who{font-weight:600}
 .id{display:block;color:var(--muted);font-size:.75rem;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .just{color:#32383f}
-.tag{display:inline-block;margin-left:.3rem;font-size:.72rem;color:var(--info-fg);background:var(--info-bg);border-radius:4px;padding:0 .3rem}
+.tag{display:inline-block;white-space:nowrap;margin-left:.3rem;font-size:.72rem;color:var(--info-fg);background:var(--info-bg);border-radius:4px;padding:0 .3rem}
 .badge{display:inline-block;white-space:nowrap;font-size:.75rem;font-weight:650;border-radius:999px;padding:.1rem .55rem;border:1px solid transparent}
 .badge.ok{background:var(--ok-bg);color:var(--ok-fg);border-color:#a7d8b5}
 .badge.busy{background:var(--busy-bg);color:var(--busy-fg);border-color:#f0cf7a}
@@ -99,7 +103,7 @@ const pageSource = `<!DOCTYPE html>
 <header class="top">
 <div>
 <h1>Just-in-time access</h1>
-<p class="sub">Operators' dashboard{{if .Profile}} · profile <strong>{{.Profile}}</strong>{{end}} · as of <time datetime="{{.Now.ISO}}">{{.Now.Show}}</time> · refreshes every {{.Refresh}} s</p>
+<p class="sub">Operators' dashboard{{if .Profile}} · profile <strong>{{.Profile}}</strong>{{end}} · as of <time datetime="{{.Now.ISO}}">{{.Now.Show}} UTC</time> · refreshes every {{.Refresh}} s</p>
 </div>
 <form class="filter" method="get" role="search" aria-label="Filter by profile">
 {{- if .Code}}<input type="hidden" name="code" value="{{.Code}}">{{end}}
@@ -129,12 +133,12 @@ const pageSource = `<!DOCTYPE html>
 <div class="scroll" role="region" aria-labelledby="active-h" tabindex="0">
 <table>
 <caption>Active grants with approvers, start, end and time left</caption>
-<thead><tr><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">Approved by</th><th scope="col">Justification</th><th scope="col">Activated</th><th scope="col">Ends</th><th scope="col">Time left</th><th scope="col">State</th></tr></thead>
+<thead><tr><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">Approved by</th><th scope="col">Justification</th><th scope="col">Activated <abbr title="Coordinated Universal Time">UTC</abbr></th><th scope="col">Ends <abbr title="Coordinated Universal Time">UTC</abbr></th><th scope="col">Time left</th><th scope="col">State</th></tr></thead>
 <tbody>
 {{- range .Active.Rows}}
 <tr>
 <td>{{template "who" .Who}}{{template "id" .ID}}</td>
-<td>{{template "t" .Profile}}{{if .Source}}<span class="tag">{{.Source}}</span>{{end}}</td>
+<td class="prof">{{template "t" .Profile}}{{if .Source}}<span class="tag">{{.Source}}</span>{{end}}</td>
 <td>{{template "t" .Approvers}}</td>
 <td class="just">{{template "t" .Justification}}{{if .Ticket.Short}}<span class="id">ticket {{template "t" .Ticket}}</span>{{end}}</td>
 <td class="when">{{template "when" .Activated}}</td>
@@ -159,12 +163,12 @@ const pageSource = `<!DOCTYPE html>
 <div class="scroll" role="region" aria-labelledby="pending-h" tabindex="0">
 <table>
 <caption>Pending requests with their age and approvals so far</caption>
-<thead><tr><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">Duration</th><th scope="col">Justification</th><th scope="col">Requested</th><th scope="col">Waiting</th><th scope="col">Approvals</th></tr></thead>
+<thead><tr><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">Duration</th><th scope="col">Justification</th><th scope="col">Requested <abbr title="Coordinated Universal Time">UTC</abbr></th><th scope="col">Waiting</th><th scope="col">Approvals</th></tr></thead>
 <tbody>
 {{- range .Pending.Rows}}
 <tr>
 <td>{{template "who" .Who}}{{template "id" .ID}}</td>
-<td>{{template "t" .Profile}}</td>
+<td class="prof">{{template "t" .Profile}}</td>
 <td class="when">{{or .Duration "—"}}</td>
 <td class="just">{{template "t" .Justification}}{{if .Ticket.Short}}<span class="id">ticket {{template "t" .Ticket}}</span>{{end}}</td>
 <td class="when">{{template "when" .Requested}}</td>
@@ -188,14 +192,14 @@ const pageSource = `<!DOCTYPE html>
 <div class="scroll" role="region" aria-labelledby="attention-h" tabindex="0">
 <table>
 <caption>Requests that need an operator, newest first</caption>
-<thead><tr><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">State</th><th scope="col">Problem</th><th scope="col">Since</th><th scope="col">For</th></tr></thead>
+<thead><tr><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">State</th><th scope="col">Problem</th><th scope="col">Since <abbr title="Coordinated Universal Time">UTC</abbr></th><th scope="col">For</th></tr></thead>
 <tbody>
 {{- range .Attention.Rows}}
 <tr>
 <td>{{template "who" .Who}}{{template "id" .ID}}</td>
-<td>{{template "t" .Profile}}</td>
+<td class="prof">{{template "t" .Profile}}</td>
 <td>{{template "badge" .State}}</td>
-<td>{{template "t" .Problem}}</td>
+<td class="why">{{template "t" .Problem}}</td>
 <td class="when">{{template "when" .Since}}</td>
 <td class="left">{{.Age}}</td>
 </tr>
@@ -216,16 +220,16 @@ const pageSource = `<!DOCTYPE html>
 <div class="scroll" role="region" aria-labelledby="endings-h" tabindex="0">
 <table>
 <caption>Endings of the last 24 hours with who ended them, why, and the sign-in sessions</caption>
-<thead><tr><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">Outcome</th><th scope="col">Ended</th><th scope="col">By</th><th scope="col">Why</th><th scope="col">Sessions</th></tr></thead>
+<thead><tr><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">Outcome</th><th scope="col">Ended <abbr title="Coordinated Universal Time">UTC</abbr></th><th scope="col">By</th><th scope="col">Why</th><th scope="col">Sessions</th></tr></thead>
 <tbody>
 {{- range .Endings.Rows}}
 <tr>
 <td>{{template "who" .Who}}{{template "id" .ID}}</td>
-<td>{{template "t" .Profile}}</td>
+<td class="prof">{{template "t" .Profile}}</td>
 <td>{{template "badge" .Outcome}}</td>
 <td class="when">{{template "when" .Ended}}</td>
 <td>{{template "t" .By}}</td>
-<td>{{template "t" .Why}}</td>
+<td class="why">{{template "t" .Why}}</td>
 <td>{{.Sessions}}</td>
 </tr>
 {{- end}}
@@ -245,17 +249,17 @@ const pageSource = `<!DOCTYPE html>
 <div class="scroll" role="region" aria-labelledby="denied-h" tabindex="0">
 <table>
 <caption>Denials and rejections of the last 24 hours with their reasons</caption>
-<thead><tr><th scope="col">When</th><th scope="col">Outcome</th><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">Request</th><th scope="col">By</th><th scope="col">Reason</th></tr></thead>
+<thead><tr><th scope="col">When <abbr title="Coordinated Universal Time">UTC</abbr></th><th scope="col">Outcome</th><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">Request</th><th scope="col">By</th><th scope="col">Reason</th></tr></thead>
 <tbody>
 {{- range .Denied.Rows}}
 <tr>
 <td class="when">{{template "when" .At}}</td>
 <td>{{template "badge" .Kind}}</td>
 <td><span class="who">{{template "t" .Who}}</span></td>
-<td>{{template "t" .Profile}}</td>
+<td class="prof">{{template "t" .Profile}}</td>
 <td><span class="id">{{template "t" .ID}}</span></td>
 <td>{{template "t" .By}}</td>
-<td>{{template "t" .Reason}}</td>
+<td class="why">{{template "t" .Reason}}</td>
 </tr>
 {{- end}}
 </tbody>
@@ -274,16 +278,16 @@ const pageSource = `<!DOCTYPE html>
 <div class="scroll" role="region" aria-labelledby="outofband-h" tabindex="0">
 <table>
 <caption>Out-of-band members, newest first</caption>
-<thead><tr><th scope="col">Member</th><th scope="col">Profile</th><th scope="col">Group</th><th scope="col">Observed</th><th scope="col">State</th><th scope="col">Detail</th></tr></thead>
+<thead><tr><th scope="col">Member</th><th scope="col">Profile</th><th scope="col">Group</th><th scope="col">Observed <abbr title="Coordinated Universal Time">UTC</abbr></th><th scope="col">State</th><th scope="col">Detail</th></tr></thead>
 <tbody>
 {{- range .Findings.Rows}}
 <tr>
 <td>{{template "who" .Member}}{{template "id" .ID}}</td>
-<td>{{template "t" .Profile}}</td>
+<td class="prof">{{template "t" .Profile}}</td>
 <td><span class="id">{{template "t" .Group}}</span></td>
 <td class="when">{{template "when" .Observed}}</td>
 <td>{{template "badge" .State}}</td>
-<td>{{template "t" .Detail}}</td>
+<td class="why">{{template "t" .Detail}}</td>
 </tr>
 {{- end}}
 </tbody>
@@ -298,12 +302,12 @@ const pageSource = `<!DOCTYPE html>
 <footer>Times are UTC. Each listing reads at most 200 requests; the read API (<code>/api/requests</code>) has them all.</footer>
 </body>
 </html>
-{{- define "t"}}{{if .Cut}}<span title="{{.Full}}">{{.Short}}</span>{{else}}{{.Short}}{{end}}{{end}}
-{{- define "who"}}<span class="who"{{with .Title}} title="{{.}}"{{end}}>{{.Label.Short}}</span>{{end}}
+{{- define "t"}}{{if .Cut}}<span class="long" title="{{.Full}}">{{.Short}}</span>{{else}}{{.Short}}{{end}}{{end}}
+{{- define "who"}}<span class="who{{if .Label.Cut}} long{{end}}"{{with .Title}} title="{{.}}"{{end}}>{{.Label.Short}}</span>{{end}}
 {{- define "id"}}<span class="id">{{template "t" .}}</span>{{end}}
 {{- define "when"}}{{if .ISO}}<time datetime="{{.ISO}}">{{.Show}}</time>{{else}}—{{end}}{{end}}
 {{- define "badge"}}<span class="badge {{.Class}}"{{with .Hint}} title="{{.}}"{{end}}>{{.Label}}</span>{{end}}
-{{- define "more"}}<p class="more">More than 200 requests were listed for this section; only the first 200 are shown. Use the read API for the rest.</p>{{end}}
+{{- define "more"}}<p class="more">A listing for this section had more than 200 requests; only the first 200 were considered, so rows may be missing here. The read API (<code>/api/requests</code>) lists them all.</p>{{end}}
 `
 
 const errorSource = `<!DOCTYPE html>

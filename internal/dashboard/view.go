@@ -58,7 +58,7 @@ func newStamp(t time.Time) stamp {
 		return stamp{}
 	}
 	t = t.UTC()
-	return stamp{ISO: t.Format(time.RFC3339), Show: t.Format("02 Jan 15:04:05 UTC")}
+	return stamp{ISO: t.Format(time.RFC3339), Show: t.Format("02 Jan 15:04:05")}
 }
 
 // span formats a duration for people: "2d 3h", "1h 05m", "12m 30s", "45s".
@@ -283,9 +283,65 @@ func (h *handler) gather(ctx context.Context, profile string, now time.Time) (*p
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", errStore, errs[0])
 	}
+	h.withHistory(ctx, res, now)
 	p := &page{Profile: profile, Now: newStamp(now)}
 	build(p, res, rejs, profile, now)
 	return p, nil
+}
+
+// withHistory replaces listed requests whose history the listing left out
+// (stores may list without it) by the full request, for the rows whose
+// "who" and "sessions" columns come from the history: recent endings and
+// denials and out-of-band findings. At most HistoryLookups requests, newest
+// first, are read, HistoryParallel at a time, so the cost stays bounded. A
+// failed read only leaves that row without the history details.
+func (h *handler) withHistory(ctx context.Context, res map[access.State]listed, now time.Time) {
+	type slot struct {
+		items []*access.Request
+		i     int
+		at    time.Time
+	}
+	var todo []slot
+	for st, l := range res {
+		for i, r := range l.items {
+			if r == nil || r.State != st || len(r.History) > 0 {
+				continue
+			}
+			at := endTime(r)
+			switch {
+			case r.Source == access.SourceOutOfBand && (!st.Ended() || now.Sub(at) <= AttentionWindow):
+			case r.Source != access.SourceOutOfBand && now.Sub(at) <= RecentWindow &&
+				(st == access.Expired || st == access.Revoked || st == access.Cancelled || st == access.Denied):
+			default:
+				continue
+			}
+			todo = append(todo, slot{l.items, i, at})
+		}
+	}
+	slices.SortFunc(todo, func(a, b slot) int { return b.at.Compare(a.at) })
+	todo = todo[:min(len(todo), HistoryLookups)]
+	sem := make(chan struct{}, HistoryParallel)
+	var wg sync.WaitGroup
+	failed := 0
+	var mu sync.Mutex
+	for _, s := range todo {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			full, err := h.o.Store.GetRequest(ctx, s.items[s.i].ID)
+			if err != nil || full == nil || full.ID != s.items[s.i].ID || full.State != s.items[s.i].State {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+				return
+			}
+			s.items[s.i] = full // distinct slots: no two goroutines write one
+		})
+	}
+	wg.Wait()
+	if failed > 0 {
+		h.log.WarnContext(ctx, "dashboard: some request histories could not be read", "count", failed)
+	}
 }
 
 func build(p *page, res map[access.State]listed, rejs []access.Rejection, profile string, now time.Time) {
@@ -445,20 +501,20 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		if !recent(j.At, RecentWindow) {
 			continue
 		}
-		id := "no request id"
-		if j.RequestID != "" {
-			id = "unknown request " + j.RequestID
-		}
-		kind := "rejected event"
+		what := "event"
 		if j.Type != "" {
-			kind = "rejected " + strings.TrimPrefix(j.Type, "jit.access.")
+			what = strings.TrimPrefix(j.Type, "jit.access.") + " event"
+		}
+		id := what + ", no request id"
+		if j.RequestID != "" {
+			id = what + " for unknown request " + j.RequestID
 		}
 		by := "—"
 		if j.EventID != "" {
 			by = "event " + j.EventID
 		}
 		dens = append(dens, den{deniedRow{
-			At: newStamp(j.At), Kind: badge{kind, "bad", "an event that named no usable request"}, ID: newText(id),
+			At: newStamp(j.At), Kind: badge{"rejected event", "bad", "an event without a usable request id"}, ID: newText(id),
 			Who: newText("—"), Profile: newText("—"), By: newText(by), Reason: newText(nonEmpty(j.Reason, "—")),
 		}, j.At})
 	}
@@ -494,7 +550,10 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		actor, detail := lastEntry(r, access.HOutOfBand)
 		d := detail
 		if actor != "" && actor != access.System {
-			d = strings.TrimSpace("added by " + actor + ". " + detail)
+			d = "added by " + actor
+			if detail != "" {
+				d += " — " + detail
+			}
 		}
 		fnds = append(fnds, fnd{findingRow{
 			ID: newText(r.ID), Member: requester(r), Profile: newText(r.Profile), Group: newText(r.GroupID),
@@ -530,7 +589,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		{"Pending approvals", n(len(p.Pending.Rows), p.Pending.More), "pending", tone(len(p.Pending.Rows), "info")},
 		{"Need attention", n(len(p.Attention.Rows), p.Attention.More), "attention", tone(len(p.Attention.Rows), "bad")},
 		{"Ended (24 h)", n(len(p.Endings.Rows), p.Endings.More), "endings", tone(len(p.Endings.Rows), "muted")},
-		{"Denied or rejected (24 h)", n(len(p.Denied.Rows), p.Denied.More), "denied", tone(len(p.Denied.Rows), "muted")},
+		{"Denied / rejected (24 h)", n(len(p.Denied.Rows), p.Denied.More), "denied", tone(len(p.Denied.Rows), "muted")},
 		{"Out-of-band members", n(stillThere, p.Findings.More), "outofband", tone(stillThere, "bad")},
 	}
 }
