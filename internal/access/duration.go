@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,9 +47,47 @@ func ParseDuration(s string) (time.Duration, error) {
 	return td, nil
 }
 
-// FormatDuration renders d as an ISO 8601 duration (PT1H, PT1H30M, PT3S, PT0.5S).
+// FormatDuration renders d as an ISO 8601 duration (PT1H, PT1H30M, PT3S,
+// PT0.5S, P1DT12H) in days, hours, minutes and seconds only, so that
+// ParseDuration reads back exactly what it wrote (it refuses years and months,
+// whose length depends on the calendar).
 func FormatDuration(d time.Duration) string {
-	return duration.FromTimeDuration(d).String()
+	if d == 0 {
+		return "PT0S"
+	}
+	var b strings.Builder
+	if d < 0 {
+		b.WriteByte('-')
+		d = -d // MinInt64 stays negative; its uint64 conversion below is still right
+	}
+	u := uint64(d)
+	const day, hour, minute, second = uint64(24 * time.Hour), uint64(time.Hour), uint64(time.Minute), uint64(time.Second)
+	b.WriteByte('P')
+	if n := u / day; n > 0 {
+		b.WriteString(strconv.FormatUint(n, 10) + "D")
+		u %= day
+	}
+	if u == 0 {
+		return b.String()
+	}
+	b.WriteByte('T')
+	if n := u / hour; n > 0 {
+		b.WriteString(strconv.FormatUint(n, 10) + "H")
+		u %= hour
+	}
+	if n := u / minute; n > 0 {
+		b.WriteString(strconv.FormatUint(n, 10) + "M")
+		u %= minute
+	}
+	if u > 0 {
+		b.WriteString(strconv.FormatUint(u/second, 10))
+		if frac := u % second; frac > 0 {
+			b.WriteByte('.')
+			b.WriteString(strings.TrimRight(fmt.Sprintf("%09d", frac), "0"))
+		}
+		b.WriteByte('S')
+	}
+	return b.String()
 }
 
 // String renders the duration in ISO 8601.
