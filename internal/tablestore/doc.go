@@ -1,0 +1,118 @@
+// Package tablestore is the Azure Table Storage adapter: it implements
+// broker.Store and broker.Lister with
+// github.com/Azure/azure-sdk-for-go/sdk/data/aztables. It is the only place
+// that sees storage errors; it translates them once into the kinds of
+// package fault (404 → ErrNotFound; 409/412 → ErrConflict; refused or reset
+// connections, timeouts, 408, 429 and 5xx → ErrTransient; anything else →
+// ErrPermanent). It does not retry (the SDK's retry policy is off by
+// default): bounded retries are the broker's job.
+//
+// # Tables
+//
+// Four tables, named <prefix><name> (prefix default "jit"; letters and digits,
+// starting with a letter, so that names stay valid Azure table names):
+//
+//	<prefix>requests    one partition per request
+//	<prefix>index       the due index and the state index
+//	<prefix>rejections  rejected events without usable request id
+//	<prefix>ledgers     membership ledgers
+//
+// # Requests (<prefix>requests)
+//
+// PartitionKey = request id. Row "state" holds the current state: the
+// access.Request without its history, as JSON in string properties Body,
+// Body1, … (BodyParts of them; each at most 30,000 UTF-16 code units, under
+// the 64 KiB property limit; a request needing more than 15 parts, ~900 KB,
+// is refused with fault.ErrPermanent rather than truncated), plus queryable
+// columns State, Profile, Requester, Source, RequestedAt, DueAt, HistoryLen
+// and the bookkeeping of the indexes (DueKey, DueETag, Idx, IdxSig,
+// IdxETag). Rows "h-000001", "h-000002", … hold the history entries in order
+// (JSON in Body…, plus At and Type columns for people browsing the table).
+//
+// SaveRequest writes the state row and the new history rows in ONE
+// entity-group transaction: the state row is inserted (Version "": a create,
+// EntityAlreadyExists → fault.ErrConflict) or replaced with If-Match on its
+// ETag (UpdateConditionNotSatisfied → fault.ErrConflict), and the history
+// rows from StoredHistory on are inserted. State and history therefore always
+// change together. A transaction holds at most 100 operations, so a save may
+// append at most 99 history entries (MaxHistoryPerSave); more is refused
+// with fault.ErrPermanent. The new ETag is read from the transaction's own
+// response (the SDK drops it; a small pipeline policy keeps it), so a save
+// costs no extra read.
+//
+// GetRequest is one partition query: the state row and the history rows come
+// back together, in one round trip for up to 999 history entries.
+//
+// Version is opaque to callers. It carries the state row's ETag and what the
+// store needs to maintain the indexes on the next save (the due and state
+// index keys of the version read, with their ETags, and the history length),
+// so saves need no extra reads. It changes on every save.
+//
+// # Due index (<prefix>index, PartitionKey "due")
+//
+// RowKey = 19-digit zero-padded UnixNano of DueAt + "_" + request id, so that
+// RowKey order is due order. DueRequests is one range query
+// (RowKey < key(now+1ns), Top = limit): its cost is proportional to what is
+// due, not to the number of stored requests.
+//
+// Table Storage cannot transact across partitions, so the index is kept
+// beside the request: a save writes the NEW entry before the request's
+// transaction and deletes the OLD one (known from the Version) after it, with
+// If-Match on the ETag that entry had when it was written. An entry can thus
+// be stale (a save that lost its compare-and-swap, a crash between the steps)
+// but an entry the current state needs is never deleted: whoever writes an
+// entry again changes its ETag, so an older delete no longer matches.
+// DueRequests checks each entry against the state rows (one batched query
+// per 14 ids) and returns only the ids whose state row still names that
+// entry; entries that disagree and are older than Options.StaleAfter are
+// deleted (younger ones may belong to a save in progress and are only
+// skipped). Callers re-read every request anyway (broker.Store says entries
+// may be stale).
+//
+// # State index (<prefix>index, PartitionKey "state-<state>")
+//
+// For the non-final states (pending, active, awaiting, activating, ending)
+// a row per request (RowKey = request id, with Profile and Requester columns)
+// is maintained the same way (new before, old after, If-Match). Listing by
+// such a state reads that partition (filtered by Profile/Requester in the
+// query) and then the state rows of the ids found (one batched query per 14
+// ids): the cost follows what is open now, not everything that ever ended.
+// Items whose state row disagrees are left out (and deleted from the index
+// once older than StaleAfter).
+//
+// Listing without a state or by a final state queries the state rows of the
+// requests table (RowKey eq 'state' and State/Profile/Requester eq …), paged
+// with the service's continuation (NextPartitionKey/NextRowKey), which
+// ListPage.Next carries (the caller makes it opaque and tamper-evident).
+// Both ways list in request id order. List items carry no history (History
+// nil) to keep lists cheap; StoredHistory says how long it is, so a list
+// item cannot be saved by mistake (saving it is refused): load the request
+// to change it.
+//
+// # Rejections (<prefix>rejections)
+//
+// PartitionKey "rej-YYYYMMDD" (UTC day of At), RowKey = 19-digit
+// (MaxInt64 − UnixNano) + "_" + 16 hex digits of SHA-256(event id, reason,
+// time) so that the newest come first. RecentRejections reads today's
+// partition and, when it needs more, yesterday's (by the store's clock).
+//
+// # Ledgers (<prefix>ledgers)
+//
+// PartitionKey "ledger", RowKey = group id + "_" + user id; the ledger as
+// JSON in Body; insert for Version "", replace with If-Match otherwise, and
+// delete with If-Match when the ledger becomes empty (no grants, not busy,
+// not pre-existing). A missing ledger is returned empty with Version "".
+//
+// # Keys
+//
+// Request ids, group ids and user ids become keys; a key may not contain
+// '/', '\', '#', '?' or control characters, and is at most 512 characters.
+// An id that cannot be a key cannot exist: GetRequest answers
+// fault.ErrNotFound, a save fault.ErrPermanent.
+//
+// # Counting round trips
+//
+// Options.Transport wraps the HTTP transport; Store.RoundTrips counts every
+// HTTP request sent (benchmarks and tests use it to check what each
+// operation costs).
+package tablestore

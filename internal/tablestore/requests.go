@@ -1,0 +1,513 @@
+package tablestore
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/fault"
+)
+
+// Limits of one save.
+const (
+	// MaxHistoryPerSave: a transaction holds at most 100 operations, one of
+	// them the state row.
+	MaxHistoryPerSave = 99
+	// partUnits is the size of one Body property in UTF-16 code units
+	// (a string property holds at most 64 KiB = 32,768 units).
+	partUnits = 30000
+	// maxRequestParts bounds the state row (an entity holds at most 1 MiB).
+	maxRequestParts = 15
+	// maxHistoryParts bounds one history entry.
+	maxHistoryParts = 2
+	// maxTransactionBytes stays under the 4 MiB payload of a transaction.
+	maxTransactionBytes = 3 << 20
+)
+
+const (
+	stateRowKey   = "state"
+	historyPrefix = "h-"
+)
+
+func historyRowKey(i int) string { return fmt.Sprintf("%s%06d", historyPrefix, i) }
+
+// validKey reports whether s can be a PartitionKey or RowKey. Single quotes
+// are refused too (the SDK doubles them in entity bodies).
+func validKey(s string) bool {
+	if s == "" || len(s) > 512 {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || strings.ContainsRune(`/\#?'`, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// lit is an OData string literal.
+func lit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// meta is what a Version carries besides the ETag: the index entries of the
+// version read, so that the next save can maintain the indexes without
+// reading anything.
+type meta struct {
+	ETag    string `json:"e"`
+	HLen    int    `json:"h"`
+	Due     string `json:"d,omitempty"`
+	DueETag string `json:"de,omitempty"`
+	Idx     string `json:"i,omitempty"`
+	IdxSig  string `json:"is,omitempty"`
+	IdxETag string `json:"ie,omitempty"`
+}
+
+const versionTag = "t1."
+
+func (m meta) version() string {
+	b, _ := json.Marshal(m)
+	return versionTag + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseVersion(v string) (meta, bool) {
+	var m meta
+	rest, ok := strings.CutPrefix(v, versionTag)
+	if !ok {
+		return m, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil || json.Unmarshal(b, &m) != nil || m.ETag == "" {
+		return m, false
+	}
+	return m, true
+}
+
+// dueKey is the due index RowKey: sortable time, then the id.
+func dueKey(at time.Time, id string) string {
+	return dueTimeKey(at) + "_" + id
+}
+
+func dueTimeKey(at time.Time) string {
+	n := at.UnixNano()
+	if n < 0 {
+		n = 0
+	}
+	return fmt.Sprintf("%019d", n)
+}
+
+// indexPartition is the state index partition of a state, "" for final
+// states (which are listed from the requests table).
+func indexPartition(st access.State) string {
+	switch st {
+	case access.Pending, access.Active, access.Awaiting, access.Activating, access.Ending:
+		return "state-" + string(st)
+	}
+	return ""
+}
+
+func indexSig(profile, requester string) string {
+	b, _ := json.Marshal([]string{profile, requester})
+	return string(b)
+}
+
+// splitBody cuts s into properties of at most partUnits UTF-16 units.
+func splitBody(s string) []string {
+	var parts []string
+	start, units := 0, 0
+	for i, r := range s {
+		n := 1
+		if r >= 0x10000 {
+			n = 2
+		}
+		if units+n > partUnits {
+			parts = append(parts, s[start:i])
+			start, units = i, 0
+		}
+		units += n
+	}
+	return append(parts, s[start:])
+}
+
+func bodyProp(i int) string {
+	if i == 0 {
+		return "Body"
+	}
+	return "Body" + strconv.Itoa(i)
+}
+
+func putBody(props map[string]any, body string, maxParts int, what string) error {
+	parts := splitBody(body)
+	if len(parts) > maxParts {
+		return fmt.Errorf("%s needs %d properties of %d UTF-16 units, over the limit of %d", what, len(parts), partUnits, maxParts)
+	}
+	props["BodyParts"] = int32(len(parts))
+	for i, p := range parts {
+		props[bodyProp(i)] = p
+	}
+	return nil
+}
+
+func getBody(e *aztables.EDMEntity) (string, error) {
+	n, ok := e.Properties["BodyParts"].(int32)
+	if !ok || n < 1 || n > 64 {
+		return "", fmt.Errorf("entity %s/%s has no valid BodyParts", e.PartitionKey, e.RowKey)
+	}
+	var b strings.Builder
+	for i := range int(n) {
+		p, ok := e.Properties[bodyProp(i)].(string)
+		if !ok {
+			return "", fmt.Errorf("entity %s/%s lacks %s", e.PartitionKey, e.RowKey, bodyProp(i))
+		}
+		b.WriteString(p)
+	}
+	return b.String(), nil
+}
+
+func str(e *aztables.EDMEntity, name string) string {
+	s, _ := e.Properties[name].(string)
+	return s
+}
+
+func decodeEntity(b []byte) (*aztables.EDMEntity, error) {
+	var e aztables.EDMEntity
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// metaOf reads the Version bookkeeping of a state row.
+func metaOf(e *aztables.EDMEntity, etag string) (meta, error) {
+	hl, ok := e.Properties["HistoryLen"].(int32)
+	if !ok || hl < 0 {
+		return meta{}, fmt.Errorf("state row of %s has no valid HistoryLen", e.PartitionKey)
+	}
+	if etag == "" {
+		etag = e.ETag
+	}
+	return meta{ETag: etag, HLen: int(hl), Due: str(e, "DueKey"), DueETag: str(e, "DueETag"),
+		Idx: str(e, "Idx"), IdxSig: str(e, "IdxSig"), IdxETag: str(e, "IdxETag")}, nil
+}
+
+// decodeState turns a state row into a request without history.
+func decodeState(e *aztables.EDMEntity, etag string) (*access.Request, error) {
+	m, err := metaOf(e, etag)
+	if err != nil {
+		return nil, err
+	}
+	body, err := getBody(e)
+	if err != nil {
+		return nil, err
+	}
+	var r access.Request
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		return nil, fmt.Errorf("state row of %s: %w", e.PartitionKey, err)
+	}
+	normalize(&r)
+	r.ID = e.PartitionKey
+	r.History = nil
+	r.Version = m.version()
+	r.StoredHistory = m.HLen
+	return &r, nil
+}
+
+// GetRequest loads a request and its history with one partition query.
+func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, error) {
+	const op = "get request"
+	if !validKey(id) {
+		return nil, fault.Wrap(fault.ErrNotFound, op, fmt.Errorf("%q cannot be a request id", id))
+	}
+	if err := s.ensure(ctx); err != nil {
+		return nil, err
+	}
+	pager := s.requests.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: to.Ptr("PartitionKey eq " + lit(id))})
+	var state *aztables.EDMEntity
+	var hist []*aztables.EDMEntity
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, s.fail(op, err)
+		}
+		for _, raw := range page.Entities {
+			e, err := decodeEntity(raw)
+			if err != nil {
+				return nil, fault.Wrap(fault.ErrPermanent, op, err)
+			}
+			switch {
+			case e.RowKey == stateRowKey:
+				state = e
+			case strings.HasPrefix(e.RowKey, historyPrefix):
+				hist = append(hist, e)
+			}
+		}
+	}
+	if state == nil {
+		return nil, fault.Wrap(fault.ErrNotFound, op, fmt.Errorf("request %q", id))
+	}
+	r, err := decodeState(state, "")
+	if err != nil {
+		return nil, fault.Wrap(fault.ErrPermanent, op, err)
+	}
+	slices.SortFunc(hist, func(a, b *aztables.EDMEntity) int { return strings.Compare(a.RowKey, b.RowKey) })
+	if len(hist) < r.StoredHistory {
+		return nil, fault.Wrap(fault.ErrPermanent, op, fmt.Errorf("request %q: %d history rows, the state row says %d", id, len(hist), r.StoredHistory))
+	}
+	hist = hist[:r.StoredHistory]
+	if len(hist) > 0 {
+		r.History = make([]access.HistoryEntry, len(hist))
+	}
+	for i, h := range hist {
+		if h.RowKey != historyRowKey(i+1) {
+			return nil, fault.Wrap(fault.ErrPermanent, op, fmt.Errorf("request %q: history row %s where %s belongs", id, h.RowKey, historyRowKey(i+1)))
+		}
+		body, err := getBody(h)
+		if err == nil {
+			err = json.Unmarshal([]byte(body), &r.History[i])
+		}
+		if err != nil {
+			return nil, fault.Wrap(fault.ErrPermanent, op, fmt.Errorf("request %q history %d: %w", id, i+1, err))
+		}
+		r.History[i].At = utc(r.History[i].At)
+	}
+	return r, nil
+}
+
+// SaveRequest creates or compare-and-swaps a request and appends its new
+// history in one transaction, keeping the indexes beside it.
+func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
+	const op = "save request"
+	perm := func(format string, a ...any) error { return fault.Wrap(fault.ErrPermanent, op, fmt.Errorf(format, a...)) }
+	if r == nil || !validKey(r.ID) {
+		return perm("request without a usable id")
+	}
+	if r.StoredHistory < 0 || r.StoredHistory > len(r.History) {
+		return perm("request %q: StoredHistory %d outside its %d history entries", r.ID, r.StoredHistory, len(r.History))
+	}
+	newEntries := r.History[r.StoredHistory:]
+	if len(newEntries) > MaxHistoryPerSave {
+		return perm("request %q: %d new history entries in one save, over the limit of %d", r.ID, len(newEntries), MaxHistoryPerSave)
+	}
+	var old meta
+	if r.Version != "" {
+		var ok bool
+		if old, ok = parseVersion(r.Version); !ok {
+			return fault.Wrap(fault.ErrConflict, op, fmt.Errorf("request %q: version not issued by this store", r.ID))
+		}
+		if old.HLen != r.StoredHistory {
+			return perm("request %q: StoredHistory %d but the version read holds %d entries", r.ID, r.StoredHistory, old.HLen)
+		}
+	} else if r.StoredHistory != 0 {
+		return perm("request %q: new request with StoredHistory %d", r.ID, r.StoredHistory)
+	}
+
+	// Encode everything before touching storage.
+	c := *r
+	c.History, c.Version, c.StoredHistory = nil, "", 0
+	body, err := json.Marshal(&c)
+	if err != nil {
+		return perm("encode request %q: %v", r.ID, err)
+	}
+	next := meta{HLen: len(r.History), Idx: indexPartition(r.State), IdxSig: indexSig(r.Profile, r.Requester)}
+	if !r.DueAt.IsZero() {
+		next.Due = dueKey(r.DueAt, r.ID)
+	}
+	if next.Idx == "" {
+		next.IdxSig = ""
+	}
+	stateProps := map[string]any{
+		"State": string(r.State), "Profile": r.Profile, "Requester": r.Requester, "Source": string(r.Source),
+		"HistoryLen": int32(next.HLen),
+	}
+	if !r.RequestedAt.IsZero() {
+		stateProps["RequestedAt"] = aztables.EDMDateTime(r.RequestedAt.UTC())
+	}
+	if !r.DueAt.IsZero() {
+		stateProps["DueAt"] = aztables.EDMDateTime(r.DueAt.UTC())
+	}
+	if err := putBody(stateProps, string(body), maxRequestParts, "request "+r.ID); err != nil {
+		return perm("%v", err)
+	}
+	actions := make([]aztables.TransactionAction, 1, 1+len(newEntries))
+	size := len(body)
+	for i, h := range newEntries {
+		h.At = h.At.UTC()
+		hb, err := json.Marshal(h)
+		if err != nil {
+			return perm("encode history of %q: %v", r.ID, err)
+		}
+		props := map[string]any{"At": aztables.EDMDateTime(h.At), "Type": h.Type}
+		if err := putBody(props, string(hb), maxHistoryParts, "a history entry of "+r.ID); err != nil {
+			return perm("%v", err)
+		}
+		ent, err := json.Marshal(aztables.EDMEntity{Entity: aztables.Entity{PartitionKey: r.ID, RowKey: historyRowKey(r.StoredHistory + i + 1)}, Properties: props})
+		if err != nil {
+			return perm("encode history of %q: %v", r.ID, err)
+		}
+		size += len(ent)
+		actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: ent})
+	}
+	if size > maxTransactionBytes {
+		return perm("request %q: a save of %d bytes is over the limit of %d", r.ID, size, maxTransactionBytes)
+	}
+	if err := s.ensure(ctx); err != nil {
+		return err
+	}
+
+	// 1. New index entries first: an entry may be stale, never missing.
+	// Nothing written here is taken back when the transaction fails: the
+	// entry may be the one the current version needs (written again by us
+	// with a new ETag), and a stale entry is harmless.
+	if next.Due != "" {
+		if next.Due == old.Due {
+			next.DueETag = old.DueETag
+		} else {
+			etag, err := s.upsertIndex(ctx, "due", next.Due, map[string]any{"RequestID": r.ID, "DueAt": aztables.EDMDateTime(r.DueAt.UTC())})
+			if err != nil {
+				return s.fail(op, err)
+			}
+			next.DueETag = etag
+		}
+	}
+	if next.Idx != "" {
+		if next.Idx == old.Idx && next.IdxSig == old.IdxSig {
+			next.IdxETag = old.IdxETag
+		} else {
+			etag, err := s.upsertIndex(ctx, next.Idx, r.ID, map[string]any{"Profile": r.Profile, "Requester": r.Requester})
+			if err != nil {
+				return s.fail(op, err)
+			}
+			next.IdxETag = etag
+		}
+	}
+
+	// 2. State and history together.
+	for k, v := range map[string]string{"DueKey": next.Due, "DueETag": next.DueETag, "Idx": next.Idx, "IdxSig": next.IdxSig, "IdxETag": next.IdxETag} {
+		if v != "" {
+			stateProps[k] = v
+		}
+	}
+	stateEnt, err := json.Marshal(aztables.EDMEntity{Entity: aztables.Entity{PartitionKey: r.ID, RowKey: stateRowKey}, Properties: stateProps})
+	if err != nil {
+		return perm("encode request %q: %v", r.ID, err)
+	}
+	if r.Version == "" {
+		actions[0] = aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: stateEnt}
+	} else {
+		actions[0] = aztables.TransactionAction{ActionType: aztables.TransactionTypeUpdateReplace, Entity: stateEnt, IfMatch: to.Ptr(azcore.ETag(old.ETag))}
+	}
+	etag, err := s.submit(ctx, r.ID, actions)
+	if err != nil {
+		return err
+	}
+	next.ETag = etag
+
+	// 3. Old index entries last, only if nobody wrote them again since.
+	var gone []indexRow
+	if old.Due != "" && old.Due != next.Due {
+		gone = append(gone, indexRow{"due", old.Due, old.DueETag})
+	}
+	if old.Idx != "" && old.Idx != next.Idx {
+		gone = append(gone, indexRow{old.Idx, r.ID, old.IdxETag})
+	}
+	s.deleteIndex(context.WithoutCancel(ctx), gone...)
+
+	r.Version = next.version()
+	r.StoredHistory = len(r.History)
+	return nil
+}
+
+// submit runs the transaction and returns the state row's new ETag.
+func (s *Store) submit(ctx context.Context, id string, actions []aztables.TransactionAction) (string, error) {
+	const op = "save request"
+	res := &batchResult{}
+	_, err := s.requests.SubmitTransaction(withBatchResult(ctx, res), actions, nil)
+	if bad, ok := res.failed(); ok {
+		if bad.code == string(aztables.TableNotFound) {
+			s.ready.Store(false)
+		}
+		kind := kindOfStatus(bad.status, bad.code)
+		if bad.status == http.StatusNotFound && kind == fault.ErrNotFound {
+			// The request vanished under a compare-and-swap: the version is stale.
+			kind = fault.ErrConflict
+		}
+		return "", fault.Wrap(kind, op, fmt.Errorf("request %q: %w", id, &StatusError{Status: bad.status, Code: bad.code}))
+	}
+	if err != nil {
+		if res.parsed {
+			// 202 without a readable failure: do not guess.
+			return "", fault.Wrap(fault.ErrTransient, op, fmt.Errorf("request %q: unreadable transaction answer", id))
+		}
+		return "", s.fail(op, err)
+	}
+	if len(res.ops) > 0 && res.ops[0].etag != "" {
+		return res.ops[0].etag, nil
+	}
+	// The service did not report the ETag: read it.
+	resp, err := s.requests.GetEntity(ctx, id, stateRowKey, nil)
+	if err != nil {
+		return "", s.fail(op, err)
+	}
+	return string(resp.ETag), nil
+}
+
+type indexRow struct{ pk, rk, etag string }
+
+func (s *Store) upsertIndex(ctx context.Context, pk, rk string, props map[string]any) (string, error) {
+	ent, err := json.Marshal(aztables.EDMEntity{Entity: aztables.Entity{PartitionKey: pk, RowKey: rk}, Properties: props})
+	if err != nil {
+		return "", err
+	}
+	resp, err := s.index.UpsertEntity(ctx, ent, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
+	if err != nil {
+		return "", err
+	}
+	if resp.ETag == "" {
+		return "", errors.New("index upsert answered without ETag")
+	}
+	return string(resp.ETag), nil
+}
+
+// deleteIndex deletes index rows if they still have the ETag given; any
+// failure leaves a stale entry, which readers tolerate.
+func (s *Store) deleteIndex(ctx context.Context, rows ...indexRow) {
+	for _, row := range rows {
+		if row.etag == "" {
+			continue
+		}
+		_, _ = s.index.DeleteEntity(ctx, row.pk, row.rk, &aztables.DeleteEntityOptions{IfMatch: to.Ptr(azcore.ETag(row.etag))})
+	}
+}
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// normalize puts every time of a decoded request in UTC.
+func normalize(r *access.Request) {
+	r.RequestedAt, r.ActivatedAt, r.EndsAt, r.EndedAt, r.DueAt =
+		utc(r.RequestedAt), utc(r.ActivatedAt), utc(r.EndsAt), utc(r.EndedAt), utc(r.DueAt)
+	for i := range r.Approvals {
+		r.Approvals[i].At = utc(r.Approvals[i].At)
+	}
+	if r.Work != nil {
+		r.Work.Since = utc(r.Work.Since)
+	}
+	for i := range r.Parked {
+		r.Parked[i].Received = utc(r.Parked[i].Received)
+		r.Parked[i].Event.Time = utc(r.Parked[i].Event.Time)
+	}
+}
