@@ -287,7 +287,9 @@ func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, err
 // history in one transaction, keeping the indexes beside it.
 func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 	const op = "save request"
-	perm := func(format string, a ...any) error { return fault.Wrap(fault.ErrPermanent, op, fmt.Errorf(format, a...)) }
+	perm := func(format string, a ...any) error {
+		return fault.Wrap(fault.ErrPermanent, op, fmt.Errorf(format, a...))
+	}
 	if r == nil || !validKey(r.ID) {
 		return perm("request without a usable id")
 	}
