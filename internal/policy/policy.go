@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -63,23 +64,31 @@ var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 // that a misspelt setting ("maxDurration") is not silently ignored.
 func Parse(b []byte) (*Set, error) {
 	var doc struct {
-		Profiles []rawProfile `json:"profiles"`
+		Profiles []json.RawMessage `json:"profiles"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
+	if err := decodeStrict(b, &doc); err != nil {
 		return nil, fmt.Errorf("not valid profiles JSON: %w", err)
 	}
 	if len(doc.Profiles) == 0 {
 		return nil, errors.New(`no profiles: expected {"profiles":[...]} with at least one profile`)
 	}
 	s := &Set{byName: map[string]*access.Profile{}, byGroup: map[string][]*access.Profile{}}
-	for i, rp := range doc.Profiles {
-		p, err := validate(rp)
+	for i, raw := range doc.Profiles {
+		// Each profile is decoded on its own, so that an unknown field or a
+		// wrongly typed value is reported with the profile it is in.
+		var rp rawProfile
+		err := decodeStrict(raw, &rp)
+		var p access.Profile
+		if err == nil {
+			p, err = validate(rp)
+		}
 		if err != nil {
 			name := fmt.Sprintf("#%d", i+1)
-			if rp.Name != nil && *rp.Name != "" {
-				name = fmt.Sprintf("%q", *rp.Name)
+			var named struct{ Name any }
+			if json.Unmarshal(raw, &named) == nil {
+				if n, ok := named.Name.(string); ok && n != "" {
+					name = fmt.Sprintf("%q", n)
+				}
 			}
 			return nil, fmt.Errorf("profile %s: %w", name, err)
 		}
@@ -101,6 +110,41 @@ func Parse(b []byte) (*Set, error) {
 		s.byGroup[g] = append(s.byGroup[g], p)
 	}
 	return s, nil
+}
+
+// decodeStrict decodes exactly one JSON value, refusing unknown fields and
+// trailing data, and names the offending field of a type error.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			if te.Field == "" {
+				return fmt.Errorf("must be a JSON object, not %s", te.Value)
+			}
+			return fmt.Errorf("%s: must be a JSON %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)
+		}
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int", "int64":
+		return "integer"
+	case "bool":
+		return "boolean"
+	case "slice":
+		return "array"
+	case "struct", "map":
+		return "object"
+	}
+	return goKind
 }
 
 func validate(rp rawProfile) (access.Profile, error) {
