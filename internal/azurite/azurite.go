@@ -124,16 +124,17 @@ func (s *Server) stopLocked() error {
 	if s.cmd == nil {
 		return nil
 	}
+	// Closing the guard's stdin makes it interrupt Azurite (SIGINT: Azurite
+	// saves its data and closes) and wait for it.
+	_ = s.guard.Close()
 	pgid := s.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM) // Azurite saves its data and exits
 	select {
 	case <-s.done:
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 		<-s.done
 	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL) // anything left in the group
-	_ = s.guard.Close()
 	s.cmd, s.guard, s.done = nil, nil, nil
 	// Wait until the port is really free, so a restart can take it.
 	deadline := time.Now().Add(5 * time.Second)
@@ -178,9 +179,11 @@ func (s *Server) startLocked() error {
 		return err
 	}
 	defer logf.Close()
-	// The guard: runs Azurite, and kills it as soon as its stdin reaches
-	// EOF, which happens when this process exits however it exits.
-	script := `"$0" "$@" & child=$!; trap 'kill $child 2>/dev/null; exit 0' TERM INT; read -r _; kill $child 2>/dev/null; wait`
+	// The guard: runs Azurite and, as soon as its stdin reaches EOF (Stop
+	// closes it; the OS closes it when this process exits however it
+	// exits), interrupts it and waits for it. Azurite saves and closes on
+	// SIGINT only (SIGTERM kills it on the spot).
+	script := `"$0" "$@" & child=$!; read -r _; kill -INT $child 2>/dev/null; wait $child`
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, s.bin}, args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
