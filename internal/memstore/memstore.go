@@ -16,6 +16,11 @@
 //     carry no history; RecentRejections looks at today's and yesterday's
 //     rejections (UTC days), newest first.
 //   - Ledgers compare-and-swap and are deleted when empty.
+//   - The table store's limits hold here too: ids that cannot be storage
+//     keys do not exist (GetRequest: fault.ErrNotFound; saves:
+//     fault.ErrPermanent), a request too large for a table entity and a save
+//     appending more than MaxHistoryPerSave entries are refused
+//     (fault.ErrPermanent), and the same rejection recorded twice is kept once.
 //
 // On top of that it offers fault injection (FailNext, SetHook) and operation
 // counters for tests. It is safe for concurrent use.
@@ -29,6 +34,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,6 +61,48 @@ const (
 // MaxHistoryPerSave is how many history entries one save may append (the
 // table store's entity-group transaction limit, minus the state row).
 const MaxHistoryPerSave = 99
+
+// Size limits of the table store, applied here too so that nothing passes
+// the sandbox and fails in Azure: the request without history is stored in
+// at most 15 properties of 30,000 UTF-16 units, a history entry in at most
+// 2, and one save writes at most 3 MiB.
+const (
+	partUnits           = 30000
+	maxRequestParts     = 15
+	maxHistoryParts     = 2
+	maxTransactionBytes = 3 << 20
+)
+
+// parts is how many properties of partUnits UTF-16 units s needs (cut at
+// rune boundaries, as the table store does).
+func parts(s string) int {
+	n, units := 1, 0
+	for _, r := range s {
+		u := 1
+		if r >= 0x10000 {
+			u = 2
+		}
+		if units+u > partUnits {
+			n, units = n+1, 0
+		}
+		units += u
+	}
+	return n
+}
+
+// validKey reports whether s can be a key in the table store; an id that
+// cannot be one is treated the same way here.
+func validKey(s string) bool {
+	if s == "" || len(s) > 512 {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || strings.ContainsRune(`/\#?'`, r) {
+			return false
+		}
+	}
+	return true
+}
 
 // Option configures a Store.
 type Option func(*Store)
@@ -205,7 +253,7 @@ func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, err
 	}
 	defer s.mu.Unlock()
 	st, ok := s.reqs[id]
-	if !ok {
+	if !ok || !validKey(id) {
 		return nil, fault.Wrap(fault.ErrNotFound, "get request", fmt.Errorf("request %q", id))
 	}
 	r, err := st.decode()
@@ -234,8 +282,8 @@ func (st *stored) decode() (*access.Request, error) {
 // SaveRequest creates or compare-and-swaps a request and appends its new
 // history entries.
 func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
-	if r == nil || r.ID == "" {
-		return fault.Wrap(fault.ErrPermanent, "save request", errors.New("request without id"))
+	if r == nil || !validKey(r.ID) {
+		return fault.Wrap(fault.ErrPermanent, "save request", errors.New("request without a usable id"))
 	}
 	if err := s.enter(ctx, OpSaveRequest); err != nil {
 		return err
@@ -268,6 +316,23 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 	body, err := json.Marshal(&c)
 	if err != nil {
 		return fault.Wrap(fault.ErrPermanent, "encode request", err)
+	}
+	if n := parts(string(body)); n > maxRequestParts {
+		return fault.Wrap(fault.ErrPermanent, "save request", fmt.Errorf("request %q needs %d properties, over the limit of %d", r.ID, n, maxRequestParts))
+	}
+	size := len(body)
+	for _, h := range r.History[r.StoredHistory:] {
+		hb, err := json.Marshal(h)
+		if err != nil {
+			return fault.Wrap(fault.ErrPermanent, "encode history", err)
+		}
+		if parts(string(hb)) > maxHistoryParts {
+			return fault.Wrap(fault.ErrPermanent, "save request", fmt.Errorf("a history entry of %q is too large", r.ID))
+		}
+		size += len(hb)
+	}
+	if size > maxTransactionBytes {
+		return fault.Wrap(fault.ErrPermanent, "save request", fmt.Errorf("request %q: a save of %d bytes is over the limit of %d", r.ID, size, maxTransactionBytes))
 	}
 	var hist []access.HistoryEntry
 	if exists {
@@ -331,6 +396,9 @@ func (s *Store) RecordRejection(ctx context.Context, rej access.Rejection) error
 	}
 	defer s.mu.Unlock()
 	rej.At = utc(rej.At)
+	if slices.Contains(s.rejections, rej) {
+		return nil // the same rejection at the same time is stored once
+	}
 	s.rejections = append(s.rejections, rej)
 	return nil
 }
@@ -345,6 +413,7 @@ func (s *Store) RecentRejections(ctx context.Context, limit int) ([]access.Rejec
 	if limit <= 0 {
 		return nil, nil
 	}
+	limit = min(limit, MaxListLimit)
 	today := s.now().UTC().Truncate(24 * time.Hour)
 	from, to := today.AddDate(0, 0, -1), today.AddDate(0, 0, 1)
 	var out []access.Rejection
@@ -372,7 +441,7 @@ func (s *Store) GetLedger(ctx context.Context, groupID, userID string) (*access.
 	}
 	defer s.mu.Unlock()
 	st, ok := s.ledgers[ledgerKey(groupID, userID)]
-	if !ok {
+	if !ok || !validKey(ledgerKey(groupID, userID)) {
 		return &access.Ledger{GroupID: groupID, UserID: userID}, nil
 	}
 	var l access.Ledger
@@ -394,6 +463,9 @@ func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
 	}
 	defer s.mu.Unlock()
 	k := ledgerKey(l.GroupID, l.UserID)
+	if !validKey(k) {
+		return fault.Wrap(fault.ErrPermanent, "save ledger", fmt.Errorf("%q cannot be a ledger key", k))
+	}
 	cur, exists := s.ledgers[k]
 	switch {
 	case l.Version == "" && exists:

@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ConcurrentCAS", testConcurrentCAS},
 		{"HistoryAppended", testHistory},
 		{"HistoryBound", testHistoryBound},
+		{"KeysAndSizeLimits", testLimits},
 		{"DueIndex", testDue},
 		{"DueIndexStaleTolerated", testDueStale},
 		{"ListByState", testListByState},
@@ -445,6 +446,40 @@ func testHistoryBound(t *testing.T, s Store) {
 	}
 }
 
+func testLimits(t *testing.T, s Store) {
+	// Ids that cannot be storage keys cannot exist.
+	for _, id := range []string{"", "a/b", "a#b", "a?b", `a\b`, "a'b", "a\x01b", strings.Repeat("x", 600)} {
+		if _, err := s.GetRequest(ctx(t), id); !fault.NotFound(err) {
+			t.Errorf("GetRequest(%q) = %v, want not found", id, err)
+		}
+		if err := s.SaveRequest(ctx(t), simpleRequest(id, access.Pending)); !fault.Permanent(err) {
+			t.Errorf("SaveRequest(%q) = %v, want a permanent refusal", id, err)
+		}
+	}
+	if err := s.SaveLedger(ctx(t), &access.Ledger{GroupID: "g/1", UserID: "u", Busy: "r"}); !fault.Permanent(err) {
+		t.Errorf("SaveLedger with a bad key = %v, want a permanent refusal", err)
+	}
+	// A large request (multi-byte and non-BMP text) is stored whole.
+	big := simpleRequest("big-1", access.Pending)
+	for i := range 2000 {
+		big.EventIDs = append(big.EventIDs, strings.Repeat("😀", 20)+strings.Repeat("é", 40)+fmt.Sprint(i))
+	}
+	mustSave(t, s, big)
+	got := mustGet(t, s, "big-1")
+	if !slices.Equal(got.EventIDs, big.EventIDs) {
+		t.Fatal("large request came back different")
+	}
+	// A request over the bound is refused, not truncated.
+	huge := simpleRequest("huge-1", access.Pending)
+	huge.Justification = strings.Repeat("x", 2<<20)
+	if err := s.SaveRequest(ctx(t), huge); !fault.Permanent(err) {
+		t.Fatalf("2 MB request = %v, want a permanent refusal", err)
+	}
+	if _, err := s.GetRequest(ctx(t), "huge-1"); !fault.NotFound(err) {
+		t.Fatalf("refused request was stored: %v", err)
+	}
+}
+
 func due(t *testing.T, s Store, now time.Time, limit int) []string {
 	t.Helper()
 	ids, err := s.DueRequests(ctx(t), now, limit)
@@ -800,6 +835,10 @@ func testRejections(t *testing.T, s Store) {
 		if err := s.RecordRejection(ctx(t), r); err != nil {
 			t.Fatalf("RecordRejection: %v", err)
 		}
+	}
+	// The same rejection recorded twice (a redelivery of the same answer) is kept once.
+	if err := s.RecordRejection(ctx(t), anon); err != nil {
+		t.Fatal(err)
 	}
 	slices.Reverse(want)
 	got, err := s.RecentRejections(ctx(t), 3)
