@@ -62,12 +62,15 @@
 // be stale (a save that lost its compare-and-swap, a crash between the steps)
 // but an entry the current state needs is never deleted: whoever writes an
 // entry again changes its ETag, so an older delete no longer matches.
-// DueRequests checks each entry against the state rows (one batched query
-// per 14 ids) and returns only the ids whose state row still names that
-// entry; entries that disagree and are older than Options.StaleAfter are
-// deleted (younger ones may belong to a save in progress and are only
-// skipped). Callers re-read every request anyway (broker.Store says entries
-// may be stale).
+// DueRequests returns entries as they are, except those more than
+// StaleAfter overdue: a healthy sweep moves an entry within a minute or two,
+// so such an entry is suspect and is checked against its state row (a point
+// read). It is returned only if the state row still names it; if not, it is
+// deleted (If-Match) once it was written more than StaleAfter ago (a younger
+// one may belong to a save in progress and is only skipped). So lost saves
+// cannot pile up stale entries at the head of the index and starve real
+// work, and in the steady state DueRequests stays one round trip. Callers
+// re-read every request anyway (broker.Store says entries may be stale).
 //
 // # State index (<prefix>index, PartitionKey "state-<state>")
 //
@@ -75,8 +78,9 @@
 // a row per request (RowKey = request id, with Profile and Requester columns)
 // is maintained the same way (new before, old after, If-Match). Listing by
 // such a state reads that partition (filtered by Profile/Requester in the
-// query) and then the state rows of the ids found (one batched query per 14
-// ids): the cost follows what is open now, not everything that ever ended.
+// query) and then point-reads the state rows of the ids found (in parallel;
+// an OR of PartitionKeys would be a table scan in Azure): the cost follows
+// what is open now, not everything that ever ended.
 // Items whose state row disagrees are left out (and deleted from the index
 // once older than StaleAfter).
 //
@@ -93,7 +97,8 @@
 //
 // PartitionKey "rej-YYYYMMDD" (UTC day of At), RowKey = 19-digit
 // (MaxInt64 − UnixNano) + "_" + 16 hex digits of SHA-256(event id, reason,
-// time) so that the newest come first. RecentRejections reads today's
+// time) so that the newest come first; the same rejection recorded twice
+// (same content and time) is stored once. RecentRejections reads today's
 // partition and, when it needs more, yesterday's (by the store's clock).
 //
 // # Ledgers (<prefix>ledgers)
