@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jitaccess/jitaccess/handlers"
+	"github.com/jitaccess/jitaccess/internal/broker"
+	"github.com/jitaccess/jitaccess/internal/config"
+	"github.com/jitaccess/jitaccess/internal/devhost"
+	"github.com/jitaccess/jitaccess/internal/graph"
+	"github.com/jitaccess/jitaccess/internal/graphsim"
+	"github.com/jitaccess/jitaccess/internal/idsim"
+	"github.com/jitaccess/jitaccess/internal/memstore"
+	"github.com/jitaccess/jitaccess/internal/policy"
+)
+
+const sandboxUsage = `usage: jitaccess sandbox [flags]
+
+Runs jitaccess locally in one process: the handler, an in-memory store, the
+Graph simulator seeded with the scenario's tenant (n01, p01, aks-default,
+aks-admin, aks-approvers, ...), a local managed-identity token endpoint and
+the Functions host stand-in, which reads functions/*/function.json, delivers
+queued events and fires the sweep timer.
+
+  --addr ADDR        the host stand-in's address (default 127.0.0.1:7071)
+  --profiles FILE    profiles (default ./profiles.json if present, else ./profiles.sample.json)
+  --app DIR          the function app folder with host.json and functions/ (default .)
+  --sweep CRON       sweep schedule, six fields (default "*/5 * * * * *": every 5 s)
+  --quiet            log warnings only
+`
+
+func sandbox(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("jitaccess sandbox", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	addr := fs.String("addr", "127.0.0.1:7071", "")
+	profilesFile := fs.String("profiles", "", "")
+	appDir := fs.String("app", ".", "")
+	sweep := fs.String("sweep", "*/5 * * * * *", "")
+	quiet := fs.Bool("quiet", false, "")
+	help := fs.Bool("help", false, "")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "jitaccess sandbox: bad arguments (%v)\n\n%s", err, sandboxUsage)
+		return 2
+	}
+	if *help {
+		fmt.Print(sandboxUsage)
+		return 0
+	}
+	level := "info"
+	if *quiet {
+		level = "warn"
+	}
+	log := newLogger(os.Stdout, level)
+	if *profilesFile == "" {
+		*profilesFile = filepath.Join(*appDir, "profiles.json")
+		if _, err := os.Stat(*profilesFile); err != nil {
+			*profilesFile = filepath.Join(*appDir, "profiles.sample.json")
+		}
+	}
+	if _, err := config.ParseSchedule(*sweep); err != nil {
+		return startFailure(log, fmt.Errorf("--sweep: %w", err))
+	}
+	profiles, err := policy.LoadFile(*profilesFile)
+	if err != nil {
+		return startFailure(log, err)
+	}
+	sb, err := startSandbox(ctx, sandboxConfig{
+		Addr: *addr, AppDir: *appDir, Sweep: *sweep, Profiles: profiles, Log: log,
+	})
+	if err != nil {
+		return startFailure(log, err)
+	}
+	fmt.Fprintf(os.Stderr, `
+jitaccess sandbox is running at %[1]s  (Ctrl-C to stop)
+  profiles: %[2]s    Graph simulator: %[3]s    sweep: %[4]s
+
+  In another terminal (go build -o jitaccess . first):
+    ./jitaccess send requested --request-id demo-1 --requester n01@contoso.com --profile aks-admin --duration PT1M --justification "walk-through"
+    ./jitaccess send approved  --request-id demo-1 --approver p01@contoso.com
+    ./jitaccess get demo-1
+    curl -s %[1]s/api/health
+
+`, sb.host.URL(), *profilesFile, sb.graphURL, *sweep)
+	<-ctx.Done()
+	sb.stop()
+	return 0
+}
+
+type sandboxConfig struct {
+	Addr, AppDir, Sweep string
+	Profiles            *policy.Set
+	Log                 *slog.Logger
+}
+
+type runningSandbox struct {
+	host     *devhost.Host
+	graph    *graphsim.Sim
+	graphURL string
+	ids      *idsim.Server
+	store    *memstore.Store
+	stop     func()
+}
+
+// startSandbox starts every piece of the sandbox on loopback ports.
+func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	fail := func(err error) (*runningSandbox, error) { cancel(); return nil, err }
+
+	// The managed identity: the real azidentity chain against a local endpoint.
+	ids := idsim.New(idsim.Options{})
+	ids.Start()
+	os.Setenv("IDENTITY_ENDPOINT", ids.Endpoint())
+	os.Setenv("IDENTITY_HEADER", ids.Header())
+	os.Unsetenv("MSI_ENDPOINT")
+
+	// The simulated tenant, requiring tokens from that identity.
+	// It is served through a logger so the sandbox log shows every Graph call.
+	sim := graphsim.New(graphsim.Options{Verify: ids.Verify}).SeedTenant()
+	gln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	graphURL := "http://" + gln.Addr().String() + graphsim.BasePath
+	graphSrv := &http.Server{Handler: logGraphCalls(c.Log, sim.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = graphSrv.Serve(gln) }()
+
+	cred, err := graph.NewManagedIdentityCredential("")
+	if err != nil {
+		return fail(err)
+	}
+	dir, err := graph.New(cred, graph.Options{BaseURL: graphURL})
+	if err != nil {
+		return fail(err)
+	}
+	store := memstore.New()
+	b := broker.New(store, dir, c.Profiles, broker.SystemClock{}, broker.Options{Logger: c.Log})
+	h := handlers.New(handlerDeps(b, store, dir, c.Profiles, c.Log, config.Settings{}))
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	go func() { _ = handlers.ServeListener(ctx, ln, h) }()
+	host, err := devhost.New(devhost.Options{
+		Dir:        c.AppDir,
+		Settings:   map[string]string{"JIT_SWEEP_SCHEDULE": c.Sweep},
+		HandlerURL: "http://" + ln.Addr().String(),
+		Addr:       c.Addr,
+		Logger:     c.Log,
+		Client:     &http.Client{Timeout: 2 * time.Minute},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	if err := host.Start(ctx); err != nil {
+		return fail(err)
+	}
+	return &runningSandbox{host: host, graph: sim, graphURL: graphURL, ids: ids, store: store, stop: func() {
+		cancel()
+		host.Wait()
+		_ = graphSrv.Close()
+		ids.Close()
+	}}, nil
+}
+
+// logGraphCalls logs each call the simulated tenant receives (method, path,
+// status): the walk-through shows revokeSignInSessions happening. Never bodies.
+func logGraphCalls(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		log.Info("graph call (simulated tenant)", "method", r.Method, "path", r.URL.Path, "status", rec.status)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) { w.status = code; w.ResponseWriter.WriteHeader(code) }

@@ -1,0 +1,26 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+
+	"github.com/jitaccess/jitaccess/internal/config"
+	"github.com/jitaccess/jitaccess/internal/tablestore"
+)
+
+func openTableStore(s config.Settings, cred azcore.TokenCredential) (*tablestore.Store, error) {
+	opts := tablestore.Options{Prefix: s.TablePrefix}
+	if s.TablesConnString != "" {
+		st, err := tablestore.NewFromConnectionString(s.TablesConnString, opts)
+		if err != nil {
+			return nil, fmt.Errorf("setting %s: %w", config.EnvTablesConn, err)
+		}
+		return st, nil
+	}
+	st, err := tablestore.New(s.TablesEndpoint, cred, opts)
+	if err != nil {
+		return nil, fmt.Errorf("setting %s: %w", config.EnvTablesEndpoint, err)
+	}
+	return st, nil
+}
