@@ -15,6 +15,11 @@
 //	GET    /groups/{id}/members             direct members, paged by @odata.nextLink ($top honoured)
 //	POST   /groups/{id}/members/$ref        {"@odata.id":".../directoryObjects/{id}"}
 //	DELETE /groups/{id}/members/{id}/$ref
+//	POST   /identityGovernance/privilegedAccess/group/assignmentScheduleRequests (pim.go)
+//	GET    /identityGovernance/privilegedAccess/group/assignmentScheduleInstances
+//
+// Membership changes it makes (and PIM's) are kept as Entra audit records
+// (AuditRecords), initiated by the app named in the caller's token.
 //
 // Every call needs "Authorization: Bearer <token>" (optionally checked by
 // Options.Verify). Request bodies may be gzip-compressed; a body announced
@@ -137,6 +142,10 @@ type Sim struct {
 	calls []Call
 	rules []*rule
 
+	pim         map[pimKey]*PIMAssignment
+	pimPolicies map[string]PIMPolicy
+	audit       []map[string]any
+
 	srv    *httptest.Server
 	server *http.Server
 }
@@ -150,7 +159,7 @@ func New(opts Options) *Sim {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Sim{opts: opts, t: newTenant()}
+	return &Sim{opts: opts, t: newTenant(), pim: map[pimKey]*PIMAssignment{}, pimPolicies: map[string]PIMPolicy{}}
 }
 
 // Start serves the Sim on a new loopback httptest server and returns s.
@@ -423,6 +432,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	r = withCaller(r, strings.TrimSpace(token))
 	if hit != nil {
 		switch hit.kind {
 		case "reset":
@@ -498,6 +508,12 @@ func (s *Sim) route(w http.ResponseWriter, r *http.Request, path string, body []
 		s.addMemberRef(w, r, seg[1], body)
 	case n == 5 && seg[0] == "groups" && seg[2] == "members" && seg[4] == "$ref" && r.Method == http.MethodDelete:
 		s.removeMemberRef(w, r, seg[1], seg[3])
+	case n == 4 && seg[0] == "identityGovernance" && seg[1] == "privilegedAccess" && seg[2] == "group" &&
+		seg[3] == "assignmentScheduleRequests" && r.Method == http.MethodPost:
+		s.pimScheduleRequest(w, r, body)
+	case n == 4 && seg[0] == "identityGovernance" && seg[1] == "privilegedAccess" && seg[2] == "group" &&
+		seg[3] == "assignmentScheduleInstances" && r.Method == http.MethodGet:
+		s.pimInstances(w, r)
 	default:
 		writeError(w, r, http.StatusBadRequest, "BadRequest", "Resource not found for the segment '"+seg[n-1]+"'.", 0)
 	}
@@ -748,6 +764,7 @@ func (s *Sim) addMemberRef(w http.ResponseWriter, r *http.Request, key string, b
 	exists := g != nil && s.t.members[g.ID][norm(id)]
 	if g != nil && typ != "" && !exists {
 		s.t.members[g.ID][norm(id)] = true
+		s.auditMembership(s.opts.Now().UTC(), true, g.ID, norm(id), callerOf(r))
 	}
 	s.mu.Unlock()
 	switch {
@@ -768,6 +785,7 @@ func (s *Sim) removeMemberRef(w http.ResponseWriter, r *http.Request, key, membe
 	was := g != nil && s.t.members[g.ID][norm(member)]
 	if was {
 		delete(s.t.members[g.ID], norm(member))
+		s.auditMembership(s.opts.Now().UTC(), false, g.ID, norm(member), callerOf(r))
 	}
 	s.mu.Unlock()
 	switch {
