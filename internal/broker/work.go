@@ -24,6 +24,11 @@ const (
 // same group; this one waits for it (transient, retried).
 var errBusy = fault.Wrap(fault.ErrTransient, "membership", errors.New("another grant is changing this membership"))
 
+// errSuperseded: the request moved on (ended, or another invocation finished
+// the step) while this invocation was about to add the membership; runWork
+// carries on from the stored request instead.
+var errSuperseded = errors.New("request changed while its membership was being added")
+
 // runWork carries out the Graph work recorded on r, one idempotent step at a
 // time, saving after each step. A transient failure is saved as a retry (so
 // the sweep backs off) and returned; a permanent one ends the request as
@@ -60,6 +65,12 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 			}
 		default:
 			return fmt.Errorf("request %s: work in an unknown step", r.ID)
+		}
+		if errors.Is(err, errSuperseded) {
+			if r, err = b.load(ctx, r.ID); err != nil {
+				return err
+			}
+			continue
 		}
 		if err != nil {
 			return b.workFailed(ctx, r, err)
@@ -152,6 +163,9 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 					}
 					return false, "", err
 				}
+				if err := b.confirmAdd(ctx, r); err != nil {
+					return false, "", err
+				}
 				return false, "membership already held through overlapping grant " + strings.Join(l.Grants[:len(l.Grants)-1], ", "), nil
 			}
 			l.Grants, l.Busy, l.BusyOp, l.BusySince, l.Probed, l.PreExisting = []string{r.ID}, r.ID, access.OpAdd, b.now(), false, false
@@ -163,6 +177,9 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 			}
 		}
 		// The ledger is ours (Busy == r.ID).
+		if err := b.confirmAdd(ctx, r); err != nil {
+			return false, "", err
+		}
 		if !l.Probed {
 			if err := b.hookBefore(StepProbe, r); err != nil {
 				return false, "", err
@@ -219,6 +236,13 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 		if l.Busy != "" && l.Busy != r.ID {
 			return false, "", errBusy
 		}
+		if l.Busy == r.ID && l.BusyOp == access.OpAdd && b.now().Sub(l.BusySince) < access.WorkGrace {
+			// This request's own add is in flight in another invocation (an
+			// approval racing a cancel or revoke): removing now could be
+			// undone by that add. Wait for it, or for WorkGrace to show that
+			// it crashed.
+			return false, "", errBusy
+		}
 		if !(l.Busy == r.ID && l.BusyOp == access.OpRemove) {
 			ownAddInFlight := l.Busy == r.ID && l.BusyOp == access.OpAdd
 			if !slices.Contains(l.Grants, r.ID) {
@@ -273,6 +297,54 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 		return true, "", nil
 	}
 	return false, "", ErrTooManyConflicts
+}
+
+// confirmAdd is called once r's claim on the ledger is saved and before the
+// member is added. It re-reads the request: when it was ended meanwhile (a
+// cancel or revoke that raced the approval), its removal step may already
+// have looked at the ledger before the claim existed and found nothing to
+// remove, so the claim is withdrawn and nothing is added. Any other change
+// (another invocation finished the add) also stops this one. Both return
+// errSuperseded.
+func (b *Broker) confirmAdd(ctx context.Context, r *access.Request) error {
+	cur, err := b.load(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if cur != nil && cur.Work != nil && cur.Work.Membership == access.OpAdd && !cur.Work.MembershipDone {
+		return nil
+	}
+	if cur == nil || !cur.State.Holds() {
+		if err := b.withdrawClaim(ctx, r); err != nil {
+			return err
+		}
+	}
+	return errSuperseded
+}
+
+// withdrawClaim takes r out of the ledger of its user and group.
+func (b *Broker) withdrawClaim(ctx context.Context, r *access.Request) error {
+	for range b.opts.MaxConflictRetries {
+		l, err := b.store.GetLedger(ctx, r.GroupID, r.Requester)
+		if err != nil {
+			return err
+		}
+		if l.Busy != r.ID && !slices.Contains(l.Grants, r.ID) {
+			return nil
+		}
+		if l.Busy == r.ID {
+			l.Busy, l.BusyOp, l.BusySince = "", "", time.Time{}
+		}
+		l.Grants = slices.DeleteFunc(l.Grants, func(id string) bool { return id == r.ID })
+		if err := b.store.SaveLedger(ctx, l); err != nil {
+			if fault.Conflict(err) {
+				continue
+			}
+			return err
+		}
+		return nil
+	}
+	return ErrTooManyConflicts
 }
 
 // clearBusy releases the ledger after a finished Graph change.
