@@ -502,6 +502,7 @@ func (r *Request) clone() *Request {
 	c.History = slices.Clone(r.History)
 	c.EventIDs = slices.Clone(r.EventIDs)
 	c.Parked = slices.Clone(r.Parked)
+	c.Outbox = slices.Clone(r.Outbox)
 	if r.Work != nil {
 		w := *r.Work
 		c.Work = &w

@@ -172,6 +172,16 @@ type Request struct {
 	RevokeSessionsOnEnd bool `json:"revokeSessionsOnEnd,omitempty"`
 	ApprovalsRequired   int  `json:"approvalsRequired,omitempty"`
 
+	// Outbox holds outcome notifications not yet published; NotifiedState is
+	// the last state a notification was queued for; ExpiringNotified is set
+	// once the "expiring" notice is queued.
+	Outbox           []Notice `json:"outbox,omitempty"`
+	NotifiedState    State    `json:"notifiedState,omitempty"`
+	ExpiringNotified bool     `json:"expiringNotified,omitempty"`
+	// ExpireSeq is the sequence number of the scheduled jit.access.expire
+	// message (0: none scheduled).
+	ExpireSeq int64 `json:"expireSeq,omitempty"`
+
 	// Version is the store's opaque concurrency token (ETag); empty for a
 	// request that was never saved. Not part of the domain's decisions.
 	Version string `json:"-"`
