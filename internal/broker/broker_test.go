@@ -377,7 +377,7 @@ func TestIdentities(t *testing.T) {
 	})
 	t.Run("self-approval under another spelling", func(t *testing.T) {
 		e := newEnv(t, nil)
-		e.profilesWithA01()
+		// a01 is in aks-default and aks-approvers: it may request, and approve anyone's request but its own.
 		e.handle(body(e.nextID(), access.TypeRequested, map[string]any{"requestId": "r-1", "requester": seed.UserA01, "profile": "aks-admin", "justification": "x"}))
 		for _, who := range []string{"A01@CONTOSO.COM", seed.UPN("a01"), strings.ToUpper(seed.UserA01)} {
 			e.handle(e.approveBody("r-1", who))
@@ -414,11 +414,6 @@ func TestIdentities(t *testing.T) {
 		e.want("r-n02", access.Pending)
 	})
 }
-
-// profilesWithA01 is a no-op kept for readability: a01 is in aks-default and
-// aks-approvers in the seeded tenant, so it may request and could approve
-// anyone's request but its own.
-func (e *env) profilesWithA01() {}
 
 func TestOnlyTargetGroupIsWritten(t *testing.T) {
 	e := newEnv(t, nil)
