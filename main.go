@@ -120,7 +120,13 @@ func serve(ctx context.Context) int {
 	if err != nil {
 		return startFailure(log, err)
 	}
-	b := broker.New(store, dir, profiles, broker.SystemClock{}, broker.Options{Logger: log})
+	opts := broker.Options{Logger: log}
+	closeBus, err := withServiceBus(s, cred, &opts)
+	if err != nil {
+		return startFailure(log, err)
+	}
+	defer closeBus()
+	b := broker.New(store, dir, profiles, broker.SystemClock{}, opts)
 	h := handlers.New(handlerDeps(b, store, dir, profiles, log, s))
 	addr := "127.0.0.1:" + strconv.Itoa(s.Port)
 	log.Info("jitaccess listening", "addr", addr, "version", version, "profiles", len(profiles.All()))

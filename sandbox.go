@@ -142,7 +142,15 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 		return fail(err)
 	}
 	store := memstore.New()
-	b := broker.New(store, dir, c.Profiles, broker.SystemClock{}, broker.Options{Logger: c.Log})
+	// Scheduled expiry through the host stand-in's queue, and notifications
+	// to the log, so the sandbox behaves like a deployment with Service Bus.
+	var host *devhost.Host
+	b := broker.New(store, dir, c.Profiles, broker.SystemClock{}, broker.Options{
+		Logger:       c.Log,
+		Scheduler:    devhostScheduler{host: func() *devhost.Host { return host }},
+		Publisher:    logPublisher{log: c.Log},
+		ExpiringLead: 10 * time.Second,
+	})
 	h := handlers.New(handlerDeps(b, store, dir, c.Profiles, c.Log, config.Settings{}))
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -150,7 +158,7 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 		return fail(err)
 	}
 	go func() { _ = handlers.ServeListener(ctx, ln, h) }()
-	host, err := devhost.New(devhost.Options{
+	host, err = devhost.New(devhost.Options{
 		Dir:        c.AppDir,
 		Settings:   map[string]string{"JIT_SWEEP_SCHEDULE": c.Sweep},
 		HandlerURL: "http://" + ln.Addr().String(),

@@ -68,6 +68,9 @@ param logLevel string = 'info'
 @description('Optional Graph call budget per reconciliation sweep (JIT_RECONCILE_MAX_GRAPH_CALLS); empty = built-in default.')
 param reconcileMaxGraphCalls string = ''
 
+@description('How long before a grant ends the jit.access.expiring notification is published (ISO 8601, JIT_EXPIRING_NOTICE_LEAD); PT0S turns it off.')
+param expiringNoticeLead string = 'PT10M'
+
 @secure()
 @description('Key for the read API continuation tokens (JIT_CONTINUATION_KEY, >= 16 chars). Default: generated at each deployment (tokens issued before a redeploy become invalid).')
 param continuationKey string = newGuid()
@@ -218,6 +221,7 @@ var appSettings = {
   JIT_LOG_LEVEL: logLevel
   JIT_RECONCILE_MAX_GRAPH_CALLS: reconcileMaxGraphCalls
   JIT_CONTINUATION_KEY: continuationKey
+  JIT_EXPIRING_NOTICE_LEAD: expiringNoticeLead
 }
 // END app settings
 

@@ -183,6 +183,7 @@ func create(parked *Request, in Input) (*Request, Outcome) {
 	}
 	r.addHistory(now, HRequested, in.Actor.Label(), "", ev.ID)
 	r.DueAt = now.Add(time.Duration(p.ApprovalTimeout))
+	r.ApprovalDeadline = r.DueAt
 	if p.ApprovalsRequired == 0 {
 		r.activate(now, "auto-approved by profile "+p.Name)
 	}
@@ -353,6 +354,11 @@ func Tick(r *Request, now time.Time) (*Request, Outcome) {
 	next := r.clone()
 	switch next.State {
 	case Pending:
+		if !next.ApprovalDeadline.IsZero() && now.Before(next.ApprovalDeadline) {
+			// Due for another reason (a notice to retry), not timed out.
+			next.DueAt = next.ApprovalDeadline
+			return next, Outcome{Changed: true}
+		}
 		next.State = TimedOut
 		next.EndedAt = now
 		next.DueAt = time.Time{}
@@ -428,6 +434,29 @@ func (r *Request) finishIfDone(now time.Time) {
 	} else {
 		r.DueAt = time.Time{}
 	}
+}
+
+// NaturalDue is when the sweep must next look at a request that has no
+// unfinished work and nothing waiting to be published: the approval deadline
+// of a pending request, the end of an active grant (or lead before it, when
+// an "expiring" notice is still to be sent), the TTL of parked events;
+// nothing for an ended request.
+func (r *Request) NaturalDue(expiringLead time.Duration) time.Time {
+	switch {
+	case r.Work != nil, r.State == Awaiting:
+		return r.DueAt
+	case r.State == Pending:
+		if r.ApprovalDeadline.IsZero() {
+			return r.DueAt
+		}
+		return r.ApprovalDeadline
+	case r.State == Active:
+		if expiringLead > 0 && !r.ExpiringNotified && r.EndsAt.Add(-expiringLead).After(r.ActivatedAt) {
+			return r.EndsAt.Add(-expiringLead)
+		}
+		return r.EndsAt
+	}
+	return time.Time{}
 }
 
 // Fail ends the request as failed after a permanent Graph error.

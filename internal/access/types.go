@@ -137,23 +137,25 @@ type ParkedEvent struct {
 // Request is a request for access and, once approved, the grant. It is what
 // the store keeps per request id and what the read API shows.
 type Request struct {
-	ID            string         `json:"id"`
-	Source        Source         `json:"source"`
-	State         State          `json:"state"`
-	Requester     string         `json:"requester,omitempty"` // object id
-	RequesterUPN  string         `json:"requesterUpn,omitempty"`
-	Profile       string         `json:"profile,omitempty"`
-	GroupID       string         `json:"groupId,omitempty"`
-	Duration      Duration       `json:"duration,omitempty"`
-	Justification string         `json:"justification,omitempty"`
-	Ticket        string         `json:"ticket,omitempty"`
-	RequestedAt   time.Time      `json:"requestedAt,omitzero"`
-	ActivatedAt   time.Time      `json:"activatedAt,omitzero"`
-	EndsAt        time.Time      `json:"endsAt,omitzero"`
-	EndedAt       time.Time      `json:"endedAt,omitzero"`
-	Reason        string         `json:"reason,omitempty"`
-	Approvals     []Approval     `json:"approvals,omitempty"`
-	History       []HistoryEntry `json:"history,omitempty"`
+	ID            string    `json:"id"`
+	Source        Source    `json:"source"`
+	State         State     `json:"state"`
+	Requester     string    `json:"requester,omitempty"` // object id
+	RequesterUPN  string    `json:"requesterUpn,omitempty"`
+	Profile       string    `json:"profile,omitempty"`
+	GroupID       string    `json:"groupId,omitempty"`
+	Duration      Duration  `json:"duration,omitempty"`
+	Justification string    `json:"justification,omitempty"`
+	Ticket        string    `json:"ticket,omitempty"`
+	RequestedAt   time.Time `json:"requestedAt,omitzero"`
+	// ApprovalDeadline is when a pending request times out.
+	ApprovalDeadline time.Time      `json:"approvalDeadline,omitzero"`
+	ActivatedAt      time.Time      `json:"activatedAt,omitzero"`
+	EndsAt           time.Time      `json:"endsAt,omitzero"`
+	EndedAt          time.Time      `json:"endedAt,omitzero"`
+	Reason           string         `json:"reason,omitempty"`
+	Approvals        []Approval     `json:"approvals,omitempty"`
+	History          []HistoryEntry `json:"history,omitempty"`
 
 	// Fingerprint identifies the content of the requested event, so that the
 	// same requestId with different content is told apart from a redelivery.

@@ -27,6 +27,13 @@ type Options struct {
 	Logger *slog.Logger
 	// Hooks are test fault points; nil in production.
 	Hooks *Hooks
+	// Scheduler, when set, schedules jit.access.expire at each grant's end.
+	Scheduler ExpiryScheduler
+	// Publisher, when set, publishes outcome notifications.
+	Publisher Publisher
+	// ExpiringLead is how long before the end the "expiring" notification is
+	// sent (0: none).
+	ExpiringLead time.Duration
 }
 
 // Hooks let tests crash or fail the broker between a recorded intent and its
@@ -106,7 +113,7 @@ func (b *Broker) HandleEvent(ctx context.Context, body []byte) error {
 			}
 			return nil
 		}
-		if err := b.store.SaveRequest(ctx, next); err != nil {
+		if err := b.save(ctx, next); err != nil {
 			if fault.Conflict(err) {
 				continue
 			}
@@ -256,7 +263,7 @@ func (b *Broker) reject(ctx context.Context, inv *access.InvalidError) error {
 		if inv.EventID != "" {
 			next.EventIDs = append(next.EventIDs, inv.EventID)
 		}
-		err = b.store.SaveRequest(ctx, next)
+		err = b.save(ctx, next)
 		if fault.Conflict(err) {
 			continue
 		}
@@ -294,6 +301,7 @@ func (b *Broker) Sweep(ctx context.Context) error {
 }
 
 func (b *Broker) sweepOne(ctx context.Context, id string) error {
+	flushed := false
 	for range b.opts.MaxConflictRetries {
 		r, err := b.load(ctx, id)
 		if err != nil || r == nil {
@@ -306,11 +314,27 @@ func (b *Broker) sweepOne(ctx context.Context, id string) error {
 			}
 			return b.runWork(ctx, r)
 		}
-		next, out := access.Tick(r, now)
-		if !out.Changed {
+		if !flushed && b.outcomesPending(r) {
+			flushed = true
+			b.flushOutcomes(ctx, r)
+			continue
+		}
+		base := r.Clone()
+		expiring := b.opts.Publisher != nil && base.QueueExpiring(now, b.opts.ExpiringLead)
+		next, out := access.Tick(base, now)
+		if !out.Changed && !expiring {
+			if r.DueAt.Equal(now) || r.DueAt.Before(now) {
+				// Nothing to do although due (e.g. a notice retried above):
+				// move the due time on so the sweep does not spin.
+				if due := r.NaturalDue(b.expiringLead()); !due.Equal(r.DueAt) {
+					fix := r.Clone()
+					fix.DueAt = due
+					_ = b.store.SaveRequest(ctx, fix)
+				}
+			}
 			return nil
 		}
-		if err := b.store.SaveRequest(ctx, next); err != nil {
+		if err := b.save(ctx, next); err != nil {
 			if fault.Conflict(err) {
 				continue
 			}

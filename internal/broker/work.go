@@ -75,7 +75,7 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		if err != nil {
 			return b.workFailed(ctx, r, err)
 		}
-		if err := b.store.SaveRequest(ctx, next); err != nil {
+		if err := b.save(ctx, next); err != nil {
 			if !fault.Conflict(err) {
 				return err
 			}
@@ -108,7 +108,7 @@ func (b *Broker) workFailed(ctx context.Context, r *access.Request, cause error)
 		} else {
 			next.Retry(b.now())
 		}
-		err := b.store.SaveRequest(ctx, next)
+		err := b.save(ctx, next)
 		if fault.Conflict(err) {
 			if r, err = b.load(ctx, r.ID); err != nil || r == nil || r.Work == nil {
 				return errors.Join(cause, err)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/jitaccess/jitaccess/internal/access"
 )
 
 // Setting names (DESIGN §4 and §2).
@@ -36,6 +38,7 @@ const (
 	EnvLogLevel         = "JIT_LOG_LEVEL"
 	EnvReconcileBudget  = "JIT_RECONCILE_MAX_GRAPH_CALLS"
 	EnvContinuationKey  = "JIT_CONTINUATION_KEY"
+	EnvExpiringLead     = "JIT_EXPIRING_NOTICE_LEAD"
 	DefaultGraphBaseURL = "https://graph.microsoft.com/v1.0"
 	DefaultQueue        = "access-requests"
 	DefaultSchedule     = "0 */1 * * * *"
@@ -59,6 +62,9 @@ type Settings struct {
 	AuditHub           string
 	LogLevel           string
 	ContinuationKey    string
+	// ExpiringLead is how long before a grant's end the "expiring"
+	// notification is published (default 10 minutes; PT0S turns it off).
+	ExpiringLead time.Duration
 }
 
 // SettingError names the setting at fault.
@@ -170,6 +176,16 @@ func Load(getenv func(string) string) (Settings, error) {
 	case "debug", "info", "warn", "error":
 	default:
 		bad(EnvLogLevel, "%q must be debug, info, warn or error", s.LogLevel)
+	}
+	s.ExpiringLead = 10 * time.Minute
+	if v := get(EnvExpiringLead); v != "" {
+		if v == "PT0S" || v == "0" {
+			s.ExpiringLead = 0
+		} else if d, err := access.ParseDuration(v); err != nil {
+			bad(EnvExpiringLead, "%v", err)
+		} else {
+			s.ExpiringLead = d
+		}
 	}
 	if s.ContinuationKey != "" && len(s.ContinuationKey) < 16 {
 		bad(EnvContinuationKey, "must be at least 16 characters")
