@@ -260,41 +260,35 @@ func apply(r *Request, in Input) Outcome {
 		if !a.Found || a.ID != r.Requester {
 			return refuse("only the requester may cancel")
 		}
-		switch {
-		case r.State == Pending:
-			r.State = Cancelled
-			r.EndedAt = now
-			r.DueAt = time.Time{}
-			r.Reason = ev.Reason
-			r.addHistory(now, HCancelled, a.Label(), ev.Reason, ev.ID)
-		case r.State.Holds():
-			r.end(now, Cancelled, a.Label(), ev.Reason)
-			r.History[len(r.History)-1].EventID = ev.ID
-		default:
-			return refuse(fmt.Sprintf("request is %s", r.State.public()))
-		}
-		return Outcome{Changed: true}
+		return endEarly(r, Cancelled, a, ev, now, refuse)
 
 	case TypeRevoked:
 		if reason := actorProblem(a, "revoke"); reason != "" {
 			return refuse(reason)
 		}
-		switch {
-		case r.State == Pending:
-			r.State = Revoked
-			r.EndedAt = now
-			r.DueAt = time.Time{}
-			r.Reason = ev.Reason
-			r.addHistory(now, HRevoked, a.Label(), ev.Reason, ev.ID)
-		case r.State.Holds():
-			r.end(now, Revoked, a.Label(), ev.Reason)
-			r.History[len(r.History)-1].EventID = ev.ID
-		default:
-			return refuse(fmt.Sprintf("request is %s", r.State.public()))
-		}
-		return Outcome{Changed: true}
+		return endEarly(r, Revoked, a, ev, now, refuse)
 	}
 	return refuse("unsupported event type")
+}
+
+// endEarly ends a request before its time (cancel by the requester, revoke
+// by an approver): a pending request simply ends; a grant ends with its
+// membership removal and session revocation recorded as work.
+func endEarly(r *Request, goal State, a Actor, ev Event, now time.Time, refuse func(string) Outcome) Outcome {
+	switch {
+	case r.State == Pending:
+		r.State = goal
+		r.EndedAt = now
+		r.DueAt = time.Time{}
+		r.Reason = ev.Reason
+		r.addHistory(now, string(goal), a.Label(), ev.Reason, ev.ID)
+	case r.State.Holds():
+		r.end(now, goal, a.Label(), ev.Reason)
+		r.History[len(r.History)-1].EventID = ev.ID
+	default:
+		return refuse(fmt.Sprintf("request is %s", r.State.public()))
+	}
+	return Outcome{Changed: true}
 }
 
 // actorProblem checks an approver-role actor (approve, deny, revoke).
