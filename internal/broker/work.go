@@ -35,34 +35,27 @@ var errSuperseded = errors.New("request changed while its membership was being a
 // failed and returns nil.
 func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 	for r != nil && r.Work != nil {
-		next := r.Clone()
-		w := next.Work
+		step := workStep(r.Work)
+		var apply func(*access.Request)
 		var err error
-		switch {
-		case !w.MembershipDone && w.Membership == access.OpAdd:
+		switch step {
+		case StepAdd, StepRemove:
 			var changed bool
 			var detail string
-			changed, detail, err = b.addMembership(ctx, next)
-			if err == nil {
-				next.MembershipDone(b.now(), changed, detail)
+			if step == StepAdd {
+				changed, detail, err = b.addMembership(ctx, r)
+			} else {
+				changed, detail, err = b.removeMembership(ctx, r)
 			}
-		case !w.MembershipDone && w.Membership == access.OpRemove:
-			var changed bool
-			var detail string
-			changed, detail, err = b.removeMembership(ctx, next)
-			if err == nil {
-				next.MembershipDone(b.now(), changed, detail)
-			}
-		case w.NeedsRevoke():
-			if err = b.hookBefore(StepRevoke, next); err == nil {
-				err = b.dir.RevokeSessions(ctx, next.Requester)
+			apply = func(x *access.Request) { x.MembershipDone(b.now(), changed, detail) }
+		case StepRevoke:
+			if err = b.hookBefore(StepRevoke, r); err == nil {
+				err = b.dir.RevokeSessions(ctx, r.Requester)
 				if err == nil {
-					err = b.hookAfter(StepRevoke, next)
+					err = b.hookAfter(StepRevoke, r)
 				}
 			}
-			if err == nil {
-				next.SessionsRevoked(b.now())
-			}
+			apply = func(x *access.Request) { x.SessionsRevoked(b.now()) }
 		default:
 			return fmt.Errorf("request %s: work in an unknown step", r.ID)
 		}
@@ -75,15 +68,9 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		if err != nil {
 			return b.workFailed(ctx, r, err)
 		}
-		if err := b.save(ctx, next); err != nil {
-			if !fault.Conflict(err) {
-				return err
-			}
-			// Someone else moved the request on: every step is idempotent,
-			// so carry on from what is stored now.
-			if next, err = b.load(ctx, r.ID); err != nil {
-				return err
-			}
+		next, err := b.saveStep(ctx, r, step, apply)
+		if err != nil {
+			return err
 		}
 		if next != nil && next.Work == nil {
 			b.log.InfoContext(ctx, "work done", "requestId", next.ID, "state", string(next.State))
@@ -91,6 +78,48 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		r = next
 	}
 	return nil
+}
+
+// workStep names the step the work is at.
+func workStep(w *access.Work) string {
+	switch {
+	case !w.MembershipDone && w.Membership == access.OpAdd:
+		return StepAdd
+	case !w.MembershipDone && w.Membership == access.OpRemove:
+		return StepRemove
+	case w.NeedsRevoke():
+		return StepRevoke
+	}
+	return ""
+}
+
+// saveStep records the result of a Graph step that has been carried out.
+// When the save loses a compare-and-swap (another invocation saved the
+// request meanwhile, e.g. a retry note), the result is applied again to the
+// stored request as long as that same step is still pending there: a
+// removal that happened must be recorded — and followed by the session
+// revocation — even if its first save lost, never re-judged from a ledger
+// that no longer holds the grant.
+func (b *Broker) saveStep(ctx context.Context, r *access.Request, step string, apply func(*access.Request)) (*access.Request, error) {
+	cur := r
+	for range b.opts.MaxConflictRetries {
+		next := cur.Clone()
+		apply(next)
+		err := b.save(ctx, next)
+		if err == nil {
+			return next, nil
+		}
+		if !fault.Conflict(err) {
+			return nil, err
+		}
+		if cur, err = b.load(ctx, r.ID); err != nil {
+			return nil, err
+		}
+		if cur == nil || cur.Work == nil || workStep(cur.Work) != step {
+			return cur, nil // someone else moved it on; carry on from there
+		}
+	}
+	return nil, ErrTooManyConflicts
 }
 
 // workFailed records a failed step: permanent → the request fails with the
