@@ -44,5 +44,9 @@ fuzz: ## each fuzz target for FUZZTIME
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -p 1 ./...
 
+.PHONY: bench-listing
+bench-listing: ## listing cost of open requests at 1k vs 100k ended ones (Azurite; see BENCHMARKS.md)
+	JIT_BENCH_ENDED=$${JIT_BENCH_ENDED:-1000,100000} $(GO) test -run '^$$' -bench '^BenchmarkListActive$$' -benchtime 50x -v -timeout 60m ./internal/tablestore
+
 clean:
 	rm -rf $(DIST) .tools/jitaccess-sandbox
