@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
@@ -34,6 +35,20 @@ type Options struct {
 	// ExpiringLead is how long before the end the "expiring" notification is
 	// sent (0: none).
 	ExpiringLead time.Duration
+
+	// PIM, when set, serves PIM-mode grants and reads the end of observed
+	// PIM activations (assignmentScheduleInstances).
+	PIM PIM
+	// Members, when set, lets the sweep reconcile the target groups' real
+	// direct members with the store (drift reconciliation).
+	Members Members
+	// Self is jitaccess's own identity (own changes in audit records are
+	// ignored); when empty, SelfLookup is asked once.
+	Self       Self
+	SelfLookup func(ctx context.Context) (Self, error)
+	// ReconcileMaxGraphCalls bounds the Graph calls drift reconciliation
+	// makes per sweep (default 20; negative: no reconciliation).
+	ReconcileMaxGraphCalls int
 }
 
 // Hooks let tests crash or fail the broker between a recorded intent and its
@@ -54,6 +69,13 @@ type Broker struct {
 	clock    Clock
 	log      *slog.Logger
 	opts     Options
+
+	selfMu    sync.Mutex
+	selfID    Self
+	selfKnown bool
+	// reconcileNext is where drift reconciliation resumes (round robin).
+	reconcileMu   sync.Mutex
+	reconcileNext int
 }
 
 // New wires a broker.
@@ -63,6 +85,9 @@ func New(store Store, dir Directory, profiles Profiles, clock Clock, opts Option
 	}
 	if opts.SweepLimit <= 0 {
 		opts.SweepLimit = 500
+	}
+	if opts.ReconcileMaxGraphCalls == 0 {
+		opts.ReconcileMaxGraphCalls = 20
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -48,6 +48,9 @@ type Dir struct {
 	fail    map[string][]error
 	hook    func(method string, args ...string) error
 	writes  []Write
+
+	pimEnds    map[pimKey]time.Time
+	pimRefusal string
 }
 
 // NewDir returns an empty tenant.
