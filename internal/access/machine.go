@@ -329,6 +329,12 @@ func (r *Request) activate(now time.Time, detail string) {
 // end records the decision to end a grant (expired, revoked, cancelled); the
 // membership removal and session revocation follow as recorded work.
 func (r *Request) end(now time.Time, goal State, actor, reason string) {
+	if goal == Expired && r.PIMManaged() {
+		// At the natural end PIM removes the member; jitaccess only revokes
+		// the sessions and records the end.
+		r.EndWithoutRemoval(now, goal, actor, reason, "")
+		return
+	}
 	r.State = Ending
 	r.EndedAt = now
 	if goal != Expired {

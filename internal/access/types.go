@@ -173,6 +173,9 @@ type Request struct {
 	// request time, so a profile change does not alter running requests.
 	RevokeSessionsOnEnd bool `json:"revokeSessionsOnEnd,omitempty"`
 	ApprovalsRequired   int  `json:"approvalsRequired,omitempty"`
+	// Activation is the profile's activation mode when it is "pim" (PIM
+	// owns the membership); empty for membership mode.
+	Activation string `json:"activation,omitempty"`
 
 	// Outbox holds outcome notifications not yet published; NotifiedState is
 	// the last state a notification was queued for; ExpiringNotified is set
@@ -225,8 +228,22 @@ type Ledger struct {
 	Busy string `json:"busy,omitempty"`
 	// BusyOp is the change in progress (add or remove).
 	BusyOp MembershipOp `json:"busyOp,omitempty"`
+	// Released are the latest request ids whose end removed the membership
+	// (bounded). A second invocation carrying out the same removal learns
+	// from it that the removal happened, instead of concluding that there
+	// was nothing to remove (and so skipping the session revocation).
+	Released []string `json:"released,omitempty"`
 	// BusySince is when Busy was taken.
 	BusySince time.Time `json:"busySince,omitzero"`
 
 	Version string `json:"-"`
+}
+
+// MaxReleased bounds Ledger.Released.
+const MaxReleased = 16
+
+// Empty reports whether the ledger holds nothing worth keeping: no grants,
+// no change in progress, no pre-existing access, no recent releases.
+func (l *Ledger) Empty() bool {
+	return len(l.Grants) == 0 && l.Busy == "" && !l.PreExisting && len(l.Released) == 0
 }

@@ -1,0 +1,77 @@
+package access
+
+import "time"
+
+// Observe creates the record of a grant jitaccess did not make but watches:
+// a PIM for Groups activation seen in the audit log (source pim) or a member
+// added to a target group outside jitaccess and PIM (source outofband). The
+// grant is active from at; endsAt may be zero (unknown: it ends when the
+// audit log or the sweep says so). History gets typ (observed / outofband)
+// with actor and detail, tagged with eventID (the audit record id).
+func Observe(id string, src Source, p Profile, user, upn string, at, endsAt time.Time, typ, actor, detail, eventID string) *Request {
+	r := &Request{
+		ID:                  id,
+		Source:              src,
+		State:               Active,
+		Requester:           user,
+		RequesterUPN:        upn,
+		Profile:             p.Name,
+		GroupID:             p.TargetGroupID,
+		RequestedAt:         at,
+		ActivatedAt:         at,
+		EndsAt:              endsAt,
+		RevokeSessionsOnEnd: p.RevokeSessionsOnEnd,
+		DueAt:               endsAt,
+	}
+	if src == SourcePIM {
+		r.Activation = ActivationPIM
+	}
+	if !endsAt.IsZero() && endsAt.After(at) {
+		r.Duration = Duration(endsAt.Sub(at))
+	}
+	r.addHistory(at, typ, actor, detail, eventID)
+	r.rememberEvent(eventID)
+	return r
+}
+
+// PIMManaged reports whether PIM, not jitaccess, removes the membership at
+// the grant's natural end (observed portal activations and PIM-mode grants).
+func (r *Request) PIMManaged() bool {
+	return r.Source == SourcePIM || r.Activation == ActivationPIM
+}
+
+// EndWithoutRemoval ends an active grant whose membership is already gone
+// or is not jitaccess's to remove (PIM removed it, someone else removed it):
+// the end state is recorded with actor and reason, and, when the profile
+// says so, the session revocation follows as recorded work (intent first).
+// eventID tags the history entry and is remembered for dedupe.
+func (r *Request) EndWithoutRemoval(now time.Time, goal State, actor, reason, eventID string) {
+	r.State = Ending
+	r.EndedAt = now
+	if goal != Expired {
+		r.Reason = reason
+	}
+	r.addHistory(now, string(goal), actor, reason, eventID)
+	r.rememberEvent(eventID)
+	r.Work = &Work{Goal: goal, Membership: OpRemove, MembershipDone: true, Removed: true,
+		RevokeSessions: r.RevokeSessionsOnEnd, Since: now}
+	r.DueAt = now.Add(WorkGrace)
+	r.finishIfDone(now)
+}
+
+// RememberEvent records an event id (an audit record id) as applied.
+func (r *Request) RememberEvent(id string) { r.rememberEvent(id) }
+
+// AddHistory appends a history entry (for findings the broker records).
+func (r *Request) AddHistory(at time.Time, typ, actor, detail, eventID string) {
+	r.addHistory(at, typ, actor, detail, eventID)
+}
+
+// End records the decision to end a grant as jitaccess would (membership
+// removal, then session revocation, as recorded work); used for out-of-band
+// members jitaccess removes. eventID tags the entry and is remembered.
+func (r *Request) End(now time.Time, goal State, actor, reason, eventID string) {
+	r.end(now, goal, actor, reason)
+	r.History[len(r.History)-1].EventID = eventID
+	r.rememberEvent(eventID)
+}
