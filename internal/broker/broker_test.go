@@ -666,7 +666,7 @@ func TestConcurrentApproveAndCancel(t *testing.T) {
 			t.Fatalf("run %d: membership-added recorded without an add; history %v", i, types(r))
 		}
 		if approved && !slices.Contains(types(r), access.HMembershipRemoved) {
-			t.Fatalf("run %d: added but no membership-removed; history %v", i, types(r))
+			t.Fatalf("run %d: added but no membership-removed; history %v %+v writes %+v member %v", i, types(r), r.History, e.dir.Writes(), e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01))
 		}
 		if e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) {
 			t.Fatalf("run %d: member left after cancel; history %v", i, types(r))

@@ -74,6 +74,9 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		}
 		if next != nil && next.Work == nil {
 			b.log.InfoContext(ctx, "work done", "requestId", next.ID, "state", string(next.State))
+			if step == StepRemove || step == StepRevoke {
+				b.forgetRelease(ctx, next)
+			}
 		}
 		r = next
 	}
@@ -275,6 +278,11 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 		if !(l.Busy == r.ID && l.BusyOp == access.OpRemove) {
 			ownAddInFlight := l.Busy == r.ID && l.BusyOp == access.OpAdd
 			if !slices.Contains(l.Grants, r.ID) {
+				if slices.Contains(l.Released, r.ID) {
+					// Another invocation removed it for this grant; its
+					// record of that may have lost the race to be saved.
+					return true, "", nil
+				}
 				return false, "no membership was added by this grant", nil
 			}
 			l.Grants = slices.DeleteFunc(l.Grants, func(id string) bool { return id == r.ID })
@@ -317,7 +325,7 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 		if err := b.hookAfter(StepRemove, r); err != nil {
 			return false, "", err
 		}
-		if err := b.clearBusy(ctx, g, u, r.ID); err != nil {
+		if err := b.release(ctx, g, u, r.ID); err != nil {
 			return false, "", err
 		}
 		if !removed {
@@ -374,6 +382,55 @@ func (b *Broker) withdrawClaim(ctx context.Context, r *access.Request) error {
 		return nil
 	}
 	return ErrTooManyConflicts
+}
+
+// release clears Busy after r's removal and remembers that r's end removed
+// the membership.
+func (b *Broker) release(ctx context.Context, g, u, id string) error {
+	for range b.opts.MaxConflictRetries {
+		l, err := b.store.GetLedger(ctx, g, u)
+		if err != nil {
+			return err
+		}
+		if l.Busy != id {
+			return nil
+		}
+		l.Busy, l.BusyOp, l.BusySince = "", "", time.Time{}
+		if !slices.Contains(l.Released, id) {
+			l.Released = append(l.Released, id)
+			if len(l.Released) > access.MaxReleased {
+				l.Released = l.Released[len(l.Released)-access.MaxReleased:]
+			}
+		}
+		if err := b.store.SaveLedger(ctx, l); err != nil {
+			if fault.Conflict(err) {
+				continue
+			}
+			return err
+		}
+		return nil
+	}
+	return ErrTooManyConflicts
+}
+
+// forgetRelease drops r from the ledger's recent releases once r's end is
+// saved: no invocation can then record a stale "nothing to remove" over it
+// (its save would lose the compare-and-swap). Best effort: a leftover entry
+// is bounded and harmless.
+func (b *Broker) forgetRelease(ctx context.Context, r *access.Request) {
+	if r.GroupID == "" || r.Requester == "" {
+		return
+	}
+	for range b.opts.MaxConflictRetries {
+		l, err := b.store.GetLedger(ctx, r.GroupID, r.Requester)
+		if err != nil || !slices.Contains(l.Released, r.ID) {
+			return
+		}
+		l.Released = slices.DeleteFunc(l.Released, func(id string) bool { return id == r.ID })
+		if err := b.store.SaveLedger(ctx, l); !fault.Conflict(err) {
+			return
+		}
+	}
 }
 
 // clearBusy releases the ledger after a finished Graph change.

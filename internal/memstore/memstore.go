@@ -491,7 +491,7 @@ func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
 // LedgerEmpty reports whether a ledger holds nothing worth keeping (no
 // grants, not busy, not pre-existing); such a ledger is deleted on save.
 func LedgerEmpty(l *access.Ledger) bool {
-	return len(l.Grants) == 0 && l.Busy == "" && !l.PreExisting
+	return l.Empty()
 }
 
 // Ping always answers (unless a fault is injected).

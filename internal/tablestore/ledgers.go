@@ -22,7 +22,7 @@ func ledgerRowKey(groupID, userID string) string { return groupID + "_" + userID
 // LedgerEmpty reports whether a ledger holds nothing worth keeping (no
 // grants, not busy, not pre-existing); such a ledger is deleted on save.
 func LedgerEmpty(l *access.Ledger) bool {
-	return len(l.Grants) == 0 && l.Busy == "" && !l.PreExisting
+	return l.Empty()
 }
 
 // GetLedger loads the ledger of (group, user): one point read. A missing
