@@ -157,6 +157,9 @@ func create(parked *Request, in Input) (*Request, Outcome) {
 	r.GroupID = p.TargetGroupID
 	r.ApprovalsRequired = p.ApprovalsRequired
 	r.RevokeSessionsOnEnd = p.RevokeSessionsOnEnd
+	if p.Activation == ActivationPIM {
+		r.Activation = ActivationPIM
+	}
 	d := time.Duration(p.DefaultDuration)
 	if ev.Duration != "" {
 		var err error

@@ -53,7 +53,10 @@ func (r *Request) EndWithoutRemoval(now time.Time, goal State, actor, reason, ev
 	}
 	r.addHistory(now, string(goal), actor, reason, eventID)
 	r.rememberEvent(eventID)
-	r.Work = &Work{Goal: goal, Membership: OpRemove, MembershipDone: true, Removed: true,
+	// A PIM-mode grant whose assignment the user already had before it:
+	// nothing of jitaccess's ends, so nothing is revoked (DESIGN §6a).
+	removed := !(r.Source == SourceEvents && r.Activation == ActivationPIM && !r.PIMAssigned)
+	r.Work = &Work{Goal: goal, Membership: OpRemove, MembershipDone: true, Removed: removed,
 		RevokeSessions: r.RevokeSessionsOnEnd, Since: now}
 	r.DueAt = now.Add(WorkGrace)
 	r.finishIfDone(now)
@@ -74,4 +77,27 @@ func (r *Request) End(now time.Time, goal State, actor, reason, eventID string) 
 	r.end(now, goal, actor, reason)
 	r.History[len(r.History)-1].EventID = eventID
 	r.rememberEvent(eventID)
+}
+
+// PIMStepDone records the result of a PIM-mode grant's Graph step (the
+// adminAssign at activation, the adminRemove at an early end). PIM mode has
+// no membership entries in the history (DESIGN §6a): detail is appended to
+// the activated or end entry. changed: the assignment was really created or
+// removed by this grant.
+func (r *Request) PIMStepDone(now time.Time, changed bool, detail string) {
+	w := r.Work
+	w.MembershipDone = true
+	switch w.Membership {
+	case OpAdd:
+		r.PIMAssigned = changed
+		if detail != "" {
+			r.appendDetail(HActivated, detail)
+		}
+	case OpRemove:
+		w.Removed = changed
+		if detail != "" {
+			r.appendDetail(string(w.Goal), detail)
+		}
+	}
+	r.finishIfDone(now)
 }

@@ -176,6 +176,9 @@ type Request struct {
 	// Activation is the profile's activation mode when it is "pim" (PIM
 	// owns the membership); empty for membership mode.
 	Activation string `json:"activation,omitempty"`
+	// PIMAssigned: a PIM-mode grant whose PIM assignment jitaccess created
+	// (false when the user already had one: nothing to remove at the end).
+	PIMAssigned bool `json:"pimAssigned,omitempty"`
 
 	// Outbox holds outcome notifications not yet published; NotifiedState is
 	// the last state a notification was queued for; ExpiringNotified is set

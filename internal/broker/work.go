@@ -42,6 +42,11 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		case StepAdd, StepRemove:
 			var changed bool
 			var detail string
+			if r.Activation == access.ActivationPIM {
+				changed, detail, err = b.pimStep(ctx, r, step)
+				apply = func(x *access.Request) { x.PIMStepDone(b.now(), changed, detail) }
+				break
+			}
 			if step == StepAdd {
 				changed, detail, err = b.addMembership(ctx, r)
 			} else {
