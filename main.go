@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -121,6 +122,7 @@ func serve(ctx context.Context) int {
 		return startFailure(log, err)
 	}
 	opts := broker.Options{Logger: log}
+	withAudit(&opts, dir, s.ClientID, s.ReconcileMaxGraphCalls)
 	closeBus, err := withServiceBus(s, cred, &opts)
 	if err != nil {
 		return startFailure(log, err)
@@ -146,6 +148,7 @@ func handlerDeps(b *broker.Broker, store broker.Lister, dir broker.Directory, pr
 			return b.HandleEvent(ctx, body)
 		}),
 		Sweeper:         b,
+		Audit:           auditHandler{b},
 		Dashboard:       dashboard.New(dashboard.Options{Store: store, Profiles: profiles.All(), Logger: log}),
 		Store:           store,
 		Users:           dir,
@@ -166,4 +169,30 @@ func credential(s config.Settings) (azcore.TokenCredential, error) {
 		return nil, fmt.Errorf("no Azure credential (not in Azure, and azidentity's default chain failed): %w", err)
 	}
 	return cred, nil
+}
+
+// withAudit gives the broker what audit handling, PIM mode and drift
+// reconciliation need: the Graph client as PIM and members ports, and
+// jitaccess's own identity (the configured client id; the object id, and
+// the client id when none is configured, read once from its Graph token).
+func withAudit(opts *broker.Options, dir *graph.Client, clientID string, reconcileBudget int) {
+	opts.PIM = dir
+	opts.Members = dir
+	opts.Self = broker.Self{AppID: strings.ToLower(clientID)}
+	opts.SelfLookup = func(ctx context.Context) (broker.Self, error) {
+		s, err := dir.Self(ctx)
+		return broker.Self{AppID: s.AppID, ObjectID: s.ObjectID}, err
+	}
+	opts.ReconcileMaxGraphCalls = reconcileBudget
+	if reconcileBudget == 0 {
+		opts.ReconcileMaxGraphCalls = -1 // off
+	}
+}
+
+// auditHandler adapts the broker to handlers.AuditHandler (the broker does
+// not import handlers).
+type auditHandler struct{ b *broker.Broker }
+
+func (a auditHandler) HandleAuditEvents(ctx context.Context, events [][]byte, _ handlers.AuditBatch) error {
+	return a.b.HandleAuditEvents(ctx, events)
 }

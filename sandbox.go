@@ -145,12 +145,14 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 	// Scheduled expiry through the host stand-in's queue, and notifications
 	// to the log, so the sandbox behaves like a deployment with Service Bus.
 	var host *devhost.Host
-	b := broker.New(store, dir, c.Profiles, broker.SystemClock{}, broker.Options{
+	opts := broker.Options{
 		Logger:       c.Log,
 		Scheduler:    devhostScheduler{host: func() *devhost.Host { return host }},
 		Publisher:    logPublisher{log: c.Log},
 		ExpiringLead: 10 * time.Second,
-	})
+	}
+	withAudit(&opts, dir, "", config.DefaultReconcileMaxGraphCalls)
+	b := broker.New(store, dir, c.Profiles, broker.SystemClock{}, opts)
 	h := handlers.New(handlerDeps(b, store, dir, c.Profiles, c.Log, config.Settings{}))
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

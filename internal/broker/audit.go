@@ -104,12 +104,19 @@ func (b *Broker) self(ctx context.Context) (Self, error) {
 		return b.selfID, nil
 	}
 	s := b.opts.Self
-	if s.AppID == "" && s.ObjectID == "" && b.opts.SelfLookup != nil {
+	if s.ObjectID == "" && b.opts.SelfLookup != nil {
 		got, err := b.opts.SelfLookup(ctx)
-		if err != nil {
+		switch {
+		case err == nil:
+			if s.AppID == "" {
+				s.AppID = got.AppID
+			}
+			s.ObjectID = got.ObjectID
+		case s.AppID == "":
 			return Self{}, fault.Wrap(fault.ErrTransient, "own identity", err)
+		default:
+			b.log.WarnContext(ctx, "own object id not readable; recognising own changes by client id only", "error", err.Error())
 		}
-		s = got
 	}
 	s.AppID, s.ObjectID = strings.ToLower(s.AppID), strings.ToLower(s.ObjectID)
 	b.selfID, b.selfKnown = s, true

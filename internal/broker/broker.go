@@ -322,6 +322,10 @@ func (b *Broker) Sweep(ctx context.Context) error {
 		done++
 	}
 	b.log.InfoContext(ctx, "sweep done", "due", len(ids), "handled", done, "failed", len(errs))
+	if err := b.Reconcile(ctx); err != nil {
+		b.log.WarnContext(ctx, "drift reconciliation failed", "error", err.Error())
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 

@@ -473,6 +473,13 @@ func (b *Broker) releaseLedger(ctx context.Context, r *access.Request) {
 		}
 		changed := false
 		if l.Busy == r.ID {
+			if l.BusyOp == access.OpRemove && r.Work != nil && r.Work.Membership == access.OpRemove &&
+				!r.Work.MembershipDone && !slices.Contains(l.Grants, r.ID) {
+				// The removal failed for good: the member may still be
+				// there. Keep the ended grant on record so that drift
+				// reconciliation removes the leftover membership.
+				l.Grants = append(l.Grants, r.ID)
+			}
 			l.Busy, l.BusyOp, l.BusySince, changed = "", "", time.Time{}, true
 		}
 		if r.Work != nil && r.Work.Membership == access.OpAdd && slices.Contains(l.Grants, r.ID) {

@@ -41,8 +41,10 @@ const (
 	EnvExpiringLead     = "JIT_EXPIRING_NOTICE_LEAD"
 	DefaultGraphBaseURL = "https://graph.microsoft.com/v1.0"
 	DefaultQueue        = "access-requests"
-	DefaultSchedule     = "0 */1 * * * *"
-	DefaultAuditHub     = "insights-logs-auditlogs"
+	// DefaultReconcileMaxGraphCalls is the default of JIT_RECONCILE_MAX_GRAPH_CALLS.
+	DefaultReconcileMaxGraphCalls = 20
+	DefaultSchedule               = "0 */1 * * * *"
+	DefaultAuditHub               = "insights-logs-auditlogs"
 )
 
 // Settings are the validated settings.
@@ -65,6 +67,9 @@ type Settings struct {
 	// ExpiringLead is how long before a grant's end the "expiring"
 	// notification is published (default 10 minutes; PT0S turns it off).
 	ExpiringLead time.Duration
+	// ReconcileMaxGraphCalls bounds the Graph calls of drift reconciliation
+	// per sweep (default 20; 0 turns reconciliation off).
+	ReconcileMaxGraphCalls int
 }
 
 // SettingError names the setting at fault.
@@ -176,6 +181,14 @@ func Load(getenv func(string) string) (Settings, error) {
 	case "debug", "info", "warn", "error":
 	default:
 		bad(EnvLogLevel, "%q must be debug, info, warn or error", s.LogLevel)
+	}
+	s.ReconcileMaxGraphCalls = DefaultReconcileMaxGraphCalls
+	if v := get(EnvReconcileBudget); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 0 || n > 10000 {
+			bad(EnvReconcileBudget, "%q is not a number of calls (0-10000)", v)
+		} else {
+			s.ReconcileMaxGraphCalls = n
+		}
 	}
 	s.ExpiringLead = 10 * time.Minute
 	if v := get(EnvExpiringLead); v != "" {

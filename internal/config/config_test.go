@@ -97,3 +97,28 @@ func mustTime(t *testing.T) (tm time.Time) {
 	t.Helper()
 	return time.Date(2026, 11, 23, 10, 0, 30, 0, time.UTC)
 }
+
+func TestReconcileBudget(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			switch k {
+			case EnvReconcileBudget:
+				return v
+			case EnvTablesConn:
+				return "UseDevelopmentStorage=true"
+			case EnvPort:
+				return "7071"
+			}
+			return ""
+		}
+	}
+	for v, want := range map[string]int{"": DefaultReconcileMaxGraphCalls, "5": 5, "0": 0} {
+		s, err := Load(env(v))
+		if err != nil || s.ReconcileMaxGraphCalls != want {
+			t.Fatalf("%q: %d, %v; want %d", v, s.ReconcileMaxGraphCalls, err, want)
+		}
+	}
+	if _, err := Load(env("-1")); err == nil || !strings.Contains(err.Error(), EnvReconcileBudget) {
+		t.Fatalf("bad value accepted: %v", err)
+	}
+}
