@@ -1,0 +1,152 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jitaccess/jitaccess/handlers"
+	"github.com/jitaccess/jitaccess/internal/broker"
+	"github.com/jitaccess/jitaccess/internal/devhost"
+	"github.com/jitaccess/jitaccess/internal/memstore"
+)
+
+// serve runs h with handlers.ServeListener (the binary's HTTP stack) and
+// returns its base URL.
+func serve(b *testing.B, h http.Handler) string {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = handlers.ServeListener(ctx, ln, h); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
+	return "http://" + ln.Addr().String()
+}
+
+// echoHandler is the floor: it reads the invocation and answers the same
+// custom-handler response, doing nothing else.
+var echoHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"Outputs":{},"Logs":[],"ReturnValue":null}`))
+})
+
+// accessRequestsHandler is handlers.New over a broker with the in-memory
+// store and the real Graph client against the in-process Graph simulator.
+func accessRequestsHandler(b *testing.B, ten *tenant) http.Handler {
+	store := memstore.New()
+	brk := broker.New(store, ten.dir, benchProfiles(b), broker.SystemClock{}, broker.Options{Logger: quietLogger()})
+	return handlers.New(handlers.Deps{
+		Events: handlers.EventProcessorFunc(func(ctx context.Context, body []byte, d handlers.Delivery) error {
+			if d.Problem != "" {
+				return brk.RejectDelivery(ctx, d.MessageID, d.Problem)
+			}
+			return brk.HandleEvent(ctx, body)
+		}),
+		Sweeper: brk, Store: store, Logger: quietLogger(),
+	})
+}
+
+// invocations builds n POST /AccessRequests payloads, as the Functions host
+// sends them: a new request (one approval needed, so it stays pending) from
+// one of the users each.
+func invocations(b *testing.B, ten *tenant, n int) [][]byte {
+	out := make([][]byte, n)
+	run := time.Now().UnixNano()
+	for i := range n {
+		id := fmt.Sprintf("hc-%d-%d", run, i)
+		body := requested(b, id, ten.users[i%len(ten.users)], "aks-admin", "PT1H")
+		out[i] = devhost.ServiceBusPayload("AccessRequests", "message", "bench.servicebus.windows.net",
+			devhost.Message{MessageID: id, SequenceNumber: int64(i + 1), Body: body, EnqueuedTime: time.Now()}, time.Now())
+	}
+	return out
+}
+
+// drive posts the payloads to url with c concurrent clients and returns the
+// wall time.
+func drive(b *testing.B, client *http.Client, url string, payloads [][]byte, c int) time.Duration {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	start := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(payloads) {
+					return
+				}
+				res, err := client.Post(url, "application/json", bytes.NewReader(payloads[i]))
+				if err != nil {
+					failed.Store(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					failed.Store(fmt.Errorf("status %d", res.StatusCode))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkHandlerCost measures invocations/s of POST /AccessRequests
+// through handlers.New against an echo handler on the same HTTP stack, at
+// concurrency 1, 4 and 16, in the same run, alternating chunks of 100 so
+// that the noise of a shared machine falls on both. b.N invocations of each.
+func BenchmarkHandlerCost(b *testing.B) {
+	ten := newTenant(b, 50)
+	echoURL := serve(b, echoHandler) + "/AccessRequests"
+	appURL := serve(b, accessRequestsHandler(b, ten)) + "/AccessRequests"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: time.Minute}
+	for _, c := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
+			payloads := invocations(b, ten, b.N)
+			const chunk = 100
+			var tEcho, tApp time.Duration
+			b.ResetTimer()
+			for lo := 0; lo < b.N; lo += chunk {
+				hi := min(lo+chunk, b.N)
+				tEcho += drive(b, client, echoURL, payloads[lo:hi], c)
+				tApp += drive(b, client, appURL, payloads[lo:hi], c)
+			}
+			b.StopTimer()
+			echoRate := float64(b.N) / tEcho.Seconds()
+			appRate := float64(b.N) / tApp.Seconds()
+			b.ReportMetric(echoRate, "echo-inv/s")
+			b.ReportMetric(appRate, "handler-inv/s")
+			b.ReportMetric(appRate/echoRate, "ratio")
+		})
+	}
+}
+
+// BenchmarkAccessRequestsHotPath is the handler alone at concurrency 4, for
+// the CPU profile (make bench-profile).
+func BenchmarkAccessRequestsHotPath(b *testing.B) {
+	ten := newTenant(b, 50)
+	appURL := serve(b, accessRequestsHandler(b, ten)) + "/AccessRequests"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: time.Minute}
+	payloads := invocations(b, ten, b.N)
+	b.ResetTimer()
+	d := drive(b, client, appURL, payloads, 4)
+	b.ReportMetric(float64(b.N)/d.Seconds(), "inv/s")
+}
