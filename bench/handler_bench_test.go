@@ -14,8 +14,10 @@ import (
 
 	"github.com/jitaccess/jitaccess/handlers"
 	"github.com/jitaccess/jitaccess/internal/broker"
+	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
 	"github.com/jitaccess/jitaccess/internal/devhost"
 	"github.com/jitaccess/jitaccess/internal/memstore"
+	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
 // serve runs h with handlers.ServeListener (the binary's HTTP stack) and
@@ -43,9 +45,9 @@ var echoHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) 
 
 // accessRequestsHandler is handlers.New over a broker with the in-memory
 // store and the real Graph client against the in-process Graph simulator.
-func accessRequestsHandler(b *testing.B, ten *tenant) http.Handler {
+func accessRequestsHandler(b *testing.B, dir broker.Directory) http.Handler {
 	store := memstore.New()
-	brk := broker.New(store, ten.dir, benchProfiles(b), broker.SystemClock{}, broker.Options{Logger: quietLogger()})
+	brk := broker.New(store, dir, benchProfiles(b), broker.SystemClock{}, broker.Options{Logger: quietLogger()})
 	return handlers.New(handlers.Deps{
 		Events: handlers.EventProcessorFunc(func(ctx context.Context, body []byte, d handlers.Delivery) error {
 			if d.Problem != "" {
@@ -116,18 +118,27 @@ func drive(b *testing.B, client *http.Client, url string, payloads [][]byte, c i
 func BenchmarkHandlerCost(b *testing.B) {
 	ten := newTenant(b, 50)
 	echoURL := serve(b, echoHandler) + "/AccessRequests"
-	appURL := serve(b, accessRequestsHandler(b, ten)) + "/AccessRequests"
+	appURL := serve(b, accessRequestsHandler(b, ten.dir)) + "/AccessRequests"
+	// The same handler with an in-memory directory (no Graph round trips):
+	// what the handler costs apart from Graph.
+	fake := brokertest.NewDir()
+	for _, u := range ten.users {
+		fake.AddUser(broker.User{ID: u, UPN: u, Enabled: true})
+		fake.SetMember(seed.GroupAKSDefault, u)
+	}
+	noGraphURL := serve(b, accessRequestsHandler(b, fake)) + "/AccessRequests"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: time.Minute}
 	for _, c := range []int{1, 4, 16} {
 		b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
 			payloads := invocations(b, ten, b.N)
 			const chunk = 100
-			var tEcho, tApp time.Duration
+			var tEcho, tApp, tNoGraph time.Duration
 			b.ResetTimer()
 			for lo := 0; lo < b.N; lo += chunk {
 				hi := min(lo+chunk, b.N)
 				tEcho += drive(b, client, echoURL, payloads[lo:hi], c)
 				tApp += drive(b, client, appURL, payloads[lo:hi], c)
+				tNoGraph += drive(b, client, noGraphURL, payloads[lo:hi], c)
 			}
 			b.StopTimer()
 			echoRate := float64(b.N) / tEcho.Seconds()
@@ -135,6 +146,9 @@ func BenchmarkHandlerCost(b *testing.B) {
 			b.ReportMetric(echoRate, "echo-inv/s")
 			b.ReportMetric(appRate, "handler-inv/s")
 			b.ReportMetric(appRate/echoRate, "ratio")
+			noGraphRate := float64(b.N) / tNoGraph.Seconds()
+			b.ReportMetric(noGraphRate, "nograph-inv/s")
+			b.ReportMetric(noGraphRate/echoRate, "nograph-ratio")
 		})
 	}
 }
@@ -143,7 +157,7 @@ func BenchmarkHandlerCost(b *testing.B) {
 // the CPU profile (make bench-profile).
 func BenchmarkAccessRequestsHotPath(b *testing.B) {
 	ten := newTenant(b, 50)
-	appURL := serve(b, accessRequestsHandler(b, ten)) + "/AccessRequests"
+	appURL := serve(b, accessRequestsHandler(b, ten.dir)) + "/AccessRequests"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: time.Minute}
 	payloads := invocations(b, ten, b.N)
 	b.ResetTimer()
