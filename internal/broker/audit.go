@@ -276,6 +276,13 @@ func (b *Broker) observePIM(ctx context.Context, f audit.Finding, p access.Profi
 				b.log.WarnContext(ctx, "PIM end time not readable; using the audit record's", "requestId", id, "error", err.Error())
 			case ok && !end.IsZero():
 				endsAt = end
+			case !ok && f.PIMRequestID == "":
+				// Only PIM's directory change, without a request id, and PIM
+				// has no such activation (any more): a late or repeated
+				// record of an activation already recorded and ended under
+				// its PIM request id. Nothing to observe.
+				b.log.InfoContext(ctx, "PIM membership change without an active PIM assignment: ignored", "groupId", f.GroupID, "userId", f.UserID)
+				return nil
 			}
 		}
 		now := b.now()
