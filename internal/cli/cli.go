@@ -75,6 +75,7 @@ var sendTypes = map[string]string{
 }
 
 const sendUsage = `usage: jitaccess send <requested|approved|denied|cancelled|revoked> [flags]
+       jitaccess send audit --file FILE [--sandbox URL] [--hub NAME]   (see 'jitaccess send audit --help')
 
 Builds a CloudEvents 1.0 event, checks it exactly as the handler will, and
 sends it to the requests queue.
@@ -106,6 +107,9 @@ func Send(ctx context.Context, args []string, env Env) int {
 			return ExitUsage
 		}
 		return ExitOK
+	}
+	if args[0] == "audit" {
+		return sendAudit(ctx, args[1:], env)
 	}
 	typ, ok := sendTypes[args[0]]
 	if !ok {
