@@ -491,3 +491,28 @@ func cmpBool(a, b bool) int {
 	}
 	return 1
 }
+
+// pimExtended is asked by the sweep before it ends an observed PIM
+// activation at its recorded end: when PIM says the activation now ends
+// later (the user extended it), the grant's end moves and nothing ends.
+func (b *Broker) pimExtended(ctx context.Context, r *access.Request, now time.Time) (bool, error) {
+	if b.opts.PIM == nil || r.Source != access.SourcePIM || r.State != access.Active || r.EndsAt.IsZero() || now.Before(r.EndsAt) {
+		return false, nil
+	}
+	end, ok, err := b.opts.PIM.PIMEndTime(ctx, r.GroupID, r.Requester)
+	switch {
+	case err != nil && (fault.Transient(err) || ctx.Err() != nil):
+		return false, err
+	case err != nil, !ok, end.IsZero(), !end.After(now):
+		return false, nil
+	}
+	next := r.Clone()
+	next.EndsAt = end
+	next.Duration = access.Duration(end.Sub(next.ActivatedAt))
+	next.DueAt = end
+	if err := b.save(ctx, next); err != nil {
+		return false, err
+	}
+	b.log.InfoContext(ctx, "observed PIM activation extended", "requestId", r.ID)
+	return true, nil
+}

@@ -254,3 +254,19 @@ func TestAuditTransientFailureRetried(t *testing.T) {
 	e.audit(batch)
 	e.want("pim-"+pimReq, access.Active, access.HObserved)
 }
+
+func TestAuditObservedPIMExtended(t *testing.T) {
+	e := newAuditEnv(t, nil)
+	e.dir.SetPIMEnd(seed.GroupAKSAdmin, seed.UserN01, start.Add(time.Hour))
+	e.audit(event(pimActivated("pim-1", start.Add(time.Hour))))
+	e.dir.SetPIMEnd(seed.GroupAKSAdmin, seed.UserN01, start.Add(3*time.Hour)) // extended in the portal
+	e.clock.Set(start.Add(time.Hour + time.Second))
+	e.sweep()
+	r := e.want("pim-"+pimReq, access.Active, access.HObserved)
+	if !r.EndsAt.Equal(start.Add(3 * time.Hour)) {
+		t.Fatalf("endsAt %v", r.EndsAt)
+	}
+	e.clock.Set(start.Add(3*time.Hour + time.Second))
+	e.sweep()
+	e.want("pim-"+pimReq, access.Expired, access.HObserved, access.HExpired, access.HSessionsRevoked)
+}

@@ -348,6 +348,12 @@ func (b *Broker) sweepOne(ctx context.Context, id string) error {
 			b.flushOutcomes(ctx, r)
 			continue
 		}
+		if extended, err := b.pimExtended(ctx, r, now); err != nil || extended {
+			if fault.Conflict(err) {
+				continue
+			}
+			return err
+		}
 		base := r.Clone()
 		expiring := b.opts.Publisher != nil && base.QueueExpiring(now, b.opts.ExpiringLead)
 		next, out := access.Tick(base, now)
