@@ -41,8 +41,33 @@ fuzz: ## each fuzz target for FUZZTIME
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -p 1 ./...
+# make bench: every figure of BENCHMARKS.md in about 10 minutes (Azurite as for
+# `make test`). JIT_BENCH_ENDED sizes the sweep and listing scaling runs
+# (make bench-listing / bench-sweep use 100k; 1k vs 10k here to fit the time).
+BENCH_OUT ?= .tools/bench.txt
+bench: build ## all figures of BENCHMARKS.md; prints the table (raw output in $(BENCH_OUT))
+	@mkdir -p $(dir $(BENCH_OUT))
+	{ \
+	JIT_BENCH_ENDED=$${JIT_BENCH_ENDED:-1000,10000} $(GO) test -run '^$$' -bench . -benchmem -benchtime 20x -timeout 30m \
+	  $$($(GO) list ./... | grep -v '/bench$$') && \
+	JIT_BENCH_ENDED=$${JIT_BENCH_ENDED:-1000,10000} JIT_BENCH_BINARY=$(CURDIR)/$(DIST)/jitaccess $(GO) test -run '^$$' \
+	  -bench '^(BenchmarkGrantLifecycle|BenchmarkRevocationLag.*|BenchmarkColdStart|BenchmarkMemoryLoaded|BenchmarkSweepScaling)$$' \
+	  -benchtime 1x -v -timeout 30m ./bench && \
+	$(GO) test -run '^$$' -bench '^(BenchmarkHandlerCost|BenchmarkThroughputVsStoreFloor)$$' -benchtime 2000x -timeout 30m ./bench; \
+	} 2>&1 | tee $(BENCH_OUT)
+	@echo; awk -f bench/table.awk $(BENCH_OUT)
+	@! grep -q '^FAIL\|^--- FAIL\|^panic' $(BENCH_OUT)
+
+.PHONY: bench-profile bench-sweep
+bench-profile: ## CPU profile of POST /AccessRequests (handler, broker, Graph client, memstore): top 10
+	@mkdir -p .tools
+	$(GO) test -run '^$$' -bench '^BenchmarkAccessRequestsHotPath$$' -benchtime 5000x \
+	  -cpuprofile .tools/cpu.out -o .tools/bench.test ./bench
+	$(GO) tool pprof -top -nodecount=10 .tools/bench.test .tools/cpu.out
+	$(GO) tool pprof -top -cum -nodecount=25 .tools/bench.test .tools/cpu.out
+
+bench-sweep: ## sweep cost with 100 due grants among 1k vs 100k ended ones (Azurite; about 6 minutes)
+	JIT_BENCH_ENDED=$${JIT_BENCH_ENDED:-1000,100000} $(GO) test -run '^$$' -bench '^BenchmarkSweepScaling$$' -benchtime 1x -v -timeout 60m ./bench
 
 .PHONY: bench-listing
 bench-listing: ## listing cost of open requests at 1k vs 100k ended ones (Azurite; see BENCHMARKS.md)

@@ -144,6 +144,13 @@ func (p *proc) waitHealthy(b *testing.B, client *http.Client) {
 
 // memKB reads VmRSS and VmHWM (peak) of pid, in KiB.
 func memKB(b *testing.B, pid int) (rss, hwm int64) {
+	m := procStatus(b, pid)
+	return m["VmRSS:"], m["VmHWM:"]
+}
+
+// procStatus reads the kB fields of /proc/pid/status.
+func procStatus(b *testing.B, pid int) map[string]int64 {
+	m := map[string]int64{}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		b.Fatal(err)
@@ -153,16 +160,21 @@ func memKB(b *testing.B, pid int) (rss, hwm int64) {
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		if len(fields) >= 2 {
-			v, _ := strconv.ParseInt(fields[1], 10, 64)
-			switch fields[0] {
-			case "VmRSS:":
-				rss = v
-			case "VmHWM:":
-				hwm = v
+			if v, err := strconv.ParseInt(fields[1], 10, 64); err == nil {
+				m[fields[0]] = v
 			}
 		}
 	}
-	return rss, hwm
+	return m
+}
+
+// reportRSSParts reports the resident memory of pid by kind: anonymous
+// (heap, stacks: what the program allocates) and file (the mapped
+// executable's pages that were touched).
+func reportRSSParts(b *testing.B, pid int, prefix string) {
+	m := procStatus(b, pid)
+	b.ReportMetric(float64(m["RssAnon:"])/1024, prefix+"-anon-MiB")
+	b.ReportMetric(float64(m["RssFile:"])/1024, prefix+"-file-MiB")
 }
 
 // BenchmarkColdStart: exec of the built binary → first 200 from
@@ -195,6 +207,9 @@ func BenchmarkColdStart(b *testing.B) {
 			time.Sleep(500 * time.Millisecond) // settle: idle
 			r, _ := memKB(b, p.cmd.Process.Pid)
 			rss = append(rss, time.Duration(r))
+			if len(rss) == starts {
+				reportRSSParts(b, p.cmd.Process.Pid, "idle")
+			}
 			p.stop()
 		}
 		b.ReportMetric(float64(percentile(times, 0.5).Microseconds())/1000, "median-start-ms")
@@ -271,6 +286,7 @@ func BenchmarkMemoryLoaded(b *testing.B) {
 		}
 		time.Sleep(500 * time.Millisecond)
 		rss, hwm := memKB(b, p.cmd.Process.Pid)
+		reportRSSParts(b, p.cmd.Process.Pid, "loaded")
 		p.stop()
 		if listed != n {
 			b.Fatalf("listed %d of %d active grants", listed, n)
