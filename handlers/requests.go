@@ -21,21 +21,24 @@ import (
 // requestView is the read API's rendering of a request (DESIGN §8). Times
 // are RFC 3339 UTC and absent when unset; duration is ISO 8601.
 type requestView struct {
-	ID           string         `json:"id"`
-	Source       string         `json:"source"`
-	State        string         `json:"state"`
-	Requester    string         `json:"requester"`
-	RequesterUPN string         `json:"requesterUpn"`
-	Profile      string         `json:"profile"`
-	GroupID      string         `json:"groupId"`
-	Duration     string         `json:"duration,omitempty"`
-	RequestedAt  time.Time      `json:"requestedAt,omitzero"`
-	ActivatedAt  time.Time      `json:"activatedAt,omitzero"`
-	EndsAt       time.Time      `json:"endsAt,omitzero"`
-	EndedAt      time.Time      `json:"endedAt,omitzero"`
-	Reason       string         `json:"reason"`
-	Approvals    []approvalView `json:"approvals"`
-	History      []historyView  `json:"history"`
+	ID           string    `json:"id"`
+	Source       string    `json:"source"`
+	State        string    `json:"state"`
+	Requester    string    `json:"requester"`
+	RequesterUPN string    `json:"requesterUpn"`
+	Profile      string    `json:"profile"`
+	GroupID      string    `json:"groupId"`
+	Duration     string    `json:"duration,omitempty"`
+	RequestedAt  time.Time `json:"requestedAt,omitzero"`
+	ActivatedAt  time.Time `json:"activatedAt,omitzero"`
+	EndsAt       time.Time `json:"endsAt,omitzero"`
+	EndedAt      time.Time `json:"endedAt,omitzero"`
+	Reason       string    `json:"reason"`
+	// Note explains a PIM-mode step that had nothing to do (PIM mode keeps
+	// membership details out of the history).
+	Note      string         `json:"note,omitempty"`
+	Approvals []approvalView `json:"approvals"`
+	History   []historyView  `json:"history"`
 }
 
 type approvalView struct {
@@ -76,6 +79,7 @@ func toView(r *access.Request) requestView {
 		Requester: r.Requester, RequesterUPN: r.RequesterUPN, Profile: r.Profile, GroupID: r.GroupID,
 		RequestedAt: utc(r.RequestedAt), ActivatedAt: utc(r.ActivatedAt), EndsAt: utc(r.EndsAt), EndedAt: utc(r.EndedAt),
 		Reason:    r.Reason,
+		Note:      r.PIMNote,
 		Approvals: make([]approvalView, 0, len(r.Approvals)),
 		History:   make([]historyView, 0, len(r.History)),
 	}

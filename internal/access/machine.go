@@ -400,14 +400,14 @@ func (r *Request) MembershipDone(now time.Time, changed bool, detail string) {
 		if changed {
 			r.addHistory(now, HMembershipAdded, System, detail, "")
 		} else if detail != "" {
-			r.appendDetail(HActivated, detail)
+			r.addHistory(now, HNote, System, detail, "")
 		}
 	case OpRemove:
 		w.Removed = changed
 		if changed {
 			r.addHistory(now, HMembershipRemoved, System, detail, "")
 		} else if detail != "" {
-			r.appendDetail(string(w.Goal), detail)
+			r.addHistory(now, HNote, System, detail, "")
 		}
 	}
 	r.finishIfDone(now)
@@ -483,19 +483,6 @@ func (r *Request) Retry(now time.Time) {
 		backoff = 15 * time.Minute
 	}
 	r.DueAt = now.Add(backoff)
-}
-
-func (r *Request) appendDetail(typ, detail string) {
-	for i := len(r.History) - 1; i >= 0; i-- {
-		if r.History[i].Type == typ {
-			if r.History[i].Detail == "" {
-				r.History[i].Detail = detail
-			} else {
-				r.History[i].Detail += "; " + detail
-			}
-			return
-		}
-	}
 }
 
 func (r *Request) addHistory(at time.Time, typ, actor, detail, eventID string) {

@@ -1000,9 +1000,10 @@ func TestMembershipDone(t *testing.T) {
 		m.approve(p01, t0)
 		m.r.MembershipDone(t0, false, "already a member")
 		m.wantState(Active)
-		m.wantHistory(HRequested, HApproved, HActivated)
-		if !strings.Contains(m.r.History[2].Detail, "already a member") {
-			t.Fatalf("detail %q", m.r.History[2].Detail)
+		// Stored history is append-only: the explanation is an entry of its own.
+		m.wantHistory(HRequested, HApproved, HActivated, HNote)
+		if !strings.Contains(m.r.History[3].Detail, "already a member") {
+			t.Fatalf("detail %q", m.r.History[3].Detail)
 		}
 	})
 	t.Run("nothing removed: no sessions revoked", func(t *testing.T) {
@@ -1014,7 +1015,7 @@ func TestMembershipDone(t *testing.T) {
 			t.Fatalf("work left: %+v", m.r.Work)
 		}
 		m.wantState(Expired)
-		m.wantHistory(HRequested, HApproved, HActivated, HMembershipAdded, HExpired)
+		m.wantHistory(HRequested, HApproved, HActivated, HMembershipAdded, HExpired, HNote)
 		if !strings.Contains(m.lastEntry().Detail, "still granted") {
 			t.Fatalf("detail %q", m.lastEntry().Detail)
 		}

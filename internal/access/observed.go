@@ -81,8 +81,8 @@ func (r *Request) End(now time.Time, goal State, actor, reason, eventID string) 
 
 // PIMStepDone records the result of a PIM-mode grant's Graph step (the
 // adminAssign at activation, the adminRemove at an early end). PIM mode has
-// no membership entries in the history (DESIGN §6a): detail is appended to
-// the activated or end entry. changed: the assignment was really created or
+// no membership entries in the history (DESIGN §6a): the detail is kept in
+// PIMNote (shown by the read API) instead. changed: the assignment was really created or
 // removed by this grant.
 func (r *Request) PIMStepDone(now time.Time, changed bool, detail string) {
 	w := r.Work
@@ -90,13 +90,11 @@ func (r *Request) PIMStepDone(now time.Time, changed bool, detail string) {
 	switch w.Membership {
 	case OpAdd:
 		r.PIMAssigned = changed
-		if detail != "" {
-			r.appendDetail(HActivated, detail)
-		}
+		r.PIMNote = detail
 	case OpRemove:
 		w.Removed = changed
 		if detail != "" {
-			r.appendDetail(string(w.Goal), detail)
+			r.PIMNote = detail
 		}
 	}
 	r.finishIfDone(now)

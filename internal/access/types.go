@@ -75,6 +75,10 @@ const (
 	HSessionsRevoked   = "sessions-revoked"
 	HObserved          = "observed"
 	HOutOfBand         = "outofband"
+	// HNote explains a step that had nothing to do (pre-existing access
+	// kept, membership still held by an overlapping grant, nothing added).
+	// Stored history is append-only, so explanations get entries of their own.
+	HNote = "note"
 )
 
 // HistoryEntry is one line of a request's audit trail.
@@ -189,6 +193,11 @@ type Request struct {
 	// ExpireSeq is the sequence number of the scheduled jit.access.expire
 	// message (0: none scheduled).
 	ExpireSeq int64 `json:"expireSeq,omitempty"`
+
+	// PIMNote explains the last PIM-mode step that had nothing to do (e.g.
+	// the assignment already existed), since PIM mode keeps membership
+	// details out of the history.
+	PIMNote string `json:"pimNote,omitempty"`
 
 	// Version is the store's opaque concurrency token (ETag); empty for a
 	// request that was never saved. Not part of the domain's decisions.
