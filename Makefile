@@ -23,7 +23,7 @@ build: ## dist/: host.json, function folders, profiles.json (if given), linux/am
 	@echo "built $(DIST)/ — zip its contents to deploy"
 
 run: ## the local sandbox (Ctrl-C to stop)
-	$(GO) build $(GOFLAGS_BUILD) -o .tools/jitaccess-sandbox . && .tools/jitaccess-sandbox sandbox
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o .tools/jitaccess-sandbox . && .tools/jitaccess-sandbox sandbox
 
 vet:
 	$(GO) vet ./...
