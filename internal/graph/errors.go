@@ -188,6 +188,7 @@ func (c *Client) call(ctx context.Context, may retryPolicy, fn func(context.Cont
 	for attempt := 0; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
 		err := fn(actx)
+		attemptDone := actx.Err() != nil
 		cancel()
 		if err == nil {
 			return nil
@@ -197,6 +198,14 @@ func (c *Client) call(ctx context.Context, may retryPolicy, fn func(context.Cont
 			// The caller gave up (deadline or cancel): transient, no retry.
 			f.timeout = true
 			return f
+		}
+		if attemptDone && f.status == 0 {
+			// The attempt's own deadline cut it. azidentity reports a token
+			// request cut that way as an AuthenticationFailedError without
+			// a response (the context error flattened into its text), which
+			// would otherwise read as permanent: it is a timeout. A token
+			// failure stays retryable for writes (nothing was sent yet).
+			f.timeout = true
 		}
 		if attempt >= c.opts.MaxRetries || !may(f) {
 			return f

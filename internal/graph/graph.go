@@ -437,6 +437,9 @@ func (c *Client) Self(ctx context.Context) (Self, error) {
 	tk, err := c.cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.opts.Scope}})
 	if err != nil {
 		f := inspect(err, time.Now())
+		if ctx.Err() != nil {
+			f.timeout = true // cut by the caller's deadline: transient
+		}
 		return Self{}, &fault.Error{Kind: f.kind(), Op: op, Err: errors.New("acquiring a token failed")}
 	}
 	parts := strings.Split(tk.Token, ".")

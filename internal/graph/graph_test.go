@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	abs "github.com/microsoft/kiota-abstractions-go"
 
 	"github.com/jitaccess/jitaccess/internal/fault"
@@ -37,6 +39,33 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// usedURLs are the sim URLs this process has served. MSAL caches tokens
+// process-wide by identity and resource (the sim URL): a sim that got the
+// port of an earlier one would find a token cached and ask idsim nothing,
+// so tests that count token requests would see none.
+var usedURLs sync.Map
+
+// startSim starts a sim on a URL no earlier sim of this process had.
+func startSim(t *testing.T, opts graphsim.Options) *graphsim.Sim {
+	t.Helper()
+	var spare []*graphsim.Sim
+	defer func() {
+		for _, s := range spare {
+			s.Close()
+		}
+	}()
+	for range 50 {
+		sim := graphsim.New(opts).SeedTenant().Start()
+		if _, seen := usedURLs.LoadOrStore(sim.URL(), true); !seen {
+			t.Cleanup(sim.Close)
+			return sim
+		}
+		spare = append(spare, sim) // held open until we have a new port
+	}
+	t.Fatal("no fresh port for graphsim")
+	return nil
+}
+
 type env struct {
 	sim *graphsim.Sim
 	c   *Client
@@ -53,8 +82,7 @@ func newEnv(t *testing.T, simOpts graphsim.Options, opts Options) *env {
 		a := aud.Load()
 		return a != nil && ids.VerifyAudience(*a)(tok)
 	}
-	sim := graphsim.New(simOpts).SeedTenant().Start()
-	t.Cleanup(sim.Close)
+	sim := startSim(t, simOpts)
 	u := sim.URL()
 	aud.Store(&u)
 
@@ -69,7 +97,9 @@ func newEnv(t *testing.T, simOpts graphsim.Options, opts Options) *env {
 		opts.BaseBackoff = 10 * time.Millisecond
 	}
 	if opts.AttemptTimeout == 0 {
-		opts.AttemptTimeout = 5 * time.Second
+		// Generous: under -race on a loaded machine the first attempt
+		// also fetches the token. ctxT still bounds every test.
+		opts.AttemptTimeout = 20 * time.Second
 	}
 	c, err := New(cred, opts)
 	if err != nil {
@@ -78,9 +108,49 @@ func newEnv(t *testing.T, simOpts graphsim.Options, opts Options) *env {
 	return &env{sim: sim, c: c}
 }
 
+// warm fetches and caches the token for e's sim, so later attempts with
+// tight time limits spend them on Graph, not on idsim.
+func (e *env) warm(t *testing.T) {
+	t.Helper()
+	if _, err := e.c.Self(ctxT(t)); err != nil {
+		t.Fatalf("warming the token: %v", err)
+	}
+}
+
+// recordSleeps makes e's client record its waits between attempts (then
+// wait as before).
+func (e *env) recordSleeps() func() []time.Duration {
+	var mu sync.Mutex
+	var waits []time.Duration
+	e.c.sleep = func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		waits = append(waits, d)
+		mu.Unlock()
+		return sleepCtx(ctx, d)
+	}
+	return func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Duration(nil), waits...)
+	}
+}
+
+// testCtxs holds each running test's context (see ctxT).
+var testCtxs sync.Map // *testing.T → context.Context
+
+// ctxT is the test's context: one deadline, 45s after the first call, for
+// every call of the test (subtests use their parent's), so that no test
+// blocks much longer than that whatever goes wrong.
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
+	if ctx, ok := testCtxs.Load(t); ok {
+		return ctx.(context.Context)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	testCtxs.Store(t, ctx)
+	t.Cleanup(func() {
+		cancel()
+		testCtxs.Delete(t)
+	})
 	return ctx
 }
 
@@ -175,9 +245,10 @@ func TestLookupUser(t *testing.T) {
 		{"empty", "", "", "", false, false, true},
 		{"dot-dot", "..", "", "", false, false, true},
 	}
+	ctx := ctxT(t) // one deadline for the subtests too
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			u, err := e.c.LookupUser(ctxT(t), tc.key)
+			u, err := e.c.LookupUser(ctx, tc.key)
 			if tc.notFound {
 				if !fault.NotFound(err) {
 					t.Fatalf("want not found, got %v %+v", err, u)
@@ -226,9 +297,10 @@ func TestMemberOfAny(t *testing.T) {
 		{"upper-case input", seed.UserA01, []string{strings.ToUpper(seed.GroupAKSApprovers), seed.GroupAKSDefault}, []string{seed.GroupAKSApprovers, seed.GroupAKSDefault}},
 		{"none asked", seed.UserN01, nil, nil},
 	}
+	ctx := ctxT(t) // one deadline for the subtests too
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := e.c.MemberOfAny(ctxT(t), tc.user, tc.groups)
+			got, err := e.c.MemberOfAny(ctx, tc.user, tc.groups)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -237,7 +309,7 @@ func TestMemberOfAny(t *testing.T) {
 			}
 		})
 	}
-	if _, err := e.c.MemberOfAny(ctxT(t), "5e5e0000-0000-4000-8000-0000000000ff", eligible); !fault.NotFound(err) {
+	if _, err := e.c.MemberOfAny(ctx, "5e5e0000-0000-4000-8000-0000000000ff", eligible); !fault.NotFound(err) {
 		t.Fatalf("unknown user: %v", err)
 	}
 }
@@ -391,11 +463,12 @@ func TestRetryAfterThenSuccessSendsValidBody(t *testing.T) {
 			return e.c.RevokeSessions(ctx, seed.UserN01)
 		}},
 	}
+	ctx := ctxT(t) // one deadline for the subtests too
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e.sim.FailNext(tc.match, 1, 429, time.Second)
 			start := time.Now()
-			if err := tc.run(ctxT(t)); err != nil {
+			if err := tc.run(ctx); err != nil {
 				t.Fatal(err)
 			}
 			if el := time.Since(start); el < time.Second {
@@ -424,11 +497,12 @@ func TestRetryAfterThenSuccessSendsValidBody(t *testing.T) {
 }
 
 func TestTransientAfterBoundedRetries(t *testing.T) {
+	ctx := ctxT(t) // one deadline for the subtests too
 	for _, st := range []int{429, 500, 502, 503, 504} {
 		t.Run(fmt.Sprint(st), func(t *testing.T) {
 			e := newEnv(t, graphsim.Options{}, Options{MaxRetries: 3})
 			e.sim.FailNext("GET /users/", -1, st, 0)
-			_, err := e.c.LookupUser(ctxT(t), seed.UserN01)
+			_, err := e.c.LookupUser(ctx, seed.UserN01)
 			if !fault.Transient(err) {
 				t.Fatalf("want transient, got %v", err)
 			}
@@ -445,15 +519,15 @@ func TestTransientAfterBoundedRetries(t *testing.T) {
 
 func TestRetryAfterBeyondBudget(t *testing.T) {
 	e := newEnv(t, graphsim.Options{}, Options{MaxRetryWait: 2 * time.Second})
+	waits := e.recordSleeps()
 	e.sim.FailNext("POST /revokeSignInSessions", -1, 429, 120*time.Second)
-	start := time.Now()
 	err := e.c.RevokeSessions(ctxT(t), seed.UserN01)
 	var fe *fault.Error
 	if !fault.Transient(err) || !errors.As(err, &fe) || fe.RetryAfter != 120*time.Second {
 		t.Fatalf("got %v (%+v)", err, fe)
 	}
-	if time.Since(start) > time.Second || e.sim.CountCalls("POST", "/revokeSignInSessions") != 1 {
-		t.Fatal("waited although Retry-After exceeds the budget")
+	if w := waits(); len(w) != 0 || e.sim.CountCalls("POST", "/revokeSignInSessions") != 1 {
+		t.Fatalf("waited %v although Retry-After exceeds the budget", w)
 	}
 
 	// Total waiting is bounded: 1s + 1s fit a 2s budget, the third wait not.
@@ -466,6 +540,9 @@ func TestRetryAfterBeyondBudget(t *testing.T) {
 	}
 	if n := e.sim.CountCalls("POST", "/revokeSignInSessions"); n != 3 {
 		t.Fatalf("%d attempts, want 3", n)
+	}
+	if w := waits(); len(w) != 2 || w[0] != time.Second || w[1] != time.Second {
+		t.Fatalf("waits %v, want 1s 1s", w)
 	}
 }
 
@@ -491,8 +568,7 @@ func TestPermanent(t *testing.T) {
 
 func TestTokenRejectedByGraphIsPermanent(t *testing.T) {
 	// A Graph that does not accept this audience (tokens for another host).
-	sim := graphsim.New(graphsim.Options{Verify: ids.VerifyAudience("https://graph.microsoft.com")}).SeedTenant().Start()
-	defer sim.Close()
+	sim := startSim(t, graphsim.Options{Verify: ids.VerifyAudience("https://graph.microsoft.com")})
 	ids.Setenv(t)
 	cred, err := NewManagedIdentityCredential(appClientID)
 	if err != nil {
@@ -536,8 +612,11 @@ func TestWritesNotRetriedWhenAmbiguous(t *testing.T) {
 }
 
 func TestDeadlineIsTransient(t *testing.T) {
+	// The delays are far beyond every limit below: each call is cut by a
+	// deadline, never answered (the sim drops delayed answers on Close).
 	e := newEnv(t, graphsim.Options{}, Options{})
-	e.sim.Delay("POST /checkMemberGroups", 3*time.Second)
+	e.warm(t)
+	e.sim.Delay("POST /checkMemberGroups", 30*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -545,13 +624,14 @@ func TestDeadlineIsTransient(t *testing.T) {
 	if !fault.Transient(err) {
 		t.Fatalf("got %v", err)
 	}
-	if time.Since(start) > 2*time.Second {
-		t.Fatal("did not stop at the deadline")
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("did not stop at the deadline (%v)", el)
 	}
 
 	// Per-attempt timeout: each slow attempt is cut, retried, then transient.
-	e2 := newEnv(t, graphsim.Options{}, Options{AttemptTimeout: 200 * time.Millisecond, MaxRetries: 1})
-	e2.sim.Delay("GET /users/", 2*time.Second)
+	e2 := newEnv(t, graphsim.Options{}, Options{AttemptTimeout: 2 * time.Second, MaxRetries: 1})
+	e2.warm(t)
+	e2.sim.Delay("GET /users/", 30*time.Second)
 	if _, err := e2.c.LookupUser(ctxT(t), seed.UserN01); !fault.Transient(err) {
 		t.Fatalf("attempt timeout: %v", err)
 	}
@@ -638,5 +718,31 @@ func TestRetryAfterParsing(t *testing.T) {
 	h.Add("Retry-After", "soon")
 	if got := retryAfter(h, now); got != 0 {
 		t.Fatalf("junk: %v", got)
+	}
+}
+
+// TestTokenCutByAttemptTimeoutIsTransient: azidentity reports a token
+// request cut by the attempt's deadline as an AuthenticationFailedError
+// without a response; that is a timeout (transient), and since nothing was
+// sent, even a write retries it.
+func TestTokenCutByAttemptTimeoutIsTransient(t *testing.T) {
+	cred, _ := NewManagedIdentityCredential("")
+	c, err := New(cred, Options{BaseURL: "http://127.0.0.1:1/v1.0", AttemptTimeout: 20 * time.Millisecond, MaxRetries: 1, BaseBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attempts := 0
+	f := c.call(ctxT(t), retryUnprocessed, func(ctx context.Context) error {
+		attempts++
+		<-ctx.Done()
+		return &azidentity.AuthenticationFailedError{}
+	})
+	if f == nil || !errors.Is(f.err("op"), fault.ErrTransient) || attempts != 2 {
+		t.Fatalf("failure %+v after %d attempts", f, attempts)
+	}
+	// The same error without the deadline stays permanent.
+	f = c.call(ctxT(t), retryUnprocessed, func(context.Context) error { return &azidentity.AuthenticationFailedError{} })
+	if f == nil || !errors.Is(f.err("op"), fault.ErrPermanent) {
+		t.Fatalf("failure %+v", f)
 	}
 }

@@ -361,29 +361,29 @@ func (s *Sim) pimInstances(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusBadRequest, "BadRequest", "Invalid filter clause", 0)
 		return
 	}
-	s.mu.Lock()
-	s.expireLocked(s.opts.Now().UTC())
 	var vals []map[string]any
-	for _, a := range s.pim {
-		if (want["groupid"] != "" && want["groupid"] != a.GroupID) || (want["principalid"] != "" && want["principalid"] != a.PrincipalID) ||
-			(want["accessid"] != "" && want["accessid"] != "member") {
-			continue
+	s.locked(func() {
+		s.expireLocked(s.opts.Now().UTC())
+		for _, a := range s.pim {
+			if (want["groupid"] != "" && want["groupid"] != a.GroupID) || (want["principalid"] != "" && want["principalid"] != a.PrincipalID) ||
+				(want["accessid"] != "" && want["accessid"] != "member") {
+				continue
+			}
+			var end any
+			if !a.End.IsZero() {
+				end = a.End.Format(time.RFC3339Nano)
+			}
+			typ := "assigned"
+			if a.Activation {
+				typ = "activated"
+			}
+			vals = append(vals, map[string]any{
+				"id": a.ID + "_" + a.PrincipalID, "startDateTime": a.Start.Format(time.RFC3339Nano), "endDateTime": end,
+				"accessId": "member", "principalId": a.PrincipalID, "groupId": a.GroupID,
+				"memberType": "direct", "assignmentType": typ, "assignmentScheduleId": a.ID,
+			})
 		}
-		var end any
-		if !a.End.IsZero() {
-			end = a.End.Format(time.RFC3339Nano)
-		}
-		typ := "assigned"
-		if a.Activation {
-			typ = "activated"
-		}
-		vals = append(vals, map[string]any{
-			"id": a.ID + "_" + a.PrincipalID, "startDateTime": a.Start.Format(time.RFC3339Nano), "endDateTime": end,
-			"accessId": "member", "principalId": a.PrincipalID, "groupId": a.GroupID,
-			"memberType": "direct", "assignmentType": typ, "assignmentScheduleId": a.ID,
-		})
-	}
-	s.mu.Unlock()
+	})
 	if vals == nil {
 		vals = []map[string]any{}
 	}

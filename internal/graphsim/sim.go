@@ -140,7 +140,15 @@ type Sim struct {
 	mu    sync.Mutex
 	t     tenant
 	calls []Call
-	rules []*rule
+	// callBase is how many calls ResetCalls has forgotten: a handler's
+	// record index minus callBase is its place in calls (handlers still
+	// running across a ResetCalls find theirs gone and leave calls alone).
+	callBase int
+	rules    []*rule
+
+	// done is closed by Close: delayed answers stop waiting.
+	done   chan struct{}
+	closed bool
 
 	pim         map[pimKey]*PIMAssignment
 	pimPolicies map[string]PIMPolicy
@@ -159,7 +167,7 @@ func New(opts Options) *Sim {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Sim{opts: opts, t: newTenant(), pim: map[pimKey]*PIMAssignment{}, pimPolicies: map[string]PIMPolicy{}}
+	return &Sim{opts: opts, t: newTenant(), pim: map[pimKey]*PIMAssignment{}, pimPolicies: map[string]PIMPolicy{}, done: make(chan struct{})}
 }
 
 // Start serves the Sim on a new loopback httptest server and returns s.
@@ -204,18 +212,41 @@ func (s *Sim) ServeListener(l net.Listener) error {
 	return srv.Serve(l)
 }
 
-// Close stops the servers started by Start or Serve.
+// closeWait bounds how long Close waits for handlers still running.
+const closeWait = 10 * time.Second
+
+// Close stops the servers started by Start or Serve. Delayed answers are
+// abandoned and client connections closed first, so Close does not wait on
+// a client that never finishes; it returns within closeWait even if a
+// handler is stuck.
 func (s *Sim) Close() {
 	s.mu.Lock()
 	srv, server := s.srv, s.server
 	s.srv, s.server = nil, nil
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
 	s.mu.Unlock()
 	if srv != nil {
 		srv.CloseClientConnections()
-		srv.Close()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			srv.Close()
+		}()
+		t := time.NewTimer(closeWait)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			// A handler did not return: close what is left and give up
+			// waiting rather than hang the caller.
+			srv.CloseClientConnections()
+		}
 	}
 	if server != nil {
-		_ = server.Close()
+		_ = server.Close() // closes every connection; does not wait for handlers
 	}
 }
 
@@ -304,20 +335,25 @@ func (s *Sim) CountCalls(method, pathSuffix string) int { return len(s.CallsTo(m
 func (s *Sim) ResetCalls() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.callBase += len(s.calls)
 	s.calls = nil
 }
 
-// record appends c and returns its index.
+// record appends c and returns its index (counting forgotten calls).
 func (s *Sim) record(c Call) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls = append(s.calls, c)
-	return len(s.calls) - 1
+	return s.callBase + len(s.calls) - 1
 }
 
-func (s *Sim) setStatus(i, status int, fault string) {
+func (s *Sim) setStatus(idx, status int, fault string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	i := idx - s.callBase
+	if i < 0 || i >= len(s.calls) {
+		return // forgotten by ResetCalls while the call ran
+	}
 	s.calls[i].Status = status
 	if fault != "" {
 		s.calls[i].Fault = fault
@@ -415,6 +451,9 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-t.C:
 		case <-r.Context().Done():
+			t.Stop()
+			return
+		case <-s.done:
 			t.Stop()
 			return
 		}
@@ -563,13 +602,14 @@ func selectSet(r *http.Request) (map[string]bool, []string) {
 
 func (s *Sim) getUser(w http.ResponseWriter, r *http.Request, key string) {
 	set, names := selectSet(r)
-	s.mu.Lock()
-	u := s.t.resolveUser(key)
+	var u *User
 	var out map[string]any
-	if u != nil {
-		out = userJSON(u, set)
-	}
-	s.mu.Unlock()
+	s.locked(func() {
+		u = s.t.resolveUser(key)
+		if u != nil {
+			out = userJSON(u, set)
+		}
+	})
 	if u == nil {
 		notFound(w, r, key)
 		return
@@ -583,19 +623,20 @@ func (s *Sim) getUser(w http.ResponseWriter, r *http.Request, key string) {
 }
 
 func (s *Sim) getGroup(w http.ResponseWriter, r *http.Request, key string) {
-	s.mu.Lock()
-	g := s.t.groups[norm(key)]
+	var g *Group
 	var out map[string]any
-	if g != nil {
-		out = map[string]any{
-			"@odata.context":  "https://graph.microsoft.com/v1.0/$metadata#groups/$entity",
-			"id":              g.ID,
-			"displayName":     g.DisplayName,
-			"securityEnabled": true,
-			"mailEnabled":     false,
+	s.locked(func() {
+		g = s.t.groups[norm(key)]
+		if g != nil {
+			out = map[string]any{
+				"@odata.context":  "https://graph.microsoft.com/v1.0/$metadata#groups/$entity",
+				"id":              g.ID,
+				"displayName":     g.DisplayName,
+				"securityEnabled": true,
+				"mailEnabled":     false,
+			}
 		}
-	}
-	s.mu.Unlock()
+	})
 	if g == nil {
 		notFound(w, r, key)
 		return
@@ -620,21 +661,22 @@ func (s *Sim) checkMemberGroups(w http.ResponseWriter, r *http.Request, key stri
 			"Invalid value specified for property 'groupIds' of resource 'User'. The number of group ids must be at most 20.", 0)
 		return
 	}
-	s.mu.Lock()
-	u := s.t.resolveUser(key)
+	var u *User
 	var hits []string
-	if u != nil {
-		tg := s.t.transitiveGroups(u.ID)
-		seen := map[string]bool{}
-		for _, g := range in.GroupIDs {
-			k := norm(g)
-			if tg[k] && !seen[k] {
-				seen[k] = true
-				hits = append(hits, k)
+	s.locked(func() {
+		u = s.t.resolveUser(key)
+		if u != nil {
+			tg := s.t.transitiveGroups(u.ID)
+			seen := map[string]bool{}
+			for _, g := range in.GroupIDs {
+				k := norm(g)
+				if tg[k] && !seen[k] {
+					seen[k] = true
+					hits = append(hits, k)
+				}
 			}
 		}
-	}
-	s.mu.Unlock()
+	})
 	if u == nil {
 		notFound(w, r, key)
 		return
@@ -649,12 +691,13 @@ func (s *Sim) checkMemberGroups(w http.ResponseWriter, r *http.Request, key stri
 }
 
 func (s *Sim) revoke(w http.ResponseWriter, r *http.Request, key string) {
-	s.mu.Lock()
-	u := s.t.resolveUser(key)
-	if u != nil {
-		s.t.revokes[u.ID]++
-	}
-	s.mu.Unlock()
+	var u *User
+	s.locked(func() {
+		u = s.t.resolveUser(key)
+		if u != nil {
+			s.t.revokes[u.ID]++
+		}
+	})
 	if u == nil {
 		notFound(w, r, key)
 		return
@@ -677,23 +720,24 @@ func (s *Sim) listMembers(w http.ResponseWriter, r *http.Request, key string) {
 		size = n
 	}
 	after := q.Get("$skiptoken")
-	s.mu.Lock()
-	g := s.t.groups[norm(key)]
+	var g *Group
 	var page []map[string]any
 	more := false
-	if g != nil {
-		for _, m := range s.t.sortedMembers(g.ID) {
-			if after != "" && m <= after {
-				continue
+	s.locked(func() {
+		g = s.t.groups[norm(key)]
+		if g != nil {
+			for _, m := range s.t.sortedMembers(g.ID) {
+				if after != "" && m <= after {
+					continue
+				}
+				if len(page) == size {
+					more = true
+					break
+				}
+				page = append(page, map[string]any{"@odata.type": s.t.objectType(m), "id": m})
 			}
-			if len(page) == size {
-				more = true
-				break
-			}
-			page = append(page, map[string]any{"@odata.type": s.t.objectType(m), "id": m})
 		}
-	}
-	s.mu.Unlock()
+	})
 	if g == nil {
 		notFound(w, r, key)
 		return
@@ -758,15 +802,18 @@ func (s *Sim) addMemberRef(w http.ResponseWriter, r *http.Request, key string, b
 		writeError(w, r, http.StatusBadRequest, "BadRequest", MsgInvalidPayload, 0)
 		return
 	}
-	s.mu.Lock()
-	g := s.t.groups[norm(key)]
-	typ := s.t.objectType(norm(id))
-	exists := g != nil && s.t.members[g.ID][norm(id)]
-	if g != nil && typ != "" && !exists {
-		s.t.members[g.ID][norm(id)] = true
-		s.auditMembership(s.opts.Now().UTC(), true, g.ID, norm(id), callerOf(r))
-	}
-	s.mu.Unlock()
+	var g *Group
+	var typ string
+	var exists bool
+	s.locked(func() {
+		g = s.t.groups[norm(key)]
+		typ = s.t.objectType(norm(id))
+		exists = g != nil && s.t.members[g.ID][norm(id)]
+		if g != nil && typ != "" && !exists {
+			s.t.members[g.ID][norm(id)] = true
+			s.auditMembership(s.opts.Now().UTC(), true, g.ID, norm(id), callerOf(r))
+		}
+	})
 	switch {
 	case g == nil:
 		notFound(w, r, key)
@@ -780,14 +827,16 @@ func (s *Sim) addMemberRef(w http.ResponseWriter, r *http.Request, key string, b
 }
 
 func (s *Sim) removeMemberRef(w http.ResponseWriter, r *http.Request, key, member string) {
-	s.mu.Lock()
-	g := s.t.groups[norm(key)]
-	was := g != nil && s.t.members[g.ID][norm(member)]
-	if was {
-		delete(s.t.members[g.ID], norm(member))
-		s.auditMembership(s.opts.Now().UTC(), false, g.ID, norm(member), callerOf(r))
-	}
-	s.mu.Unlock()
+	var g *Group
+	var was bool
+	s.locked(func() {
+		g = s.t.groups[norm(key)]
+		was = g != nil && s.t.members[g.ID][norm(member)]
+		if was {
+			delete(s.t.members[g.ID], norm(member))
+			s.auditMembership(s.opts.Now().UTC(), false, g.ID, norm(member), callerOf(r))
+		}
+	})
 	switch {
 	case g == nil:
 		notFound(w, r, key)
@@ -859,4 +908,13 @@ func newID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// locked runs f with s.mu held; the lock is released even if f panics (a
+// handler's panic is recovered by net/http, and a lock left held would
+// hang every later call and Close).
+func (s *Sim) locked(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
 }

@@ -470,3 +470,40 @@ func TestServeOnListener(t *testing.T) {
 		t.Fatalf("Serve returned %v", err)
 	}
 }
+
+// TestCloseDoesNotWaitForDelayedCalls: a delayed call whose client never
+// gives up does not hold Close, and a ResetCalls while a call runs is safe.
+func TestCloseDoesNotWaitForDelayedCalls(t *testing.T) {
+	s := New(Options{}).SeedTenant().Start()
+	s.Delay("GET /users/", time.Hour)
+	errc := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", s.BaseURL()+"/users/"+seed.UserN01, nil)
+		req.Header.Set("Authorization", "Bearer tok")
+		resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	for deadline := time.Now().Add(20 * time.Second); s.CountCalls("GET", "") == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("call never arrived")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.ResetCalls()
+	start := time.Now()
+	s.Close()
+	if el := time.Since(start); el > closeWait {
+		t.Fatalf("Close took %v", el)
+	}
+	select {
+	case <-errc:
+	case <-time.After(20 * time.Second):
+		t.Fatal("client still waiting after Close")
+	}
+	if n := len(s.Calls()); n != 0 {
+		t.Fatalf("%d calls after ResetCalls", n)
+	}
+}

@@ -216,6 +216,9 @@ func (s *Server) Close() {
 	s.srv, s.server = nil, nil
 	s.mu.Unlock()
 	if srv != nil {
+		// Handlers never block; closing the clients' connections first
+		// keeps Close from waiting on a client that never finishes.
+		srv.CloseClientConnections()
 		srv.Close()
 	}
 	if server != nil {

@@ -30,7 +30,7 @@ func get(t *testing.T, s *Server, q url.Values, header string) (int, map[string]
 	if header != "" {
 		req.Header.Set("X-IDENTITY-HEADER", header)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
