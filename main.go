@@ -121,7 +121,10 @@ func serve(ctx context.Context) int {
 	if err != nil {
 		return startFailure(log, err)
 	}
-	opts := broker.Options{Logger: log}
+	opts := broker.Options{Logger: log, ApproverCacheTTL: s.ApproverCacheTTL}
+	if s.ApproverCacheTTL == 0 {
+		opts.ApproverCacheTTL = -1 // off
+	}
 	withAudit(&opts, dir, s.ClientID, s.ReconcileMaxGraphCalls)
 	closeBus, err := withServiceBus(s, cred, &opts)
 	if err != nil {

@@ -71,6 +71,9 @@ param reconcileMaxGraphCalls string = ''
 @description('How long before a grant ends the jit.access.expiring notification is published (ISO 8601, JIT_EXPIRING_NOTICE_LEAD); PT0S turns it off.')
 param expiringNoticeLead string = 'PT10M'
 
+@description('How long a positive approver resolution is reused (ISO 8601, JIT_APPROVER_CACHE_TTL, at most PT10M); PT0S turns the cache off.')
+param approverCacheTtl string = 'PT1M'
+
 @secure()
 @description('Key for the read API continuation tokens (JIT_CONTINUATION_KEY, >= 16 chars). Default: generated at each deployment (tokens issued before a redeploy become invalid).')
 param continuationKey string = newGuid()
@@ -222,6 +225,7 @@ var appSettings = {
   JIT_RECONCILE_MAX_GRAPH_CALLS: reconcileMaxGraphCalls
   JIT_CONTINUATION_KEY: continuationKey
   JIT_EXPIRING_NOTICE_LEAD: expiringNoticeLead
+  JIT_APPROVER_CACHE_TTL: approverCacheTtl
 }
 // END app settings
 

@@ -49,6 +49,11 @@ type Options struct {
 	// ReconcileMaxGraphCalls bounds the Graph calls drift reconciliation
 	// makes per sweep (default 20; negative: no reconciliation).
 	ReconcileMaxGraphCalls int
+	// ApproverCacheTTL is how long a positive approver resolution (user
+	// found, enabled, not a guest, in the profile's approver groups) is
+	// reused for approved/denied/revoked events (default 1 minute; negative:
+	// no cache). Refusals are never cached.
+	ApproverCacheTTL time.Duration
 }
 
 // Hooks let tests crash or fail the broker between a recorded intent and its
@@ -73,6 +78,8 @@ type Broker struct {
 	selfMu    sync.Mutex
 	selfID    Self
 	selfKnown bool
+	// approvers caches positive approver resolutions (nil: off).
+	approvers *approverCache
 	// reconcileNext is where drift reconciliation resumes (round robin).
 	reconcileMu   sync.Mutex
 	reconcileNext int
@@ -95,7 +102,8 @@ func New(store Store, dir Directory, profiles Profiles, clock Clock, opts Option
 	if clock == nil {
 		clock = SystemClock{}
 	}
-	return &Broker{store: store, dir: dir, profiles: profiles, clock: clock, log: opts.Logger, opts: opts}
+	return &Broker{store: store, dir: dir, profiles: profiles, clock: clock, log: opts.Logger, opts: opts,
+		approvers: newApproverCache(opts.ApproverCacheTTL)}
 }
 
 // ErrTooManyConflicts is returned (as transient) when a request kept changing
@@ -199,7 +207,7 @@ func (b *Broker) resolve(ctx context.Context, ev access.Event, r *access.Request
 		in.Actor = a
 		return in, err
 	}
-	a, err := b.resolveActor(ctx, asserted, groupsFor(ev.Type, *in.Profile))
+	a, err := b.resolveFor(ctx, asserted, ev.Type, *in.Profile)
 	in.Actor = a
 	return in, err
 }
@@ -212,7 +220,7 @@ func (b *Broker) resolveParked(ctx context.Context, r *access.Request, p *access
 		if pe.Event.Type == access.TypeExpire {
 			continue
 		}
-		a, err := b.resolveActor(ctx, pe.Actor.Asserted, groupsFor(pe.Event.Type, *p))
+		a, err := b.resolveFor(ctx, pe.Actor.Asserted, pe.Event.Type, *p)
 		if err != nil {
 			return nil, err
 		}
@@ -229,6 +237,26 @@ func groupsFor(typ string, p access.Profile) []string {
 		return p.ApproverGroupIDs
 	}
 	return nil
+}
+
+// resolveFor resolves the actor of an event of type typ under profile p. The
+// approver groups' answer (approved, denied, revoked) may come from the
+// approver cache: positive answers only, for at most ApproverCacheTTL.
+func (b *Broker) resolveFor(ctx context.Context, asserted, typ string, p access.Profile) (access.Actor, error) {
+	groups := groupsFor(typ, p)
+	approver := typ == access.TypeApproved || typ == access.TypeDenied || typ == access.TypeRevoked
+	if !approver || len(groups) == 0 {
+		return b.resolveActor(ctx, asserted, groups)
+	}
+	now := b.clock.Now()
+	if a, ok := b.approvers.get(asserted, groups, now); ok {
+		return a, nil
+	}
+	a, err := b.resolveActor(ctx, asserted, groups)
+	if err == nil {
+		b.approvers.put(asserted, groups, a, now)
+	}
+	return a, err
 }
 
 // resolveActor resolves an asserted identity to an object id and checks its

@@ -39,6 +39,7 @@ const (
 	EnvReconcileBudget  = "JIT_RECONCILE_MAX_GRAPH_CALLS"
 	EnvContinuationKey  = "JIT_CONTINUATION_KEY"
 	EnvExpiringLead     = "JIT_EXPIRING_NOTICE_LEAD"
+	EnvApproverCacheTTL = "JIT_APPROVER_CACHE_TTL"
 	DefaultGraphBaseURL = "https://graph.microsoft.com/v1.0"
 	DefaultQueue        = "access-requests"
 	// DefaultReconcileMaxGraphCalls is the default of JIT_RECONCILE_MAX_GRAPH_CALLS.
@@ -70,6 +71,9 @@ type Settings struct {
 	// ReconcileMaxGraphCalls bounds the Graph calls of drift reconciliation
 	// per sweep (default 20; 0 turns reconciliation off).
 	ReconcileMaxGraphCalls int
+	// ApproverCacheTTL is how long a positive approver resolution is reused
+	// (default 1 minute, at most 10 minutes; 0 turns the cache off).
+	ApproverCacheTTL time.Duration
 }
 
 // SettingError names the setting at fault.
@@ -198,6 +202,18 @@ func Load(getenv func(string) string) (Settings, error) {
 			bad(EnvExpiringLead, "%v", err)
 		} else {
 			s.ExpiringLead = d
+		}
+	}
+	s.ApproverCacheTTL = time.Minute
+	if v := get(EnvApproverCacheTTL); v != "" {
+		if v == "PT0S" || v == "0" {
+			s.ApproverCacheTTL = 0
+		} else if d, err := access.ParseDuration(v); err != nil {
+			bad(EnvApproverCacheTTL, "%v", err)
+		} else if d > 10*time.Minute {
+			bad(EnvApproverCacheTTL, "%q is longer than PT10M: a removed approver could approve for that long", v)
+		} else {
+			s.ApproverCacheTTL = d
 		}
 	}
 	if s.ContinuationKey != "" && len(s.ContinuationKey) < 16 {

@@ -122,3 +122,21 @@ func TestReconcileBudget(t *testing.T) {
 		t.Fatalf("bad value accepted: %v", err)
 	}
 }
+
+func TestApproverCacheTTL(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": time.Minute, "PT0S": 0, "0": 0, "PT30S": 30 * time.Second, "PT10M": 10 * time.Minute} {
+		m := good()
+		m[EnvApproverCacheTTL] = v
+		s, err := Load(env(m))
+		if err != nil || s.ApproverCacheTTL != want {
+			t.Fatalf("%q: %v %v, want %v", v, s.ApproverCacheTTL, err, want)
+		}
+	}
+	for _, v := range []string{"PT11M", "P1D", "soon", "-PT1M"} {
+		m := good()
+		m[EnvApproverCacheTTL] = v
+		if _, err := Load(env(m)); err == nil || !strings.Contains(err.Error(), EnvApproverCacheTTL) {
+			t.Fatalf("%q: error %v does not name %s", v, err, EnvApproverCacheTTL)
+		}
+	}
+}
