@@ -36,6 +36,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	abstractions "github.com/microsoft/kiota-abstractions-go"
 	kiotaauth "github.com/microsoft/kiota-authentication-azure-go"
 	khttp "github.com/microsoft/kiota-http-go"
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
@@ -84,9 +85,16 @@ type Options struct {
 }
 
 // Client talks to Microsoft Graph. It is safe for concurrent use.
+//
+// It keeps the request adapter, not a *msgraphsdk.GraphServiceClient: a
+// struct field of that type makes the whole SDK reachable by reflection (the
+// dashboard's html/template calls methods by name, so the linker then keeps
+// every exported method of every type reachable from an interface value),
+// which took the binary from ~35 MB to ~115 MB and the idle RSS with it
+// (BENCHMARKS.md, memory). sdk() builds the (cheap) client per call.
 type Client struct {
 	cred    azcore.TokenCredential
-	sdk     *msgraphsdk.GraphServiceClient
+	adapter abstractions.RequestAdapter
 	opts    Options
 	base    *url.URL
 	refBase string
@@ -94,6 +102,11 @@ type Client struct {
 }
 
 var _ broker.Directory = (*Client)(nil)
+
+// sdk returns the Graph service client over the shared request adapter.
+func (c *Client) sdk() *msgraphsdk.GraphServiceClient {
+	return msgraphsdk.NewGraphServiceClient(c.adapter)
+}
 
 // NewManagedIdentityCredential returns azidentity's managed identity
 // credential: the user-assigned identity clientID when not empty (the app's
@@ -162,7 +175,7 @@ func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
 	adapter.SetBaseUrl(opts.BaseURL)
 	return &Client{
 		cred:    cred,
-		sdk:     msgraphsdk.NewGraphServiceClient(adapter),
+		adapter: adapter,
 		opts:    opts,
 		base:    base,
 		refBase: opts.BaseURL + "/directoryObjects/",
@@ -228,7 +241,7 @@ func (c *Client) LookupUser(ctx context.Context, idOrUPN string) (broker.User, e
 	f := c.call(ctx, retryAll, func(ctx context.Context) error {
 		var err error
 		// kiota path-escapes the key ('#' in guest UPNs → %23).
-		u, err = c.sdk.Users().ByUserId(idOrUPN).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
+		u, err = c.sdk().Users().ByUserId(idOrUPN).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
 			QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{
 				Select: []string{"id", "userPrincipalName", "accountEnabled", "userType"},
 			},
@@ -272,7 +285,7 @@ func (c *Client) MemberOfAny(ctx context.Context, userID string, groupIDs []stri
 		f := c.call(ctx, retryAll, func(ctx context.Context) error {
 			body := users.NewItemCheckMemberGroupsPostRequestBody()
 			body.SetGroupIds(chunk)
-			resp, err := c.sdk.Users().ByUserId(userID).CheckMemberGroups().PostAsCheckMemberGroupsPostResponse(ctx, body, nil)
+			resp, err := c.sdk().Users().ByUserId(userID).CheckMemberGroups().PostAsCheckMemberGroupsPostResponse(ctx, body, nil)
 			if err == nil && resp != nil {
 				got = resp.GetValue()
 			}
@@ -306,7 +319,7 @@ func (c *Client) AddMember(ctx context.Context, groupID, userID string) (bool, e
 		ref := models.NewReferenceCreate()
 		id := c.refBase + url.PathEscape(userID)
 		ref.SetOdataId(&id)
-		return c.sdk.Groups().ByGroupId(groupID).Members().Ref().Post(ctx, ref, nil)
+		return c.sdk().Groups().ByGroupId(groupID).Members().Ref().Post(ctx, ref, nil)
 	})
 	if f == nil {
 		return true, nil
@@ -325,7 +338,7 @@ func (c *Client) RemoveMember(ctx context.Context, groupID, userID string) (bool
 		return false, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid id"))
 	}
 	f := c.call(ctx, retryUnprocessed, func(ctx context.Context) error {
-		return c.sdk.Groups().ByGroupId(groupID).Members().ByDirectoryObjectId(userID).Ref().Delete(ctx, nil)
+		return c.sdk().Groups().ByGroupId(groupID).Members().ByDirectoryObjectId(userID).Ref().Delete(ctx, nil)
 	})
 	if f == nil {
 		return true, nil
@@ -345,7 +358,7 @@ func (c *Client) RevokeSessions(ctx context.Context, userID string) error {
 	}
 	var ok bool
 	f := c.call(ctx, retryAll, func(ctx context.Context) error {
-		resp, err := c.sdk.Users().ByUserId(userID).RevokeSignInSessions().PostAsRevokeSignInSessionsPostResponse(ctx, nil)
+		resp, err := c.sdk().Users().ByUserId(userID).RevokeSignInSessions().PostAsRevokeSignInSessionsPostResponse(ctx, nil)
 		if err == nil {
 			ok = resp != nil && deref(resp.GetValue())
 		}
@@ -375,7 +388,7 @@ func (c *Client) DirectMembers(ctx context.Context, groupID string) ([]string, e
 		top := int32(c.opts.MembersPageSize)
 		cfg.QueryParameters.Top = &top
 	}
-	first := c.sdk.Groups().ByGroupId(groupID).Members()
+	first := c.sdk().Groups().ByGroupId(groupID).Members()
 	next := ""
 	var out []string
 	for page := 0; ; page++ {
