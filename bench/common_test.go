@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"io"
 	"log/slog"
 	"os"
@@ -63,6 +64,7 @@ type tenant struct {
 	sim   *graphsim.Sim
 	ids   *idsim.Server
 	dir   *graph.Client
+	cred  azcore.TokenCredential
 	users []string // ids of the benchmark users (eligible: in aks-default)
 }
 
@@ -95,7 +97,7 @@ func newTenant(tb testing.TB, nUsers int) *tenant {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	t.dir = dir
+	t.dir, t.cred = dir, cred
 	return t
 }
 

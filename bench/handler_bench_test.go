@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
 	"github.com/jitaccess/jitaccess/internal/devhost"
+	"github.com/jitaccess/jitaccess/internal/graph"
 	"github.com/jitaccess/jitaccess/internal/memstore"
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
@@ -127,12 +129,21 @@ func BenchmarkHandlerCost(b *testing.B) {
 		fake.SetMember(seed.GroupAKSDefault, u)
 	}
 	noGraphURL := serve(b, accessRequestsHandler(b, fake)) + "/AccessRequests"
+	// The real Graph client against the simulator called in process (its
+	// http.Handler as the client's transport: no sockets), as the issue's
+	// "in-process Graph simulator" reads.
+	inproc, err := graph.New(ten.cred, graph.Options{BaseURL: ten.sim.BaseURL(),
+		HTTPClient: &http.Client{Transport: handlerTransport{ten.sim.Handler()}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	inprocURL := serve(b, accessRequestsHandler(b, inproc)) + "/AccessRequests"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: time.Minute}
 	for _, c := range []int{1, 4, 16} {
 		b.Run(fmt.Sprintf("c=%d", c), func(b *testing.B) {
 			payloads := invocations(b, ten, b.N)
 			const chunk = 100
-			var tEcho, tApp, tNoGraph time.Duration
+			var tEcho, tApp, tNoGraph, tInproc time.Duration
 			b.ResetTimer()
 			for lo := 0; lo < b.N; lo += chunk {
 				hi := min(lo+chunk, b.N)
@@ -140,8 +151,15 @@ func BenchmarkHandlerCost(b *testing.B) {
 				tApp += drive(b, client, appURL, payloads[lo:hi], c)
 				tNoGraph += drive(b, client, noGraphURL, payloads[lo:hi], c)
 			}
+			// A second set of requests (ids differ) for the in-process run.
+			payloads2 := invocations(b, ten, b.N)
+			for lo := 0; lo < b.N; lo += chunk {
+				hi := min(lo+chunk, b.N)
+				tEcho += drive(b, client, echoURL, payloads2[lo:hi], c)
+				tInproc += drive(b, client, inprocURL, payloads2[lo:hi], c)
+			}
 			b.StopTimer()
-			echoRate := float64(b.N) / tEcho.Seconds()
+			echoRate := float64(2*b.N) / tEcho.Seconds()
 			appRate := float64(b.N) / tApp.Seconds()
 			b.ReportMetric(echoRate, "echo-inv/s")
 			b.ReportMetric(appRate, "handler-inv/s")
@@ -149,8 +167,26 @@ func BenchmarkHandlerCost(b *testing.B) {
 			noGraphRate := float64(b.N) / tNoGraph.Seconds()
 			b.ReportMetric(noGraphRate, "nograph-inv/s")
 			b.ReportMetric(noGraphRate/echoRate, "nograph-ratio")
+			inprocRate := float64(b.N) / tInproc.Seconds()
+			b.ReportMetric(inprocRate, "inproc-inv/s")
+			b.ReportMetric(inprocRate/echoRate, "inproc-ratio")
 		})
 	}
+}
+
+// handlerTransport serves HTTP requests by calling h in process.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	if r.Body == nil {
+		r = r.Clone(r.Context())
+		r.Body = http.NoBody // a server request always has a body
+	}
+	t.h.ServeHTTP(rec, r)
+	res := rec.Result()
+	res.Request = r
+	return res, nil
 }
 
 // BenchmarkAccessRequestsHotPath is the handler alone at concurrency 4, for
