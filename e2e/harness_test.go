@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -213,9 +214,9 @@ func (e *env) restart() {
 	e.start()
 }
 
-var seq int
+var seq atomic.Int64 // tests may run in parallel
 
-func eventID() string { seq++; return fmt.Sprintf("evt-%d-%d", time.Now().UnixNano(), seq) }
+func eventID() string { return fmt.Sprintf("evt-%d-%d", time.Now().UnixNano(), seq.Add(1)) }
 
 // send enqueues an event as Service Bus would deliver it and waits until it
 // is completed or dead-lettered.
