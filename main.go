@@ -150,13 +150,14 @@ func handlerDeps(b *broker.Broker, store broker.Lister, dir broker.Directory, pr
 			}
 			return b.HandleEvent(ctx, body)
 		}),
-		Sweeper:         b,
-		Audit:           auditHandler{b},
-		Dashboard:       dashboard.New(dashboard.Options{Store: store, Profiles: profiles.All(), Logger: log}),
-		Store:           store,
-		Users:           dir,
-		Logger:          log,
-		ContinuationKey: []byte(s.ContinuationKey),
+		Sweeper:            b,
+		Audit:              auditHandler{b},
+		Dashboard:          dashboard.New(dashboard.Options{Store: store, Profiles: profiles.All(), Logger: log}),
+		Store:              store,
+		Users:              dir,
+		Logger:             log,
+		ContinuationKey:    []byte(s.ContinuationKey),
+		RedeliveryPatience: s.RedeliveryPatience,
 	}
 }
 

@@ -140,8 +140,11 @@ func (e *env) environ() []string {
 		"IDENTITY_HEADER":              e.ids.Header(),
 		"AZURE_CLIENT_ID":              testClientID,
 		"JIT_LOG_LEVEL":                "debug",
-		"PATH":                         os.Getenv("PATH"),
-		"HOME":                         os.Getenv("HOME"),
+		// Redeliveries come at once, as most tests expect; patience_test.go
+		// turns the in-invocation patience on.
+		"JIT_REDELIVERY_PATIENCE": "PT0S",
+		"PATH":                    os.Getenv("PATH"),
+		"HOME":                    os.Getenv("HOME"),
 	}
 	for k, v := range e.vars {
 		vars[k] = v

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
+
+	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
 // accessRequests handles POST /AccessRequests: one Service Bus message of the
@@ -21,7 +24,31 @@ func (s *server) accessRequests(ctx context.Context, r *http.Request, c *call) e
 	if d.Problem != "" {
 		c.add("problem", d.Problem)
 	}
-	return s.d.Events.HandleEvent(ctx, body, d)
+	err := s.d.Events.HandleEvent(ctx, body, d)
+	if err == nil || s.d.RedeliveryPatience <= 0 || d.DeliveryCount < 2 || !fault.Transient(err) {
+		return err
+	}
+	// A redelivery that fails again: the dependency is down for longer than
+	// a blip. Keep the message (its lock is renewed by the host) and retry
+	// here with backoff instead of burning through maxDeliveryCount.
+	deadline := s.d.Now().Add(s.d.RedeliveryPatience)
+	wait := min(time.Second, s.d.RedeliveryPatience/8)
+	tries := 1
+	for fault.Transient(err) && s.d.Now().Add(wait).Before(deadline) {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			c.add("patienceTries", tries)
+			return err
+		case <-t.C:
+		}
+		tries++
+		err = s.d.Events.HandleEvent(ctx, body, d)
+		wait = min(2*wait, 15*time.Second)
+	}
+	c.add("patienceTries", tries)
+	return err
 }
 
 // decodeAccessRequest extracts the message body and the delivery facts.

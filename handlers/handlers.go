@@ -121,6 +121,14 @@ type Deps struct {
 	MaxInvocationBytes int64
 	// Now is the clock for the log's durations (default time.Now).
 	Now func() time.Time
+	// RedeliveryPatience: from the second delivery of a message on, a
+	// transient failure of AccessRequests is retried within the invocation,
+	// with backoff, for up to this long before the answer asks the host for
+	// a redelivery (0: answer at once). Service Bus redelivers at once and
+	// dead-letters after maxDeliveryCount; without patience an outage of
+	// Table Storage or Graph longer than a few seconds would dead-letter
+	// every event that arrives during it.
+	RedeliveryPatience time.Duration
 }
 
 // DefaultMaxInvocationBytes bounds the host's invocation request.

@@ -74,6 +74,9 @@ param expiringNoticeLead string = 'PT10M'
 @description('How long a positive approver resolution is reused (ISO 8601, JIT_APPROVER_CACHE_TTL, at most PT10M); PT0S turns the cache off.')
 param approverCacheTtl string = 'PT1M'
 
+@description('How long a redelivered request event that fails transiently is retried within the invocation before the host redelivers it (ISO 8601, JIT_REDELIVERY_PATIENCE, at most PT4M); PT0S turns it off.')
+param redeliveryPatience string = 'PT2M'
+
 @secure()
 @description('Key for the read API continuation tokens (JIT_CONTINUATION_KEY, >= 16 chars). Default: generated at each deployment (tokens issued before a redeploy become invalid).')
 param continuationKey string = newGuid()
@@ -226,6 +229,7 @@ var appSettings = {
   JIT_CONTINUATION_KEY: continuationKey
   JIT_EXPIRING_NOTICE_LEAD: expiringNoticeLead
   JIT_APPROVER_CACHE_TTL: approverCacheTtl
+  JIT_REDELIVERY_PATIENCE: redeliveryPatience
 }
 // END app settings
 

@@ -40,8 +40,11 @@ const (
 	EnvContinuationKey  = "JIT_CONTINUATION_KEY"
 	EnvExpiringLead     = "JIT_EXPIRING_NOTICE_LEAD"
 	EnvApproverCacheTTL = "JIT_APPROVER_CACHE_TTL"
-	DefaultGraphBaseURL = "https://graph.microsoft.com/v1.0"
-	DefaultQueue        = "access-requests"
+	EnvPatience         = "JIT_REDELIVERY_PATIENCE"
+	// DefaultRedeliveryPatience is the default of JIT_REDELIVERY_PATIENCE.
+	DefaultRedeliveryPatience = 2 * time.Minute
+	DefaultGraphBaseURL       = "https://graph.microsoft.com/v1.0"
+	DefaultQueue              = "access-requests"
 	// DefaultReconcileMaxGraphCalls is the default of JIT_RECONCILE_MAX_GRAPH_CALLS.
 	DefaultReconcileMaxGraphCalls = 20
 	DefaultSchedule               = "0 */1 * * * *"
@@ -74,6 +77,10 @@ type Settings struct {
 	// ApproverCacheTTL is how long a positive approver resolution is reused
 	// (default 1 minute, at most 10 minutes; 0 turns the cache off).
 	ApproverCacheTTL time.Duration
+	// RedeliveryPatience is how long a redelivered event whose processing
+	// fails transiently is retried within the invocation (default 2 minutes,
+	// at most 4 minutes — under host.json's functionTimeout; 0: off).
+	RedeliveryPatience time.Duration
 }
 
 // SettingError names the setting at fault.
@@ -214,6 +221,18 @@ func Load(getenv func(string) string) (Settings, error) {
 			bad(EnvApproverCacheTTL, "%q is longer than PT10M: a removed approver could approve for that long", v)
 		} else {
 			s.ApproverCacheTTL = d
+		}
+	}
+	s.RedeliveryPatience = DefaultRedeliveryPatience
+	if v := get(EnvPatience); v != "" {
+		if v == "PT0S" || v == "0" {
+			s.RedeliveryPatience = 0
+		} else if d, err := access.ParseDuration(v); err != nil {
+			bad(EnvPatience, "%v", err)
+		} else if d > 4*time.Minute {
+			bad(EnvPatience, "%q is longer than PT4M: the invocation would outlive host.json's functionTimeout (5 minutes)", v)
+		} else {
+			s.RedeliveryPatience = d
 		}
 	}
 	if s.ContinuationKey != "" && len(s.ContinuationKey) < 16 {
