@@ -140,3 +140,21 @@ func TestApproverCacheTTL(t *testing.T) {
 		}
 	}
 }
+
+func TestRedeliveryPatience(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": DefaultRedeliveryPatience, "PT0S": 0, "PT30S": 30 * time.Second, "PT4M": 4 * time.Minute} {
+		m := good()
+		m[EnvPatience] = v
+		s, err := Load(env(m))
+		if err != nil || s.RedeliveryPatience != want {
+			t.Fatalf("%q: %v %v, want %v", v, s.RedeliveryPatience, err, want)
+		}
+	}
+	for _, v := range []string{"PT5M", "forever", "P1D"} {
+		m := good()
+		m[EnvPatience] = v
+		if _, err := Load(env(m)); err == nil || !strings.Contains(err.Error(), EnvPatience) {
+			t.Fatalf("%q: error %v does not name %s", v, err, EnvPatience)
+		}
+	}
+}
