@@ -75,3 +75,12 @@ bench-listing: ## listing cost of open requests at 1k vs 100k ended ones (Azurit
 
 clean:
 	rm -rf $(DIST) .tools/jitaccess-sandbox
+
+.PHONY: load
+LOAD_LIFECYCLES ?= 10000
+LOAD_CONCURRENCY ?= 16
+load: ## the load run of RELIABILITY.md: LOAD_LIFECYCLES whole grants through the built binary (Azurite, Graph simulator)
+	@mkdir -p .tools
+	@JIT_LOAD_LIFECYCLES=$(LOAD_LIFECYCLES) JIT_LOAD_CONCURRENCY=$(LOAD_CONCURRENCY) \
+	  $(GO) test -count=1 -run '^TestLoadLifecycles$$' -v -timeout 60m ./e2e > .tools/load.txt 2>&1; st=$$?; \
+	  grep -E 'load:|phase|FAIL|^ok|panic' .tools/load.txt; exit $$st

@@ -73,6 +73,9 @@ type env struct {
 	host     *devhost.Host
 	hostCtx  context.CancelFunc
 	port     int
+	// hostConcurrency, when set, is the host stand-in's queue concurrency
+	// (default: host.json's maxConcurrentCalls).
+	hostConcurrency int
 }
 
 type process struct {
@@ -184,6 +187,7 @@ func (e *env) start() {
 		Addr:             "127.0.0.1:0",
 		MaxDeliveryCount: 5,
 		RedeliveryDelay:  100 * time.Millisecond,
+		Concurrency:      e.hostConcurrency,
 		ReadyTimeout:     20 * time.Second,
 		Logger:           discardLogger(),
 	})
