@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -95,7 +96,11 @@ func TestLoadLifecycles(t *testing.T) {
 	phase := func(name string, f func()) {
 		t0 := time.Now()
 		f()
-		e.waitIdle()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		defer cancel()
+		if err := e.host.WaitIdle(ctx); err != nil {
+			t.Fatalf("phase %s: queue not idle: %v", name, err)
+		}
 		d := time.Since(t0)
 		busy += d
 		t.Logf("phase %s: %v", name, d.Round(time.Millisecond))
