@@ -235,8 +235,8 @@ func tableStore(t *testing.T, _ *brokertest.Clock) broker.Store {
 
 type modelStats struct {
 	runs, lifecycles, events, deliveries, duplicates, reordered, redeliveries, sweeps int
-	states                                                                         map[access.State]int
-	adds, removes, revocations                                                     int
+	states                                                                            map[access.State]int
+	adds, removes, revocations                                                        int
 }
 
 // modelCheck runs one seed: the model (every event once, in order) and the
