@@ -413,6 +413,21 @@ func (r *Request) MembershipDone(now time.Time, changed bool, detail string) {
 	r.finishIfDone(now)
 }
 
+// LateMembershipAdded records a membership add whose result could not be
+// saved before the request moved on (a cancel or revoke saved while the add
+// was under way). The add happened, so the history says so — after the
+// entries already stored, since history is append-only. It reports whether
+// an entry was added (false when one is already there).
+func (r *Request) LateMembershipAdded(now time.Time) bool {
+	for _, h := range r.History {
+		if h.Type == HMembershipAdded {
+			return false
+		}
+	}
+	r.addHistory(now, HMembershipAdded, System, "carried out while the request was ending; recorded late", "")
+	return true
+}
+
 // SessionsRevoked records a successful revokeSignInSessions.
 func (r *Request) SessionsRevoked(now time.Time) {
 	r.Work.RevokeDone = true

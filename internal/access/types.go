@@ -247,6 +247,12 @@ type Ledger struct {
 	Released []string `json:"released,omitempty"`
 	// BusySince is when Busy was taken.
 	BusySince time.Time `json:"busySince,omitzero"`
+	// BusyToken identifies the invocation holding Busy. Two invocations of
+	// the same request (a redelivery, the sweep) must not both believe they
+	// hold the claim: only the holder clears it, and another invocation of
+	// the same request may take it over only once it is older than
+	// WorkGrace (its holder crashed).
+	BusyToken string `json:"busyToken,omitempty"`
 
 	Version string `json:"-"`
 }

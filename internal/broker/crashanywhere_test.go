@@ -84,13 +84,15 @@ func crashRun(t *testing.T, k int, end string) (*env, int, string) {
 	e.dir.SetHook(func(method string, _ ...string) error { return kill.point("graph " + method) })
 
 	// deliver hands an event to the broker as the host does: redelivered
-	// (after the restart) until it is acknowledged.
+	// (after the restart) until it is acknowledged. A claim the dead
+	// process left on the ledger is taken over once WorkGrace has passed
+	// (until then the redelivery fails transiently and comes back).
 	deliver := func(body []byte) {
 		for range 20 {
 			err := e.b.HandleEvent(e.ctx, body)
 			if kill.isDead() {
 				kill.restart()
-				e.clock.Advance(time.Second)
+				e.clock.Advance(5 * time.Second)
 				continue
 			}
 			if err == nil {
@@ -99,7 +101,7 @@ func crashRun(t *testing.T, k int, end string) (*env, int, string) {
 			if !fault.Transient(err) {
 				t.Fatalf("crash at %d (%s): non-transient error %v", k, kill.killed, err)
 			}
-			e.clock.Advance(time.Second)
+			e.clock.Advance(5 * time.Second)
 		}
 		t.Fatalf("crash at %d (%s): event never acknowledged", k, kill.killed)
 	}

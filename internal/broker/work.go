@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -38,6 +40,7 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		step := workStep(r.Work)
 		var apply func(*access.Request)
 		var err error
+		addChanged := false
 		switch step {
 		case StepAdd, StepRemove:
 			var changed bool
@@ -49,6 +52,7 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 			}
 			if step == StepAdd {
 				changed, detail, err = b.addMembership(ctx, r)
+				addChanged = changed && err == nil
 			} else {
 				changed, detail, err = b.removeMembership(ctx, r)
 			}
@@ -73,9 +77,16 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		if err != nil {
 			return b.workFailed(ctx, r, err)
 		}
-		next, err := b.saveStep(ctx, r, step, apply)
+		next, applied, err := b.saveStep(ctx, r, step, apply)
 		if err != nil {
 			return err
+		}
+		if !applied && step == StepAdd && addChanged {
+			// The request moved on (ended) while this add was under way:
+			// record that the add happened all the same.
+			if next, err = b.recordLateAdd(ctx, r.ID); err != nil {
+				return err
+			}
 		}
 		if next != nil && next.Work == nil {
 			b.log.InfoContext(ctx, "work done", "requestId", next.ID, "state", string(next.State))
@@ -108,23 +119,47 @@ func workStep(w *access.Work) string {
 // removal that happened must be recorded — and followed by the session
 // revocation — even if its first save lost, never re-judged from a ledger
 // that no longer holds the grant.
-func (b *Broker) saveStep(ctx context.Context, r *access.Request, step string, apply func(*access.Request)) (*access.Request, error) {
+func (b *Broker) saveStep(ctx context.Context, r *access.Request, step string, apply func(*access.Request)) (*access.Request, bool, error) {
 	cur := r
 	for range b.opts.MaxConflictRetries {
 		next := cur.Clone()
 		apply(next)
 		err := b.save(ctx, next)
 		if err == nil {
+			return next, true, nil
+		}
+		if !fault.Conflict(err) {
+			return nil, false, err
+		}
+		if cur, err = b.load(ctx, r.ID); err != nil {
+			return nil, false, err
+		}
+		if cur == nil || cur.Work == nil || workStep(cur.Work) != step {
+			return cur, false, nil // someone else moved it on; carry on from there
+		}
+	}
+	return nil, false, ErrTooManyConflicts
+}
+
+// recordLateAdd appends the membership-added entry of an add whose result
+// lost the race to be saved (see access.Request.LateMembershipAdded) and
+// returns the stored request.
+func (b *Broker) recordLateAdd(ctx context.Context, id string) (*access.Request, error) {
+	for range b.opts.MaxConflictRetries {
+		cur, err := b.load(ctx, id)
+		if err != nil || cur == nil {
+			return cur, err
+		}
+		next := cur.Clone()
+		if !next.LateMembershipAdded(b.now()) {
+			return cur, nil
+		}
+		err = b.save(ctx, next)
+		if err == nil {
 			return next, nil
 		}
 		if !fault.Conflict(err) {
 			return nil, err
-		}
-		if cur, err = b.load(ctx, r.ID); err != nil {
-			return nil, err
-		}
-		if cur == nil || cur.Work == nil || workStep(cur.Work) != step {
-			return cur, nil // someone else moved it on; carry on from there
 		}
 	}
 	return nil, ErrTooManyConflicts
@@ -179,6 +214,13 @@ func failureReason(r *access.Request, err error) string {
 // jitaccess added it. changed is true when jitaccess really added it.
 func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed bool, detail string, err error) {
 	g, u := r.GroupID, r.Requester
+	token := newToken()
+	claimed := false
+	defer func() {
+		if claimed && err != nil {
+			b.endClaim(ctx, g, u, r.ID, token, errors.Is(err, errSuperseded))
+		}
+	}()
 	for range b.opts.MaxConflictRetries {
 		l, err := b.store.GetLedger(ctx, g, u)
 		if err != nil {
@@ -186,6 +228,17 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 		}
 		if l.Busy != "" && l.Busy != r.ID {
 			return false, "", errBusy
+		}
+		if l.Busy == r.ID && b.liveClaim(l) {
+			// Another invocation of this request (the first delivery, a
+			// redelivery, the sweep) holds the claim and may be about to
+			// call Graph: taking it over would let that invocation add
+			// after a removal it cannot see. It finishes the work, or
+			// WorkGrace shows that it crashed.
+			return false, "", errBusy
+		}
+		if l.Busy == r.ID && l.BusyOp != access.OpAdd {
+			return false, "", errSuperseded // an end of r is being carried out
 		}
 		if l.Busy != r.ID {
 			if slices.Contains(l.Grants, r.ID) {
@@ -205,15 +258,19 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 				}
 				return false, "membership already held through overlapping grant " + strings.Join(l.Grants[:len(l.Grants)-1], ", "), nil
 			}
-			l.Grants, l.Busy, l.BusyOp, l.BusySince, l.Probed, l.PreExisting = []string{r.ID}, r.ID, access.OpAdd, b.now(), false, false
-			if err := b.store.SaveLedger(ctx, l); err != nil {
-				if fault.Conflict(err) {
-					continue
-				}
-				return false, "", err
-			}
+			l.Grants, l.Probed, l.PreExisting = []string{r.ID}, false, false
 		}
-		// The ledger is ours (Busy == r.ID).
+		// Claim (or, after a crash, take over) the ledger for this
+		// invocation, then check the request still wants the membership.
+		l.Busy, l.BusyOp, l.BusySince, l.BusyToken = r.ID, access.OpAdd, b.now(), token
+		if err := b.store.SaveLedger(ctx, l); err != nil {
+			if fault.Conflict(err) {
+				continue
+			}
+			return false, "", err
+		}
+		claimed = true
+		since := l.BusySince
 		if err := b.confirmAdd(ctx, r); err != nil {
 			return false, "", err
 		}
@@ -230,7 +287,7 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 			}
 			l.Probed, l.PreExisting = true, len(got) > 0
 			if l.PreExisting {
-				l.Busy, l.BusyOp = "", ""
+				l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
 			}
 			if err := b.store.SaveLedger(ctx, l); err != nil {
 				if fault.Conflict(err) {
@@ -245,18 +302,74 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 		if err := b.hookBefore(StepAdd, r); err != nil {
 			return false, "", err
 		}
-		if _, err := b.dir.AddMember(ctx, g, u); err != nil {
+		if err := b.withinClaim(ctx, since, func(ctx context.Context) error {
+			_, err := b.dir.AddMember(ctx, g, u)
+			return err
+		}); err != nil {
 			return false, "", err
 		}
 		if err := b.hookAfter(StepAdd, r); err != nil {
 			return false, "", err
 		}
-		if err := b.clearBusy(ctx, g, u, r.ID); err != nil {
+		if err := b.clearBusy(ctx, g, u, r.ID, token); err != nil {
 			return false, "", err
 		}
 		return true, "", nil
 	}
 	return false, "", ErrTooManyConflicts
+}
+
+// liveClaim reports whether the ledger's claim may still be acted on by the
+// invocation that holds it: taken less than WorkGrace ago and not given up.
+func (b *Broker) liveClaim(l *access.Ledger) bool {
+	return l.BusyToken != "" && b.now().Sub(l.BusySince) < access.WorkGrace
+}
+
+// endClaim ends this invocation's claim when it stops without finishing:
+// superseded (the request moved on: the claim is cleared), or failed (the
+// claim is given up — Busy stays, so the next invocation of the request
+// takes it over at once and carries the change out, and a removal knows an
+// add may have happened). Best effort: an unended claim expires after
+// WorkGrace.
+func (b *Broker) endClaim(ctx context.Context, g, u, id, token string, superseded bool) {
+	for range b.opts.MaxConflictRetries {
+		l, err := b.store.GetLedger(ctx, g, u)
+		if err != nil || l.Busy != id || l.BusyToken != token {
+			return
+		}
+		if superseded {
+			l.Busy, l.BusyOp = "", ""
+		}
+		l.BusySince, l.BusyToken = time.Time{}, ""
+		if err := b.store.SaveLedger(ctx, l); !fault.Conflict(err) {
+			return
+		}
+	}
+}
+
+// withinClaim runs a Graph write only while this invocation's claim on the
+// ledger (taken at since) is fresh, and bounds it so that it cannot still
+// be under way when another invocation may take the claim over (WorkGrace
+// after since). A claim that has grown too old is given up (transient): the
+// next attempt claims afresh.
+func (b *Broker) withinClaim(ctx context.Context, since time.Time, write func(context.Context) error) error {
+	left := access.WorkGrace - b.now().Sub(since) - access.WorkGrace/4
+	if left <= 0 {
+		return errClaimExpired
+	}
+	ctx, cancel := context.WithTimeout(ctx, left)
+	defer cancel()
+	return write(ctx)
+}
+
+// errClaimExpired: the ledger claim grew too old before the Graph write.
+var errClaimExpired = fault.Wrap(fault.ErrTransient, "membership", errors.New("the claim on the membership grew too old; retrying"))
+
+// newToken returns a random invocation token for ledger claims.
+func newToken() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // removeMembership ends r's claim on the membership and removes the member
@@ -265,6 +378,13 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 // r (then sessions are revoked).
 func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (changed bool, detail string, err error) {
 	g, u := r.GroupID, r.Requester
+	token := newToken()
+	claimed := false
+	defer func() {
+		if claimed && err != nil {
+			b.endClaim(ctx, g, u, r.ID, token, false)
+		}
+	}()
 	for range b.opts.MaxConflictRetries {
 		l, err := b.store.GetLedger(ctx, g, u)
 		if err != nil {
@@ -273,14 +393,24 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 		if l.Busy != "" && l.Busy != r.ID {
 			return false, "", errBusy
 		}
-		if l.Busy == r.ID && l.BusyOp == access.OpAdd && b.now().Sub(l.BusySince) < access.WorkGrace {
-			// This request's own add is in flight in another invocation (an
-			// approval racing a cancel or revoke): removing now could be
-			// undone by that add. Wait for it, or for WorkGrace to show that
-			// it crashed.
+		if l.Busy == r.ID && b.liveClaim(l) {
+			// Another invocation of this request holds the claim: its own
+			// add in flight (an approval racing a cancel or revoke: removing
+			// now could be undone by that add), or the same removal. Wait
+			// for it, or for WorkGrace to show that it crashed.
 			return false, "", errBusy
 		}
-		if !(l.Busy == r.ID && l.BusyOp == access.OpRemove) {
+		if l.Busy == r.ID && l.BusyOp == access.OpRemove {
+			// Take over the removal of an invocation that crashed or gave up.
+			l.BusySince, l.BusyToken = b.now(), token
+			if err := b.store.SaveLedger(ctx, l); err != nil {
+				if fault.Conflict(err) {
+					continue
+				}
+				return false, "", err
+			}
+			claimed = true
+		} else {
 			ownAddInFlight := l.Busy == r.ID && l.BusyOp == access.OpAdd
 			if !slices.Contains(l.Grants, r.ID) {
 				if slices.Contains(l.Released, r.ID) {
@@ -302,7 +432,7 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 			}
 			if keep != "" {
 				if ownAddInFlight {
-					l.Busy, l.BusyOp = "", ""
+					l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
 				}
 				if err := b.store.SaveLedger(ctx, l); err != nil {
 					if fault.Conflict(err) {
@@ -312,25 +442,30 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 				}
 				return false, keep, nil
 			}
-			l.Busy, l.BusyOp, l.BusySince = r.ID, access.OpRemove, b.now()
+			l.Busy, l.BusyOp, l.BusySince, l.BusyToken = r.ID, access.OpRemove, b.now(), token
 			if err := b.store.SaveLedger(ctx, l); err != nil {
 				if fault.Conflict(err) {
 					continue
 				}
 				return false, "", err
 			}
+			claimed = true
 		}
 		if err := b.hookBefore(StepRemove, r); err != nil {
 			return false, "", err
 		}
-		removed, err := b.dir.RemoveMember(ctx, g, u)
-		if err != nil {
+		var removed bool
+		if err := b.withinClaim(ctx, l.BusySince, func(ctx context.Context) error {
+			var err error
+			removed, err = b.dir.RemoveMember(ctx, g, u)
+			return err
+		}); err != nil {
 			return false, "", err
 		}
 		if err := b.hookAfter(StepRemove, r); err != nil {
 			return false, "", err
 		}
-		if err := b.release(ctx, g, u, r.ID); err != nil {
+		if err := b.release(ctx, g, u, r.ID, token); err != nil {
 			return false, "", err
 		}
 		if !removed {
@@ -375,7 +510,7 @@ func (b *Broker) withdrawClaim(ctx context.Context, r *access.Request) error {
 			return nil
 		}
 		if l.Busy == r.ID {
-			l.Busy, l.BusyOp, l.BusySince = "", "", time.Time{}
+			l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
 		}
 		l.Grants = slices.DeleteFunc(l.Grants, func(id string) bool { return id == r.ID })
 		if err := b.store.SaveLedger(ctx, l); err != nil {
@@ -391,16 +526,16 @@ func (b *Broker) withdrawClaim(ctx context.Context, r *access.Request) error {
 
 // release clears Busy after r's removal and remembers that r's end removed
 // the membership.
-func (b *Broker) release(ctx context.Context, g, u, id string) error {
+func (b *Broker) release(ctx context.Context, g, u, id, token string) error {
 	for range b.opts.MaxConflictRetries {
 		l, err := b.store.GetLedger(ctx, g, u)
 		if err != nil {
 			return err
 		}
-		if l.Busy != id {
-			return nil
+		if l.Busy != id || l.BusyToken != token {
+			return nil // not (any more) this invocation's claim
 		}
-		l.Busy, l.BusyOp, l.BusySince = "", "", time.Time{}
+		l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
 		if !slices.Contains(l.Released, id) {
 			l.Released = append(l.Released, id)
 			if len(l.Released) > access.MaxReleased {
@@ -438,17 +573,17 @@ func (b *Broker) forgetRelease(ctx context.Context, r *access.Request) {
 	}
 }
 
-// clearBusy releases the ledger after a finished Graph change.
-func (b *Broker) clearBusy(ctx context.Context, g, u, id string) error {
+// clearBusy releases this invocation's claim after a finished Graph change.
+func (b *Broker) clearBusy(ctx context.Context, g, u, id, token string) error {
 	for range b.opts.MaxConflictRetries {
 		l, err := b.store.GetLedger(ctx, g, u)
 		if err != nil {
 			return err
 		}
-		if l.Busy != id {
-			return nil
+		if l.Busy != id || l.BusyToken != token {
+			return nil // not (any more) this invocation's claim
 		}
-		l.Busy, l.BusyOp, l.BusySince = "", "", time.Time{}
+		l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
 		if err := b.store.SaveLedger(ctx, l); err != nil {
 			if fault.Conflict(err) {
 				continue
@@ -480,7 +615,7 @@ func (b *Broker) releaseLedger(ctx context.Context, r *access.Request) {
 				// reconciliation removes the leftover membership.
 				l.Grants = append(l.Grants, r.ID)
 			}
-			l.Busy, l.BusyOp, l.BusySince, changed = "", "", time.Time{}, true
+			l.Busy, l.BusyOp, l.BusySince, l.BusyToken, changed = "", "", time.Time{}, "", true
 		}
 		if r.Work != nil && r.Work.Membership == access.OpAdd && slices.Contains(l.Grants, r.ID) {
 			l.Grants = slices.DeleteFunc(l.Grants, func(id string) bool { return id == r.ID })

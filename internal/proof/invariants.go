@@ -32,18 +32,14 @@ type World struct {
 	RevokeOnEnd bool
 	// Settled: no Graph work may be in flight any more (after final sweeps).
 	Settled bool
-	// TolerateLostAddedEntry allows exactly the known gap of a cancel saved
-	// between a Graph add and the save of its result (the membership-added
-	// entry missing while effects are right); counted in Report.LostAdded.
-	TolerateLostAddedEntry bool
 }
 
 // Report is what the checker found.
 type Report struct {
 	Violations []string
 	// Counts, for the figures in RELIABILITY.md.
-	Requests, Adds, Removes, Revocations, LostAdded int
-	States                                          map[access.State]int
+	Requests, Adds, Removes, Revocations int
+	States                               map[access.State]int
 }
 
 func (r *Report) fail(format string, a ...any) {
@@ -72,7 +68,6 @@ func Check(ctx context.Context, w World) *Report {
 	added := map[key]int{}       // membership-added entries
 	removed := map[key]int{}     // membership-removed entries
 	revokedEntries := map[string]int{}
-	lostAdded := map[key]int{} // filled below, per (group, user)
 	for _, id := range w.Requests {
 		r, err := w.Store.GetRequest(ctx, id)
 		if err != nil {
@@ -155,11 +150,7 @@ func Check(ctx context.Context, w World) *Report {
 			}
 			// Per (group, user), not per request: with overlapping grants the
 			// first adds and the last removes (DESIGN §6a).
-			switch {
-			case adds[k] == added[k]:
-			case w.TolerateLostAddedEntry && adds[k] > added[k]:
-				lostAdded[k] += adds[k] - added[k] // the known gap: effects still checked
-			default:
+			if adds[k] != added[k] {
 				rep.fail("user %s in group %s: %d adds in Graph, %d membership-added entries", u, g, adds[k], added[k])
 			}
 			if removes[k] != removed[k] {
@@ -188,9 +179,6 @@ func Check(ctx context.Context, w World) *Report {
 		if got := w.Dir.RevokedFor(u); got < revokedEntries[strings.ToLower(u)] {
 			rep.fail("user %s: %d sessions-revoked entries but Graph revoked %d times", u, revokedEntries[strings.ToLower(u)], got)
 		}
-	}
-	for _, n := range lostAdded {
-		rep.LostAdded += n
 	}
 	return rep
 }
