@@ -67,7 +67,10 @@ func TestSIGKILLDuringGraphCalls(t *testing.T) {
 			e.kill()
 			e.graph.Delay(p.match, 0)
 
-			// Restart; the message comes back.
+			// Restart; the message comes back. The dead process's claim on
+			// the ledger is taken over after access.WorkGrace: the
+			// redelivery waits for it within the invocation (patience).
+			e.vars["JIT_REDELIVERY_PATIENCE"] = "PT90S"
 			e.start()
 			e.sendRaw(inFlight)
 			if p.phase == "approve" {
