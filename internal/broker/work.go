@@ -36,6 +36,7 @@ var errSuperseded = errors.New("request changed while its membership was being a
 // the sweep backs off) and returned; a permanent one ends the request as
 // failed and returns nil.
 func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
+	var released *access.Ledger // the ledger as this invocation's removal left it
 	for r != nil && r.Work != nil {
 		step := workStep(r.Work)
 		var apply func(*access.Request)
@@ -54,7 +55,7 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 				changed, detail, err = b.addMembership(ctx, r)
 				addChanged = changed && err == nil
 			} else {
-				changed, detail, err = b.removeMembership(ctx, r)
+				changed, detail, released, err = b.removeMembership(ctx, r)
 			}
 			apply = func(x *access.Request) { x.MembershipDone(b.now(), changed, detail) }
 		case StepRevoke:
@@ -91,7 +92,7 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		if next != nil && next.Work == nil {
 			b.log.InfoContext(ctx, "work done", "requestId", next.ID, "state", string(next.State))
 			if step == StepRemove || step == StepRevoke {
-				b.forgetRelease(ctx, next)
+				b.forgetRelease(ctx, next, released)
 			}
 		}
 		r = next
@@ -311,7 +312,7 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 		if err := b.hookAfter(StepAdd, r); err != nil {
 			return false, "", err
 		}
-		if err := b.clearBusy(ctx, g, u, r.ID, token); err != nil {
+		if err := b.clearBusy(ctx, l, r.ID, token); err != nil {
 			return false, "", err
 		}
 		return true, "", nil
@@ -376,7 +377,7 @@ func newToken() string {
 // when nothing else holds it: not another active grant, not access the user
 // had before jitaccess. changed is true when the membership ended because of
 // r (then sessions are revoked).
-func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (changed bool, detail string, err error) {
+func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (changed bool, detail string, held *access.Ledger, err error) {
 	g, u := r.GroupID, r.Requester
 	token := newToken()
 	claimed := false
@@ -388,17 +389,17 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 	for range b.opts.MaxConflictRetries {
 		l, err := b.store.GetLedger(ctx, g, u)
 		if err != nil {
-			return false, "", err
+			return false, "", nil, err
 		}
 		if l.Busy != "" && l.Busy != r.ID {
-			return false, "", errBusy
+			return false, "", nil, errBusy
 		}
 		if l.Busy == r.ID && b.liveClaim(l) {
 			// Another invocation of this request holds the claim: its own
 			// add in flight (an approval racing a cancel or revoke: removing
 			// now could be undone by that add), or the same removal. Wait
 			// for it, or for WorkGrace to show that it crashed.
-			return false, "", errBusy
+			return false, "", nil, errBusy
 		}
 		if l.Busy == r.ID && l.BusyOp == access.OpRemove {
 			// Take over the removal of an invocation that crashed or gave up.
@@ -407,7 +408,7 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 				if fault.Conflict(err) {
 					continue
 				}
-				return false, "", err
+				return false, "", nil, err
 			}
 			claimed = true
 		} else {
@@ -416,9 +417,9 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 				if slices.Contains(l.Released, r.ID) {
 					// Another invocation removed it for this grant; its
 					// record of that may have lost the race to be saved.
-					return true, "", nil
+					return true, "", nil, nil
 				}
-				return false, "no membership was added by this grant", nil
+				return false, "no membership was added by this grant", nil, nil
 			}
 			l.Grants = slices.DeleteFunc(l.Grants, func(id string) bool { return id == r.ID })
 			var keep string
@@ -438,21 +439,21 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 					if fault.Conflict(err) {
 						continue
 					}
-					return false, "", err
+					return false, "", nil, err
 				}
-				return false, keep, nil
+				return false, keep, nil, nil
 			}
 			l.Busy, l.BusyOp, l.BusySince, l.BusyToken = r.ID, access.OpRemove, b.now(), token
 			if err := b.store.SaveLedger(ctx, l); err != nil {
 				if fault.Conflict(err) {
 					continue
 				}
-				return false, "", err
+				return false, "", nil, err
 			}
 			claimed = true
 		}
 		if err := b.hookBefore(StepRemove, r); err != nil {
-			return false, "", err
+			return false, "", nil, err
 		}
 		var removed bool
 		if err := b.withinClaim(ctx, l.BusySince, func(ctx context.Context) error {
@@ -460,20 +461,20 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 			removed, err = b.dir.RemoveMember(ctx, g, u)
 			return err
 		}); err != nil {
-			return false, "", err
+			return false, "", nil, err
 		}
 		if err := b.hookAfter(StepRemove, r); err != nil {
-			return false, "", err
+			return false, "", nil, err
 		}
-		if err := b.release(ctx, g, u, r.ID, token); err != nil {
-			return false, "", err
+		if err := b.release(ctx, l, r.ID, token); err != nil {
+			return false, "", nil, err
 		}
 		if !removed {
-			return true, "the member had already been removed", nil
+			return true, "the member had already been removed", l, nil
 		}
-		return true, "", nil
+		return true, "", l, nil
 	}
-	return false, "", ErrTooManyConflicts
+	return false, "", nil, ErrTooManyConflicts
 }
 
 // confirmAdd is called once r's claim on the ledger is saved and before the
@@ -526,11 +527,16 @@ func (b *Broker) withdrawClaim(ctx context.Context, r *access.Request) error {
 
 // release clears Busy after r's removal and remembers that r's end removed
 // the membership.
-func (b *Broker) release(ctx context.Context, g, u, id, token string) error {
-	for range b.opts.MaxConflictRetries {
-		l, err := b.store.GetLedger(ctx, g, u)
-		if err != nil {
-			return err
+func (b *Broker) release(ctx context.Context, held *access.Ledger, id, token string) error {
+	for i := range b.opts.MaxConflictRetries {
+		// First with the version this invocation saved (no read: nobody
+		// writes a ledger someone else holds); after a conflict, re-read.
+		l := held
+		if i > 0 {
+			var err error
+			if l, err = b.store.GetLedger(ctx, held.GroupID, held.UserID); err != nil {
+				return err
+			}
 		}
 		if l.Busy != id || l.BusyToken != token {
 			return nil // not (any more) this invocation's claim
@@ -557,13 +563,21 @@ func (b *Broker) release(ctx context.Context, g, u, id, token string) error {
 // saved: no invocation can then record a stale "nothing to remove" over it
 // (its save would lose the compare-and-swap). Best effort: a leftover entry
 // is bounded and harmless.
-func (b *Broker) forgetRelease(ctx context.Context, r *access.Request) {
+func (b *Broker) forgetRelease(ctx context.Context, r *access.Request, held *access.Ledger) {
 	if r.GroupID == "" || r.Requester == "" {
 		return
 	}
-	for range b.opts.MaxConflictRetries {
-		l, err := b.store.GetLedger(ctx, r.GroupID, r.Requester)
-		if err != nil || !slices.Contains(l.Released, r.ID) {
+	for i := range b.opts.MaxConflictRetries {
+		// First with the version this invocation's removal saved (usually
+		// still current), then re-read.
+		l := held
+		if i > 0 || l == nil || l.Version == "" {
+			var err error
+			if l, err = b.store.GetLedger(ctx, r.GroupID, r.Requester); err != nil {
+				return
+			}
+		}
+		if !slices.Contains(l.Released, r.ID) {
 			return
 		}
 		l.Released = slices.DeleteFunc(l.Released, func(id string) bool { return id == r.ID })
@@ -574,11 +588,15 @@ func (b *Broker) forgetRelease(ctx context.Context, r *access.Request) {
 }
 
 // clearBusy releases this invocation's claim after a finished Graph change.
-func (b *Broker) clearBusy(ctx context.Context, g, u, id, token string) error {
-	for range b.opts.MaxConflictRetries {
-		l, err := b.store.GetLedger(ctx, g, u)
-		if err != nil {
-			return err
+func (b *Broker) clearBusy(ctx context.Context, held *access.Ledger, id, token string) error {
+	for i := range b.opts.MaxConflictRetries {
+		// First with the version this invocation saved, then re-read.
+		l := held
+		if i > 0 {
+			var err error
+			if l, err = b.store.GetLedger(ctx, held.GroupID, held.UserID); err != nil {
+				return err
+			}
 		}
 		if l.Busy != id || l.BusyToken != token {
 			return nil // not (any more) this invocation's claim

@@ -13,7 +13,7 @@
 // starting with a letter, so that names stay valid Azure table names):
 //
 //	<prefix>requests    one partition per request
-//	<prefix>index       the due index and the state index
+//	<prefix>index       the due index and the state index (one partition)
 //	<prefix>rejections  rejected events without usable request id
 //	<prefix>ledgers     membership ledgers
 //
@@ -48,17 +48,25 @@
 // index keys of the version read, with their ETags, and the history length),
 // so saves need no extra reads. It changes on every save.
 //
-// # Due index (<prefix>index, PartitionKey "due")
+// # Due index (<prefix>index, PartitionKey "idx", RowKeys "d…")
 //
-// RowKey = 19-digit zero-padded UnixNano of DueAt + "_" + request id, so that
-// RowKey order is due order. DueRequests is one range query
-// (RowKey < key(now+1ns), Top = limit): its cost is proportional to what is
-// due, not to the number of stored requests.
+// RowKey = "d" + 19-digit zero-padded UnixNano of DueAt + "_" + request id,
+// so that RowKey order is due order. DueRequests is one range query
+// ("d" ≤ RowKey < "d" + key(now+1ns), Top = limit): its cost is proportional
+// to what is due, not to the number of stored requests.
 //
-// Table Storage cannot transact across partitions, so the index is kept
-// beside the request: a save writes the NEW entry before the request's
-// transaction and deletes the OLD one (known from the Version) after it, with
-// If-Match on the ETag that entry had when it was written. An entry can thus
+// Due and state entries share the partition "idx", so that a save writes its
+// new entries (due and state) in ONE entity-group transaction before the
+// request's transaction, and deletes the superseded ones (known from the
+// Version) in ONE transaction after it, with If-Match on the ETags those
+// entries had when they were written (if one of them changed meanwhile, the
+// other is deleted alone). A save that changes state and due time therefore
+// costs 3 round trips (was 5 with one partition per index), one that changes
+// neither costs 1. One partition carries every index write: Azure's target of
+// about 2,000 entity operations per second per partition is far above what a
+// JIT access system sees (a few events per second; see BENCHMARKS.md).
+// Table Storage cannot transact across tables or partitions, so the index is
+// kept beside the request as follows. An entry can thus
 // be stale (a save that lost its compare-and-swap, a crash between the steps)
 // but an entry the current state needs is never deleted: whoever writes an
 // entry again changes its ETag, so an older delete no longer matches.
@@ -72,15 +80,16 @@
 // work, and in the steady state DueRequests stays one round trip. Callers
 // re-read every request anyway (broker.Store says entries may be stale).
 //
-// # State index (<prefix>index, PartitionKey "state-<state>")
+// # State index (<prefix>index, PartitionKey "idx", RowKeys "s-<state>_<id>")
 //
 // For the non-final states (pending, active, awaiting, activating, ending)
-// a row per request (RowKey = request id, with Profile and Requester columns)
-// is maintained the same way (new before, old after, If-Match). Listing by
-// such a state reads that partition (filtered by Profile/Requester in the
-// query) and then point-reads the state rows of the ids found (in parallel;
-// an OR of PartitionKeys would be a table scan in Azure): the cost follows
-// what is open now, not everything that ever ended.
+// a row per request (RowKey = "s-" + state + "_" + request id, with Profile
+// and Requester columns) is maintained the same way (new before, old after,
+// If-Match). Listing by such a state is a range query over that prefix
+// (filtered by Profile/Requester in the query) and then point-reads the
+// state rows of the ids found (in parallel; an OR of PartitionKeys would be a
+// table scan in Azure): the cost follows what is open now, not everything
+// that ever ended.
 // Items whose state row disagrees are left out (and deleted from the index
 // once older than StaleAfter).
 //

@@ -40,7 +40,7 @@ func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]st
 	if err := s.ensure(ctx); err != nil {
 		return nil, err
 	}
-	filter := "PartitionKey eq 'due' and RowKey lt " + lit(dueTimeKey(now.Add(time.Nanosecond)))
+	filter := "PartitionKey eq " + lit(indexPK) + " and RowKey ge " + lit(duePrefix) + " and RowKey lt " + lit(duePrefix+dueTimeKey(now.Add(time.Nanosecond)))
 	checkBefore := dueTimeKey(now.Add(-s.staleAfter))
 	var out []string
 	var npk, nrk *string
@@ -64,8 +64,8 @@ func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]st
 			if err != nil {
 				return nil, fault.Wrap(fault.ErrPermanent, op, err)
 			}
-			tk, id, ok := strings.Cut(e.RowKey, "_")
-			if !ok {
+			tk, id, ok := strings.Cut(strings.TrimPrefix(e.RowKey, duePrefix), "_")
+			if !ok || !strings.HasPrefix(e.RowKey, duePrefix) {
 				continue
 			}
 			entries = append(entries, entry{e.RowKey, id, e.ETag, time.Time(e.Timestamp)})
@@ -89,7 +89,7 @@ func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]st
 				continue
 			}
 			if en.written.Before(stale) {
-				s.deleteIndex(ctx, indexRow{"due", en.key, en.etag})
+				s.deleteIndex(ctx, indexRow{en.key, en.etag})
 			}
 		}
 		if len(out) >= limit || more(page) == nil {
@@ -217,7 +217,7 @@ func (s *Store) ListRequests(ctx context.Context, f broker.ListFilter) (broker.L
 	if err := s.ensure(ctx); err != nil {
 		return broker.ListPage{}, err
 	}
-	if p := indexPartition(f.State); p != "" {
+	if p := statePrefix(f.State); p != "" {
 		return s.listIndex(ctx, p, f, limit)
 	}
 	return s.listTable(ctx, f, limit)
@@ -268,13 +268,16 @@ func (s *Store) listTable(ctx context.Context, f broker.ListFilter, limit int) (
 	return page, nil
 }
 
-func (s *Store) listIndex(ctx context.Context, partition string, f broker.ListFilter, limit int) (broker.ListPage, error) {
+func (s *Store) listIndex(ctx context.Context, prefix string, f broker.ListFilter, limit int) (broker.ListPage, error) {
 	const op = "list requests"
 	npk, nrk, err := decodeToken(tokIndex, f.After)
 	if err != nil {
 		return broker.ListPage{}, err
 	}
-	filter := "PartitionKey eq " + lit(partition)
+	// The state's entries: RowKeys from prefix ("s-active_") up to, not
+	// including, the same prefix with its last character ('_') raised by one.
+	upper := prefix[:len(prefix)-1] + string(rune(prefix[len(prefix)-1]+1))
+	filter := "PartitionKey eq " + lit(indexPK) + " and RowKey ge " + lit(prefix) + " and RowKey lt " + lit(upper)
 	if f.Profile != "" {
 		filter += " and Profile eq " + lit(f.Profile)
 	}
@@ -300,19 +303,19 @@ func (s *Store) listIndex(ctx context.Context, partition string, f broker.ListFi
 				return broker.ListPage{}, fault.Wrap(fault.ErrPermanent, op, err)
 			}
 			rows = append(rows, e)
-			ids = append(ids, e.RowKey)
+			ids = append(ids, strings.TrimPrefix(e.RowKey, prefix))
 		}
 		states, err := s.stateRows(ctx, ids)
 		if err != nil {
 			return broker.ListPage{}, err
 		}
 		for _, row := range rows {
-			st := states[row.RowKey]
+			st := states[strings.TrimPrefix(row.RowKey, prefix)]
 			if st == nil || str(st, "State") != string(f.State) ||
 				(f.Profile != "" && str(st, "Profile") != f.Profile) || (f.Requester != "" && str(st, "Requester") != f.Requester) {
 				// Stale: the request moved on (or a save is in progress).
-				if time.Time(row.Timestamp).Before(stale) && (st == nil || str(st, "Idx") != partition) {
-					s.deleteIndex(ctx, indexRow{partition, row.RowKey, row.ETag})
+				if time.Time(row.Timestamp).Before(stale) && (st == nil || str(st, "Idx") != prefix) {
+					s.deleteIndex(ctx, indexRow{row.RowKey, row.ETag})
 				}
 				continue
 			}

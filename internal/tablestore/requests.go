@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -106,12 +105,24 @@ func dueTimeKey(at time.Time) string {
 	return fmt.Sprintf("%019d", n)
 }
 
-// indexPartition is the state index partition of a state, "" for final
-// states (which are listed from the requests table).
-func indexPartition(st access.State) string {
+// indexPK is the one partition of the index table: due entries and state
+// entries side by side, so that a save writes its new entries in one
+// entity-group transaction and deletes the superseded ones in another.
+const indexPK = "idx"
+
+// duePrefix starts every due entry's RowKey ("d" + sortable time + "_" + id).
+const duePrefix = "d"
+
+// dueRow is the due index RowKey of a request due at at.
+func dueRow(at time.Time, id string) string { return duePrefix + dueKey(at, id) }
+
+// statePrefix is the RowKey prefix of the state index entries of a state
+// ("s-active_" + id), "" for final states (which are listed from the
+// requests table).
+func statePrefix(st access.State) string {
 	switch st {
 	case access.Pending, access.Active, access.Awaiting, access.Activating, access.Ending:
-		return "state-" + string(st)
+		return "s-" + string(st) + "_"
 	}
 	return ""
 }
@@ -320,9 +331,9 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 	if err != nil {
 		return perm("encode request %q: %v", r.ID, err)
 	}
-	next := meta{HLen: len(r.History), Idx: indexPartition(r.State), IdxSig: indexSig(r.Profile, r.Requester)}
+	next := meta{HLen: len(r.History), Idx: statePrefix(r.State), IdxSig: indexSig(r.Profile, r.Requester)}
 	if !r.DueAt.IsZero() {
-		next.Due = dueKey(r.DueAt, r.ID)
+		next.Due = dueRow(r.DueAt, r.ID)
 	}
 	if next.Idx == "" {
 		next.IdxSig = ""
@@ -369,28 +380,25 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 	// 1. New index entries first: an entry may be stale, never missing.
 	// Nothing written here is taken back when the transaction fails: the
 	// entry may be the one the current version needs (written again by us
-	// with a new ETag), and a stale entry is harmless.
+	// with a new ETag), and a stale entry is harmless. Both entries are in
+	// the index partition: one round trip for the two.
+	var ups []indexUpsert
 	if next.Due != "" {
 		if next.Due == old.Due {
 			next.DueETag = old.DueETag
 		} else {
-			etag, err := s.upsertIndex(ctx, "due", next.Due, map[string]any{"RequestID": r.ID, "DueAt": aztables.EDMDateTime(r.DueAt.UTC())})
-			if err != nil {
-				return s.fail(op, err)
-			}
-			next.DueETag = etag
+			ups = append(ups, indexUpsert{next.Due, map[string]any{"RequestID": r.ID, "DueAt": aztables.EDMDateTime(r.DueAt.UTC())}, &next.DueETag})
 		}
 	}
 	if next.Idx != "" {
 		if next.Idx == old.Idx && next.IdxSig == old.IdxSig {
 			next.IdxETag = old.IdxETag
 		} else {
-			etag, err := s.upsertIndex(ctx, next.Idx, r.ID, map[string]any{"Profile": r.Profile, "Requester": r.Requester})
-			if err != nil {
-				return s.fail(op, err)
-			}
-			next.IdxETag = etag
+			ups = append(ups, indexUpsert{next.Idx + r.ID, map[string]any{"Profile": r.Profile, "Requester": r.Requester}, &next.IdxETag})
 		}
+	}
+	if err := s.upsertIndex(ctx, ups); err != nil {
+		return s.fail(op, err)
 	}
 
 	// 2. State and history together.
@@ -417,10 +425,10 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 	// 3. Old index entries last, only if nobody wrote them again since.
 	var gone []indexRow
 	if old.Due != "" && old.Due != next.Due {
-		gone = append(gone, indexRow{"due", old.Due, old.DueETag})
+		gone = append(gone, indexRow{old.Due, old.DueETag})
 	}
 	if old.Idx != "" && old.Idx != next.Idx {
-		gone = append(gone, indexRow{old.Idx, r.ID, old.IdxETag})
+		gone = append(gone, indexRow{old.Idx + r.ID, old.IdxETag})
 	}
 	s.deleteIndex(context.WithoutCancel(ctx), gone...)
 
@@ -463,31 +471,84 @@ func (s *Store) submit(ctx context.Context, id string, actions []aztables.Transa
 	return string(resp.ETag), nil
 }
 
-type indexRow struct{ pk, rk, etag string }
+// indexRow is an index entry (RowKey in the index partition) with the ETag
+// it had when it was written.
+type indexRow struct{ rk, etag string }
 
-func (s *Store) upsertIndex(ctx context.Context, pk, rk string, props map[string]any) (string, error) {
-	ent, err := json.Marshal(aztables.EDMEntity{Entity: aztables.Entity{PartitionKey: pk, RowKey: rk}, Properties: props})
-	if err != nil {
-		return "", err
-	}
-	resp, err := s.index.UpsertEntity(ctx, ent, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
-	if err != nil {
-		return "", err
-	}
-	if resp.ETag == "" {
-		return "", errors.New("index upsert answered without ETag")
-	}
-	return string(resp.ETag), nil
+// indexUpsert is an index entry to write; its new ETag goes to *etag.
+type indexUpsert struct {
+	rk    string
+	props map[string]any
+	etag  *string
 }
 
-// deleteIndex deletes index rows if they still have the ETag given; any
-// failure leaves a stale entry, which readers tolerate.
-func (s *Store) deleteIndex(ctx context.Context, rows ...indexRow) {
-	for _, row := range rows {
-		if row.etag == "" {
-			continue
+// upsertIndex writes index entries: one upsert, or an entity-group
+// transaction of upserts (one round trip either way).
+func (s *Store) upsertIndex(ctx context.Context, ups []indexUpsert) error {
+	if len(ups) == 0 {
+		return nil
+	}
+	ents := make([][]byte, len(ups))
+	for i, u := range ups {
+		ent, err := json.Marshal(aztables.EDMEntity{Entity: aztables.Entity{PartitionKey: indexPK, RowKey: u.rk}, Properties: u.props})
+		if err != nil {
+			return err
 		}
-		_, _ = s.index.DeleteEntity(ctx, row.pk, row.rk, &aztables.DeleteEntityOptions{IfMatch: to.Ptr(azcore.ETag(row.etag))})
+		ents[i] = ent
+	}
+	if len(ups) == 1 {
+		resp, err := s.index.UpsertEntity(ctx, ents[0], &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
+		if err != nil {
+			return err
+		}
+		*ups[0].etag = string(resp.ETag)
+		return nil
+	}
+	actions := make([]aztables.TransactionAction, len(ups))
+	for i := range ups {
+		actions[i] = aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: ents[i]}
+	}
+	res := &batchResult{}
+	_, err := s.index.SubmitTransaction(withBatchResult(ctx, res), actions, nil)
+	if bad, ok := res.failed(); ok {
+		return &StatusError{Status: bad.status, Code: bad.code}
+	}
+	if err != nil {
+		return err
+	}
+	for i, u := range ups {
+		if i < len(res.ops) {
+			*u.etag = res.ops[i].etag // "" if not reported: the entry is then never deleted by a save (stale at worst)
+		}
+	}
+	return nil
+}
+
+// deleteIndex deletes index entries if they still have the ETag given (one
+// round trip for up to two, in a transaction); any failure leaves a stale
+// entry, which readers tolerate and clean up.
+func (s *Store) deleteIndex(ctx context.Context, rows ...indexRow) {
+	var keep []indexRow
+	for _, row := range rows {
+		if row.etag != "" {
+			keep = append(keep, row)
+		}
+	}
+	if len(keep) > 1 {
+		actions := make([]aztables.TransactionAction, len(keep))
+		for i, row := range keep {
+			ent, _ := json.Marshal(aztables.EDMEntity{Entity: aztables.Entity{PartitionKey: indexPK, RowKey: row.rk}})
+			actions[i] = aztables.TransactionAction{ActionType: aztables.TransactionTypeDelete, Entity: ent, IfMatch: to.Ptr(azcore.ETag(row.etag))}
+		}
+		res := &batchResult{}
+		_, err := s.index.SubmitTransaction(withBatchResult(ctx, res), actions, nil)
+		if _, failed := res.failed(); !failed && err == nil {
+			return
+		}
+		// One of them changed (or vanished) meanwhile: the rest one by one.
+	}
+	for _, row := range keep {
+		_, _ = s.index.DeleteEntity(ctx, indexPK, row.rk, &aztables.DeleteEntityOptions{IfMatch: to.Ptr(azcore.ETag(row.etag))})
 	}
 }
 
