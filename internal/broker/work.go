@@ -75,6 +75,11 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 			}
 			continue
 		}
+		if errors.Is(err, errBusy) {
+			// Not a failure of this work: another invocation (or request)
+			// holds the membership. Come back later; record nothing.
+			return err
+		}
 		if err != nil {
 			return b.workFailed(ctx, r, err)
 		}
