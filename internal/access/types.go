@@ -257,6 +257,11 @@ type Ledger struct {
 	Version string `json:"-"`
 }
 
+// ClearBusy ends the claim on the ledger (no change in progress).
+func (l *Ledger) ClearBusy() {
+	l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
+}
+
 // MaxReleased bounds Ledger.Released.
 const MaxReleased = 16
 

@@ -293,7 +293,7 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 			}
 			l.Probed, l.PreExisting = true, len(got) > 0
 			if l.PreExisting {
-				l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
+				l.ClearBusy()
 			}
 			if err := b.store.SaveLedger(ctx, l); err != nil {
 				if fault.Conflict(err) {
@@ -317,7 +317,7 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 		if err := b.hookAfter(StepAdd, r); err != nil {
 			return false, "", err
 		}
-		if err := b.clearBusy(ctx, l, r.ID, token); err != nil {
+		if err := b.clearBusy(ctx, l, r.ID, token, false); err != nil {
 			return false, "", err
 		}
 		return true, "", nil
@@ -438,7 +438,7 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 			}
 			if keep != "" {
 				if ownAddInFlight {
-					l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
+					l.ClearBusy()
 				}
 				if err := b.store.SaveLedger(ctx, l); err != nil {
 					if fault.Conflict(err) {
@@ -471,7 +471,7 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 		if err := b.hookAfter(StepRemove, r); err != nil {
 			return false, "", nil, err
 		}
-		if err := b.release(ctx, l, r.ID, token); err != nil {
+		if err := b.clearBusy(ctx, l, r.ID, token, true); err != nil {
 			return false, "", nil, err
 		}
 		if !removed {
@@ -516,43 +516,9 @@ func (b *Broker) withdrawClaim(ctx context.Context, r *access.Request) error {
 			return nil
 		}
 		if l.Busy == r.ID {
-			l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
+			l.ClearBusy()
 		}
 		l.Grants = slices.DeleteFunc(l.Grants, func(id string) bool { return id == r.ID })
-		if err := b.store.SaveLedger(ctx, l); err != nil {
-			if fault.Conflict(err) {
-				continue
-			}
-			return err
-		}
-		return nil
-	}
-	return ErrTooManyConflicts
-}
-
-// release clears Busy after r's removal and remembers that r's end removed
-// the membership.
-func (b *Broker) release(ctx context.Context, held *access.Ledger, id, token string) error {
-	for i := range b.opts.MaxConflictRetries {
-		// First with the version this invocation saved (no read: nobody
-		// writes a ledger someone else holds); after a conflict, re-read.
-		l := held
-		if i > 0 {
-			var err error
-			if l, err = b.store.GetLedger(ctx, held.GroupID, held.UserID); err != nil {
-				return err
-			}
-		}
-		if l.Busy != id || l.BusyToken != token {
-			return nil // not (any more) this invocation's claim
-		}
-		l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
-		if !slices.Contains(l.Released, id) {
-			l.Released = append(l.Released, id)
-			if len(l.Released) > access.MaxReleased {
-				l.Released = l.Released[len(l.Released)-access.MaxReleased:]
-			}
-		}
 		if err := b.store.SaveLedger(ctx, l); err != nil {
 			if fault.Conflict(err) {
 				continue
@@ -592,10 +558,13 @@ func (b *Broker) forgetRelease(ctx context.Context, r *access.Request, held *acc
 	}
 }
 
-// clearBusy releases this invocation's claim after a finished Graph change.
-func (b *Broker) clearBusy(ctx context.Context, held *access.Ledger, id, token string) error {
+// clearBusy releases this invocation's claim after a finished Graph change;
+// after a removal (remember), the ledger also remembers that id's end
+// removed the membership (Ledger.Released).
+func (b *Broker) clearBusy(ctx context.Context, held *access.Ledger, id, token string, remember bool) error {
 	for i := range b.opts.MaxConflictRetries {
-		// First with the version this invocation saved, then re-read.
+		// First with the version this invocation saved (no read: nobody
+		// writes a ledger someone else holds); after a conflict, re-read.
 		l := held
 		if i > 0 {
 			var err error
@@ -606,7 +575,13 @@ func (b *Broker) clearBusy(ctx context.Context, held *access.Ledger, id, token s
 		if l.Busy != id || l.BusyToken != token {
 			return nil // not (any more) this invocation's claim
 		}
-		l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
+		l.ClearBusy()
+		if remember && !slices.Contains(l.Released, id) {
+			l.Released = append(l.Released, id)
+			if len(l.Released) > access.MaxReleased {
+				l.Released = l.Released[len(l.Released)-access.MaxReleased:]
+			}
+		}
 		if err := b.store.SaveLedger(ctx, l); err != nil {
 			if fault.Conflict(err) {
 				continue
@@ -638,7 +613,8 @@ func (b *Broker) releaseLedger(ctx context.Context, r *access.Request) {
 				// reconciliation removes the leftover membership.
 				l.Grants = append(l.Grants, r.ID)
 			}
-			l.Busy, l.BusyOp, l.BusySince, l.BusyToken, changed = "", "", time.Time{}, "", true
+			l.ClearBusy()
+			changed = true
 		}
 		if r.Work != nil && r.Work.Membership == access.OpAdd && slices.Contains(l.Grants, r.ID) {
 			l.Grants = slices.DeleteFunc(l.Grants, func(id string) bool { return id == r.ID })
