@@ -19,29 +19,44 @@
 //
 // # Requests (<prefix>requests)
 //
-// PartitionKey = request id. Row "state" holds the current state: the
-// access.Request without its history, as JSON in string properties Body,
-// Body1, … (BodyParts of them; each at most 30,000 UTF-16 code units, under
-// the 64 KiB property limit; a request needing more than 15 parts, ~900 KB,
-// is refused with fault.ErrPermanent rather than truncated), plus queryable
-// columns State, Profile, Requester, Source, RequestedAt, DueAt, HistoryLen
-// and the bookkeeping of the indexes (DueKey, DueETag, Idx, IdxSig,
-// IdxETag). Rows "h-000001", "h-000002", … hold the history entries in order
-// (JSON in Body…, plus At and Type columns for people browsing the table).
+// PartitionKey = request id. Row "state" holds the request: the
+// access.Request as JSON in string properties Body, Body1, … (BodyParts of
+// them; each at most 30,000 UTF-16 code units, under the 64 KiB property
+// limit; a request needing more than 15 parts, ~900 KB, is refused with
+// fault.ErrPermanent rather than truncated), plus queryable columns State,
+// Profile, Requester, Source, RequestedAt, DueAt, HistoryLen, HistoryRows,
+// HistorySig and the bookkeeping of the indexes (DueKey, DueETag, Idx,
+// IdxSig, IdxETag).
 //
-// SaveRequest writes the state row and the new history rows in ONE
-// entity-group transaction: the state row is inserted (Version "": a create,
-// EntityAlreadyExists → fault.ErrConflict) or replaced with If-Match on its
-// ETag (UpdateConditionNotSatisfied → fault.ErrConflict), and the history
-// rows from StoredHistory on are inserted. State and history therefore always
-// change together. A transaction holds at most 100 operations, so a save may
-// append at most 99 history entries (MaxHistoryPerSave); more is refused
-// with fault.ErrPermanent. The new ETag is read from the transaction's own
-// response (the SDK drops it; a small pipeline policy keeps it), so a save
-// costs no extra read.
+// The history is inline: the JSON's "history" holds entries HistoryRows+1 …
+// HistoryLen. While the row stays under 120,000 bytes of JSON (thousands of
+// ordinary entries) HistoryRows is 0, and a request is ONE entity:
+// GetRequest is one point read (the cheapest and steadiest Table Storage
+// operation; a partition query is a table scan in Azurite), and a save is one
+// single-entity write — an insert (Version "": a create, EntityAlreadyExists
+// → fault.ErrConflict) or a replace with If-Match on its ETag
+// (UpdateConditionNotSatisfied, or the row gone → fault.ErrConflict). When a
+// save would grow the row past that size, the oldest inline entries (up to
+// 99 a save) move to rows "h-000001", "h-000002", … (JSON in Body…, plus At
+// and Type columns for people browsing the table), inserted in ONE
+// entity-group transaction with the state row, so state and history still
+// change together; GetRequest then also reads rows h-000001 … h-<HistoryRows>
+// with one range query of the partition. State rows written before history
+// went inline have no HistoryRows: all HistoryLen entries are history rows,
+// read the same way, and later entries go inline.
 //
-// GetRequest is one partition query: the state row and the history rows come
-// back together, in one round trip for up to 999 history entries.
+// Stored history is append-only. HistorySig signs the inline entries as
+// stored; a save whose stored entries differ from it (the caller changed
+// what it read) re-reads the row and writes them back as they were.
+//
+// A save may append at most 99 history entries (MaxHistoryPerSave); more is
+// refused with fault.ErrPermanent. The new ETag comes from the write's answer
+// (for a transaction, its own response, which the SDK drops; a small
+// pipeline policy keeps it), so a save costs no extra read.
+//
+// Request bodies are sent as ASCII JSON (non-ASCII as \uXXXX escapes):
+// Azurite decodes each chunk of a large body on its own and would store a
+// character split between two chunks as U+FFFD (Azure/Azurite#2670).
 //
 // Version is opaque to callers. It carries the state row's ETag and what the
 // store needs to maintain the indexes on the next save (the due and state

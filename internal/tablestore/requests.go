@@ -2,6 +2,7 @@ package tablestore
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -33,6 +34,10 @@ const (
 	maxHistoryParts = 2
 	// maxTransactionBytes stays under the 4 MiB payload of a transaction.
 	maxTransactionBytes = 3 << 20
+	// inlineBytes is how large the state row's JSON may grow with its
+	// history inline before the oldest inline entries are moved to history
+	// rows (4 properties; UTF-8 bytes bound UTF-16 units from above).
+	inlineBytes = 4 * partUnits
 )
 
 const (
@@ -63,8 +68,14 @@ func lit(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" 
 // version read, so that the next save can maintain the indexes without
 // reading anything.
 type meta struct {
-	ETag    string `json:"e"`
-	HLen    int    `json:"h"`
+	ETag string `json:"e"`
+	HLen int    `json:"h"`
+	// HRows is how many of the HLen history entries are in history rows
+	// (the oldest); the rest are inline in the state row.
+	HRows int `json:"r,omitempty"`
+	// HSig is the signature of the inline entries as stored (histSig), so
+	// that a save can tell whether the caller changed them.
+	HSig    string `json:"s,omitempty"`
 	Due     string `json:"d,omitempty"`
 	DueETag string `json:"de,omitempty"`
 	Idx     string `json:"i,omitempty"`
@@ -72,7 +83,7 @@ type meta struct {
 	IdxETag string `json:"ie,omitempty"`
 }
 
-const versionTag = "t1."
+const versionTag = "t2."
 
 func (m meta) version() string {
 	b, _ := json.Marshal(m)
@@ -204,36 +215,60 @@ func metaOf(e *aztables.EDMEntity, etag string) (meta, error) {
 	if !ok || hl < 0 {
 		return meta{}, fmt.Errorf("state row of %s has no valid HistoryLen", e.PartitionKey)
 	}
+	// Rows written before history went inline have no HistoryRows: all
+	// their history is in history rows.
+	rows := hl
+	if v, ok := e.Properties["HistoryRows"]; ok {
+		if rows, ok = v.(int32); !ok || rows < 0 || rows > hl {
+			return meta{}, fmt.Errorf("state row of %s has no valid HistoryRows", e.PartitionKey)
+		}
+	}
 	if etag == "" {
 		etag = e.ETag
 	}
-	return meta{ETag: etag, HLen: int(hl), Due: str(e, "DueKey"), DueETag: str(e, "DueETag"),
+	return meta{ETag: etag, HLen: int(hl), HRows: int(rows), HSig: str(e, "HistorySig"), Due: str(e, "DueKey"), DueETag: str(e, "DueETag"),
 		Idx: str(e, "Idx"), IdxSig: str(e, "IdxSig"), IdxETag: str(e, "IdxETag")}, nil
 }
 
-// decodeState turns a state row into a request without history.
+// decodeState turns a state row into a request without history (list items).
 func decodeState(e *aztables.EDMEntity, etag string) (*access.Request, error) {
-	m, err := metaOf(e, etag)
+	r, _, err := decodeRow(e, etag)
 	if err != nil {
 		return nil, err
+	}
+	r.History = nil
+	return r, nil
+}
+
+// decodeRow turns a state row into a request whose History holds the inline
+// entries only, and returns the Version bookkeeping.
+func decodeRow(e *aztables.EDMEntity, etag string) (*access.Request, meta, error) {
+	m, err := metaOf(e, etag)
+	if err != nil {
+		return nil, m, err
 	}
 	body, err := getBody(e)
 	if err != nil {
-		return nil, err
+		return nil, m, err
 	}
 	var r access.Request
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
-		return nil, fmt.Errorf("state row of %s: %w", e.PartitionKey, err)
+		return nil, m, fmt.Errorf("state row of %s: %w", e.PartitionKey, err)
 	}
 	normalize(&r)
+	if len(r.History) != m.HLen-m.HRows {
+		return nil, m, fmt.Errorf("state row of %s: %d inline history entries, the row says %d", e.PartitionKey, len(r.History), m.HLen-m.HRows)
+	}
 	r.ID = e.PartitionKey
-	r.History = nil
 	r.Version = m.version()
 	r.StoredHistory = m.HLen
-	return &r, nil
+	return &r, m, nil
 }
 
-// GetRequest loads a request and its history with one partition query.
+// GetRequest loads a request with one point read of its state row, which
+// holds the history inline; only a request whose history outgrew the row
+// (or one written before history went inline) also queries its history
+// rows.
 func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, error) {
 	const op = "get request"
 	if !validKey(id) {
@@ -242,9 +277,45 @@ func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, err
 	if err := s.ensure(ctx); err != nil {
 		return nil, err
 	}
-	pager := s.requests.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: to.Ptr("PartitionKey eq " + lit(id))})
-	var state *aztables.EDMEntity
-	var hist []*aztables.EDMEntity
+	resp, err := s.requests.GetEntity(ctx, id, stateRowKey, nil)
+	if err != nil {
+		if isStatus(err, http.StatusNotFound) && !isCode(err, string(aztables.TableNotFound)) {
+			return nil, fault.Wrap(fault.ErrNotFound, op, fmt.Errorf("request %q", id))
+		}
+		return nil, s.fail(op, err)
+	}
+	state, err := decodeEntity(resp.Value)
+	if err != nil {
+		return nil, fault.Wrap(fault.ErrPermanent, op, err)
+	}
+	r, m, err := decodeRow(state, string(resp.ETag))
+	if err != nil {
+		return nil, fault.Wrap(fault.ErrPermanent, op, err)
+	}
+	if m.HRows == 0 {
+		for i := range r.History {
+			r.History[i].At = utc(r.History[i].At)
+		}
+		return r, nil
+	}
+	hist, err := s.historyRows(ctx, id, m.HRows)
+	if err != nil {
+		return nil, err
+	}
+	r.History = append(hist, r.History...)
+	for i := range r.History {
+		r.History[i].At = utc(r.History[i].At)
+	}
+	return r, nil
+}
+
+// historyRows reads the first n history rows of a request (one partition
+// range query for up to 1,000 of them).
+func (s *Store) historyRows(ctx context.Context, id string, n int) ([]access.HistoryEntry, error) {
+	const op = "get request"
+	filter := "PartitionKey eq " + lit(id) + " and RowKey ge " + lit(historyPrefix) + " and RowKey lt " + lit(historyRowKey(n+1))
+	pager := s.requests.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: to.Ptr(filter)})
+	var rows []*aztables.EDMEntity
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
@@ -255,43 +326,29 @@ func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, err
 			if err != nil {
 				return nil, fault.Wrap(fault.ErrPermanent, op, err)
 			}
-			switch {
-			case e.RowKey == stateRowKey:
-				state = e
-			case strings.HasPrefix(e.RowKey, historyPrefix):
-				hist = append(hist, e)
+			if strings.HasPrefix(e.RowKey, historyPrefix) {
+				rows = append(rows, e)
 			}
 		}
 	}
-	if state == nil {
-		return nil, fault.Wrap(fault.ErrNotFound, op, fmt.Errorf("request %q", id))
+	slices.SortFunc(rows, func(a, b *aztables.EDMEntity) int { return strings.Compare(a.RowKey, b.RowKey) })
+	if len(rows) < n {
+		return nil, fault.Wrap(fault.ErrPermanent, op, fmt.Errorf("request %q: %d history rows, the state row says %d", id, len(rows), n))
 	}
-	r, err := decodeState(state, "")
-	if err != nil {
-		return nil, fault.Wrap(fault.ErrPermanent, op, err)
-	}
-	slices.SortFunc(hist, func(a, b *aztables.EDMEntity) int { return strings.Compare(a.RowKey, b.RowKey) })
-	if len(hist) < r.StoredHistory {
-		return nil, fault.Wrap(fault.ErrPermanent, op, fmt.Errorf("request %q: %d history rows, the state row says %d", id, len(hist), r.StoredHistory))
-	}
-	hist = hist[:r.StoredHistory]
-	if len(hist) > 0 {
-		r.History = make([]access.HistoryEntry, len(hist))
-	}
-	for i, h := range hist {
+	hist := make([]access.HistoryEntry, n)
+	for i, h := range rows[:n] {
 		if h.RowKey != historyRowKey(i+1) {
 			return nil, fault.Wrap(fault.ErrPermanent, op, fmt.Errorf("request %q: history row %s where %s belongs", id, h.RowKey, historyRowKey(i+1)))
 		}
 		body, err := getBody(h)
 		if err == nil {
-			err = json.Unmarshal([]byte(body), &r.History[i])
+			err = json.Unmarshal([]byte(body), &hist[i])
 		}
 		if err != nil {
 			return nil, fault.Wrap(fault.ErrPermanent, op, fmt.Errorf("request %q history %d: %w", id, i+1, err))
 		}
-		r.History[i].At = utc(r.History[i].At)
 	}
-	return r, nil
+	return hist, nil
 }
 
 // SaveRequest creates or compare-and-swaps a request and appends its new
@@ -324,14 +381,64 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 		return perm("request %q: new request with StoredHistory %d", r.ID, r.StoredHistory)
 	}
 
-	// Encode everything before touching storage.
+	// Encode everything before touching storage. The history from
+	// old.HRows on is inline in the state row; when the row would grow past
+	// inlineBytes, the oldest inline entries move to history rows, written
+	// in one transaction with the state row.
+	for _, h := range newEntries {
+		hb, err := json.Marshal(h)
+		if err != nil {
+			return perm("encode history of %q: %v", r.ID, err)
+		}
+		if n := len(splitBody(string(hb))); n > maxHistoryParts {
+			return perm("a history entry of %s needs %d properties of %d UTF-16 units, over the limit of %d", r.ID, n, partUnits, maxHistoryParts)
+		}
+	}
 	c := *r
-	c.History, c.Version, c.StoredHistory = nil, "", 0
+	c.Version, c.StoredHistory = "", 0
+	c.History = make([]access.HistoryEntry, len(r.History)-old.HRows)
+	for i, h := range r.History[old.HRows:] {
+		h.At = h.At.UTC()
+		c.History[i] = h
+	}
+	// Stored history is append-only: entries the caller changed since it
+	// read them are written as they were stored (read again: a save whose
+	// stored entries are unchanged, the usual case, reads nothing).
+	if stored := old.HLen - old.HRows; stored > 0 && histSig(c.History[:stored]) != old.HSig {
+		was, err := s.storedInline(ctx, r.ID, old)
+		if err != nil {
+			return err
+		}
+		copy(c.History, was)
+	}
 	body, err := json.Marshal(&c)
 	if err != nil {
 		return perm("encode request %q: %v", r.ID, err)
 	}
-	next := meta{HLen: len(r.History), Idx: statePrefix(r.State), IdxSig: indexSig(r.Profile, r.Requester)}
+	type spill struct {
+		h    access.HistoryEntry
+		body []byte
+	}
+	var spilled []spill
+	if len(body) > inlineBytes {
+		size := len(body)
+		for len(c.History) > 0 && len(spilled) < MaxHistoryPerSave && size > inlineBytes {
+			hb, err := json.Marshal(c.History[0])
+			if err != nil {
+				return perm("encode history of %q: %v", r.ID, err)
+			}
+			if len(splitBody(string(hb))) > maxHistoryParts {
+				break // written before the limit applied to inline entries: it stays inline
+			}
+			spilled = append(spilled, spill{c.History[0], hb})
+			size -= len(hb) + 1
+			c.History = c.History[1:]
+		}
+		if body, err = json.Marshal(&c); err != nil {
+			return perm("encode request %q: %v", r.ID, err)
+		}
+	}
+	next := meta{HLen: len(r.History), HRows: old.HRows + len(spilled), Idx: statePrefix(r.State), IdxSig: indexSig(r.Profile, r.Requester)}
 	if !r.DueAt.IsZero() {
 		next.Due = dueRow(r.DueAt, r.ID)
 	}
@@ -340,7 +447,11 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 	}
 	stateProps := map[string]any{
 		"State": string(r.State), "Profile": r.Profile, "Requester": r.Requester, "Source": string(r.Source),
-		"HistoryLen": int32(next.HLen),
+		"HistoryLen": int32(next.HLen), "HistoryRows": int32(next.HRows),
+	}
+	if next.HLen > next.HRows {
+		next.HSig = histSig(c.History)
+		stateProps["HistorySig"] = next.HSig
 	}
 	if !r.RequestedAt.IsZero() {
 		stateProps["RequestedAt"] = aztables.EDMDateTime(r.RequestedAt.UTC())
@@ -351,24 +462,19 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 	if err := putBody(stateProps, string(body), maxRequestParts, "request "+r.ID); err != nil {
 		return perm("%v", err)
 	}
-	actions := make([]aztables.TransactionAction, 1, 1+len(newEntries))
+	var rows []aztables.TransactionAction
 	size := len(body)
-	for i, h := range newEntries {
-		h.At = h.At.UTC()
-		hb, err := json.Marshal(h)
-		if err != nil {
-			return perm("encode history of %q: %v", r.ID, err)
-		}
-		props := map[string]any{"At": aztables.EDMDateTime(h.At), "Type": h.Type}
-		if err := putBody(props, string(hb), maxHistoryParts, "a history entry of "+r.ID); err != nil {
+	for i, sp := range spilled {
+		props := map[string]any{"At": aztables.EDMDateTime(sp.h.At), "Type": sp.h.Type}
+		if err := putBody(props, string(sp.body), maxHistoryParts, "a history entry of "+r.ID); err != nil {
 			return perm("%v", err)
 		}
-		ent, err := json.Marshal(aztables.EDMEntity{Entity: aztables.Entity{PartitionKey: r.ID, RowKey: historyRowKey(r.StoredHistory + i + 1)}, Properties: props})
+		ent, err := json.Marshal(aztables.EDMEntity{Entity: aztables.Entity{PartitionKey: r.ID, RowKey: historyRowKey(old.HRows + i + 1)}, Properties: props})
 		if err != nil {
 			return perm("encode history of %q: %v", r.ID, err)
 		}
 		size += len(ent)
-		actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: ent})
+		rows = append(rows, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: ent})
 	}
 	if size > maxTransactionBytes {
 		return perm("request %q: a save of %d bytes is over the limit of %d", r.ID, size, maxTransactionBytes)
@@ -411,12 +517,7 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 	if err != nil {
 		return perm("encode request %q: %v", r.ID, err)
 	}
-	if r.Version == "" {
-		actions[0] = aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: stateEnt}
-	} else {
-		actions[0] = aztables.TransactionAction{ActionType: aztables.TransactionTypeUpdateReplace, Entity: stateEnt, IfMatch: to.Ptr(azcore.ETag(old.ETag))}
-	}
-	etag, err := s.submit(ctx, r.ID, actions)
+	etag, err := s.writeState(ctx, r.ID, stateEnt, old.ETag, rows)
 	if err != nil {
 		return err
 	}
@@ -435,6 +536,83 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 	r.Version = next.version()
 	r.StoredHistory = len(r.History)
 	return nil
+}
+
+// histSig is a signature of history entries (times in UTC).
+func histSig(h []access.HistoryEntry) string {
+	b, _ := json.Marshal(h)
+	sum := sha256.Sum256(b)
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
+// storedInline reads the inline history entries of the version read (a
+// save whose caller changed them writes them back as stored).
+func (s *Store) storedInline(ctx context.Context, id string, old meta) ([]access.HistoryEntry, error) {
+	const op = "save request"
+	resp, err := s.requests.GetEntity(ctx, id, stateRowKey, nil)
+	if err != nil {
+		if isStatus(err, http.StatusNotFound) && !isCode(err, string(aztables.TableNotFound)) {
+			return nil, fault.Wrap(fault.ErrConflict, op, fmt.Errorf("request %q vanished", id))
+		}
+		return nil, s.fail(op, err)
+	}
+	if string(resp.ETag) != old.ETag {
+		return nil, fault.Wrap(fault.ErrConflict, op, fmt.Errorf("request %q changed since it was read", id))
+	}
+	e, err := decodeEntity(resp.Value)
+	if err != nil {
+		return nil, fault.Wrap(fault.ErrPermanent, op, err)
+	}
+	r, _, err := decodeRow(e, string(resp.ETag))
+	if err != nil {
+		return nil, fault.Wrap(fault.ErrPermanent, op, err)
+	}
+	return r.History, nil
+}
+
+// writeState creates (etag "") or compare-and-swaps the state row and
+// inserts the history rows given: one single-entity write when there are
+// none (the usual case), else one entity-group transaction. It returns the
+// state row's new ETag.
+func (s *Store) writeState(ctx context.Context, id string, stateEnt []byte, etag string, rows []aztables.TransactionAction) (string, error) {
+	const op = "save request"
+	if len(rows) > 0 {
+		actions := make([]aztables.TransactionAction, 0, 1+len(rows))
+		if etag == "" {
+			actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: stateEnt})
+		} else {
+			actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeUpdateReplace, Entity: stateEnt, IfMatch: to.Ptr(azcore.ETag(etag))})
+		}
+		return s.submit(ctx, id, append(actions, rows...))
+	}
+	var newETag azcore.ETag
+	var err error
+	if etag == "" {
+		var resp aztables.AddEntityResponse
+		if resp, err = s.requests.AddEntity(ctx, stateEnt, nil); err == nil {
+			newETag = resp.ETag
+		}
+	} else {
+		var resp aztables.UpdateEntityResponse
+		if resp, err = s.requests.UpdateEntity(ctx, stateEnt, &aztables.UpdateEntityOptions{IfMatch: to.Ptr(azcore.ETag(etag)), UpdateMode: aztables.UpdateModeReplace}); err == nil {
+			newETag = resp.ETag
+		}
+	}
+	if err != nil {
+		if isStatus(err, http.StatusNotFound) && !isCode(err, string(aztables.TableNotFound)) {
+			// The request vanished under a compare-and-swap: the version is stale.
+			return "", fault.Wrap(fault.ErrConflict, op, fmt.Errorf("request %q: %w", id, err))
+		}
+		return "", s.fail(op, fmt.Errorf("request %q: %w", id, err))
+	}
+	if newETag != "" {
+		return string(newETag), nil
+	}
+	resp, err := s.requests.GetEntity(ctx, id, stateRowKey, nil)
+	if err != nil {
+		return "", s.fail(op, err)
+	}
+	return string(resp.ETag), nil
 }
 
 // submit runs the transaction and returns the state row's new ETag.

@@ -153,7 +153,7 @@ func prepare(opts Options) (*Store, *aztables.ClientOptions, error) {
 	co.Transport = countingTransport{inner: inner, n: &s.roundTrips}
 	co.Retry = policy.RetryOptions{MaxRetries: retries, TryTimeout: opts.TryTimeout,
 		RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second}
-	co.PerCallPolicies = []policy.Policy{batchCapture{}}
+	co.PerCallPolicies = []policy.Policy{asciiBody{}, batchCapture{}}
 	co.Telemetry.Disabled = true
 	return s, co, nil
 }
