@@ -243,7 +243,12 @@ type Ledger struct {
 	// Released are the latest request ids whose end removed the membership
 	// (bounded). A second invocation carrying out the same removal learns
 	// from it that the removal happened, instead of concluding that there
-	// was nothing to remove (and so skipping the session revocation).
+	// was nothing to remove (and so skipping the session revocation). An
+	// entry is needed only until that request's end is saved, and harmless
+	// after it (no invocation removes for an ended request), so entries are
+	// not deleted one by one (a write per grant end) but roll off: the
+	// ledger row of a user and group that has had a grant stays, holding at
+	// most MaxReleased ids.
 	Released []string `json:"released,omitempty"`
 	// BusySince is when Busy was taken.
 	BusySince time.Time `json:"busySince,omitzero"`

@@ -205,7 +205,7 @@ func crashRunChecked(t *testing.T, k int, end string, want []string) string {
 		t.Fatalf("killed at %d (%s): sessions never revoked", k, where)
 	}
 	// The ledger is gone, or holds only the bounded list of recent releases
-	// (work.go forgetRelease is best effort: a kill right there leaves it).
+	// (kept, bounded by access.MaxReleased: see access.Ledger.Released).
 	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); len(l.Grants) != 0 || l.Busy != "" || l.PreExisting {
 		t.Fatalf("killed at %d (%s): ledger left %+v", k, where, l)
 	}

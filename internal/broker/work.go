@@ -36,7 +36,6 @@ var errSuperseded = errors.New("request changed while its membership was being a
 // the sweep backs off) and returned; a permanent one ends the request as
 // failed and returns nil.
 func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
-	var released *access.Ledger // the ledger as this invocation's removal left it
 	for r != nil && r.Work != nil {
 		step := workStep(r.Work)
 		var apply func(*access.Request)
@@ -55,7 +54,7 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 				changed, detail, err = b.addMembership(ctx, r)
 				addChanged = changed && err == nil
 			} else {
-				changed, detail, released, err = b.removeMembership(ctx, r)
+				changed, detail, err = b.removeMembership(ctx, r)
 			}
 			apply = func(x *access.Request) { x.MembershipDone(b.now(), changed, detail) }
 		case StepRevoke:
@@ -96,9 +95,6 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		}
 		if next != nil && next.Work == nil {
 			b.log.InfoContext(ctx, "work done", "requestId", next.ID, "state", string(next.State))
-			if step == StepRemove || step == StepRevoke {
-				b.forgetRelease(ctx, next, released)
-			}
 		}
 		r = next
 	}
@@ -266,6 +262,39 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 			}
 			l.Grants, l.Probed, l.PreExisting = []string{r.ID}, false, false
 		}
+		// Probe first (a read: no claim needed) so that the claim and the
+		// probe's result are saved together. The claim's compare-and-swap
+		// fails if any invocation changed the ledger since it was read, so
+		// no jitaccess add can have slipped in between the probe and the
+		// claim (adds happen only under a claim). A claim is never saved
+		// unprobed: an invocation that takes a claim over either finds the
+		// result or, from a crashed invocation that never added, probes.
+		if !l.Probed {
+			if err := b.hookBefore(StepProbe, r); err != nil {
+				return false, "", err
+			}
+			got, err := b.dir.MemberOfAny(ctx, u, []string{g})
+			if err != nil {
+				return false, "", err
+			}
+			if err := b.hookAfter(StepProbe, r); err != nil {
+				return false, "", err
+			}
+			l.Probed, l.PreExisting = true, len(got) > 0
+		}
+		if l.PreExisting {
+			l.ClearBusy()
+			if err := b.store.SaveLedger(ctx, l); err != nil {
+				if fault.Conflict(err) {
+					continue
+				}
+				return false, "", err
+			}
+			if err := b.confirmAdd(ctx, r); err != nil {
+				return false, "", err
+			}
+			return false, "the requester already had this group's access before the grant: nothing added, nothing will be removed", nil
+		}
 		// Claim (or, after a crash, take over) the ledger for this
 		// invocation, then check the request still wants the membership.
 		l.Busy, l.BusyOp, l.BusySince, l.BusyToken = r.ID, access.OpAdd, b.now(), token
@@ -279,31 +308,6 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 		since := l.BusySince
 		if err := b.confirmAdd(ctx, r); err != nil {
 			return false, "", err
-		}
-		if !l.Probed {
-			if err := b.hookBefore(StepProbe, r); err != nil {
-				return false, "", err
-			}
-			got, err := b.dir.MemberOfAny(ctx, u, []string{g})
-			if err != nil {
-				return false, "", err
-			}
-			if err := b.hookAfter(StepProbe, r); err != nil {
-				return false, "", err
-			}
-			l.Probed, l.PreExisting = true, len(got) > 0
-			if l.PreExisting {
-				l.ClearBusy()
-			}
-			if err := b.store.SaveLedger(ctx, l); err != nil {
-				if fault.Conflict(err) {
-					continue
-				}
-				return false, "", err
-			}
-			if l.PreExisting {
-				return false, "the requester already had this group's access before the grant: nothing added, nothing will be removed", nil
-			}
 		}
 		if err := b.hookBefore(StepAdd, r); err != nil {
 			return false, "", err
@@ -382,7 +386,7 @@ func newToken() string {
 // when nothing else holds it: not another active grant, not access the user
 // had before jitaccess. changed is true when the membership ended because of
 // r (then sessions are revoked).
-func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (changed bool, detail string, held *access.Ledger, err error) {
+func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (changed bool, detail string, err error) {
 	g, u := r.GroupID, r.Requester
 	token := newToken()
 	claimed := false
@@ -394,17 +398,17 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 	for range b.opts.MaxConflictRetries {
 		l, err := b.store.GetLedger(ctx, g, u)
 		if err != nil {
-			return false, "", nil, err
+			return false, "", err
 		}
 		if l.Busy != "" && l.Busy != r.ID {
-			return false, "", nil, errBusy
+			return false, "", errBusy
 		}
 		if l.Busy == r.ID && b.liveClaim(l) {
 			// Another invocation of this request holds the claim: its own
 			// add in flight (an approval racing a cancel or revoke: removing
 			// now could be undone by that add), or the same removal. Wait
 			// for it, or for WorkGrace to show that it crashed.
-			return false, "", nil, errBusy
+			return false, "", errBusy
 		}
 		if l.Busy == r.ID && l.BusyOp == access.OpRemove {
 			// Take over the removal of an invocation that crashed or gave up.
@@ -413,7 +417,7 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 				if fault.Conflict(err) {
 					continue
 				}
-				return false, "", nil, err
+				return false, "", err
 			}
 			claimed = true
 		} else {
@@ -422,9 +426,9 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 				if slices.Contains(l.Released, r.ID) {
 					// Another invocation removed it for this grant; its
 					// record of that may have lost the race to be saved.
-					return true, "", nil, nil
+					return true, "", nil
 				}
-				return false, "no membership was added by this grant", nil, nil
+				return false, "no membership was added by this grant", nil
 			}
 			l.Grants = slices.DeleteFunc(l.Grants, func(id string) bool { return id == r.ID })
 			var keep string
@@ -444,21 +448,21 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 					if fault.Conflict(err) {
 						continue
 					}
-					return false, "", nil, err
+					return false, "", err
 				}
-				return false, keep, nil, nil
+				return false, keep, nil
 			}
 			l.Busy, l.BusyOp, l.BusySince, l.BusyToken = r.ID, access.OpRemove, b.now(), token
 			if err := b.store.SaveLedger(ctx, l); err != nil {
 				if fault.Conflict(err) {
 					continue
 				}
-				return false, "", nil, err
+				return false, "", err
 			}
 			claimed = true
 		}
 		if err := b.hookBefore(StepRemove, r); err != nil {
-			return false, "", nil, err
+			return false, "", err
 		}
 		var removed bool
 		if err := b.withinClaim(ctx, l.BusySince, func(ctx context.Context) error {
@@ -466,20 +470,20 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 			removed, err = b.dir.RemoveMember(ctx, g, u)
 			return err
 		}); err != nil {
-			return false, "", nil, err
+			return false, "", err
 		}
 		if err := b.hookAfter(StepRemove, r); err != nil {
-			return false, "", nil, err
+			return false, "", err
 		}
 		if err := b.clearBusy(ctx, l, r.ID, token, true); err != nil {
-			return false, "", nil, err
+			return false, "", err
 		}
 		if !removed {
-			return true, "the member had already been removed", l, nil
+			return true, "the member had already been removed", nil
 		}
-		return true, "", l, nil
+		return true, "", nil
 	}
-	return false, "", nil, ErrTooManyConflicts
+	return false, "", ErrTooManyConflicts
 }
 
 // confirmAdd is called once r's claim on the ledger is saved and before the
@@ -528,34 +532,6 @@ func (b *Broker) withdrawClaim(ctx context.Context, r *access.Request) error {
 		return nil
 	}
 	return ErrTooManyConflicts
-}
-
-// forgetRelease drops r from the ledger's recent releases once r's end is
-// saved: no invocation can then record a stale "nothing to remove" over it
-// (its save would lose the compare-and-swap). Best effort: a leftover entry
-// is bounded and harmless.
-func (b *Broker) forgetRelease(ctx context.Context, r *access.Request, held *access.Ledger) {
-	if r.GroupID == "" || r.Requester == "" {
-		return
-	}
-	for i := range b.opts.MaxConflictRetries {
-		// First with the version this invocation's removal saved (usually
-		// still current), then re-read.
-		l := held
-		if i > 0 || l == nil || l.Version == "" {
-			var err error
-			if l, err = b.store.GetLedger(ctx, r.GroupID, r.Requester); err != nil {
-				return
-			}
-		}
-		if !slices.Contains(l.Released, r.ID) {
-			return
-		}
-		l.Released = slices.DeleteFunc(l.Released, func(id string) bool { return id == r.ID })
-		if err := b.store.SaveLedger(ctx, l); !fault.Conflict(err) {
-			return
-		}
-	}
 }
 
 // clearBusy releases this invocation's claim after a finished Graph change;

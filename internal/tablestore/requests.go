@@ -75,12 +75,15 @@ type meta struct {
 	HRows int `json:"r,omitempty"`
 	// HSig is the signature of the inline entries as stored (histSig), so
 	// that a save can tell whether the caller changed them.
-	HSig    string `json:"s,omitempty"`
-	Due     string `json:"d,omitempty"`
-	DueETag string `json:"de,omitempty"`
-	Idx     string `json:"i,omitempty"`
-	IdxSig  string `json:"is,omitempty"`
-	IdxETag string `json:"ie,omitempty"`
+	HSig string `json:"s,omitempty"`
+	// Gone are superseded index entries (RowKey, ETag) that a save into an
+	// in-flight state left for the next save to delete.
+	Gone    [][2]string `json:"g,omitempty"`
+	Due     string      `json:"d,omitempty"`
+	DueETag string      `json:"de,omitempty"`
+	Idx     string      `json:"i,omitempty"`
+	IdxSig  string      `json:"is,omitempty"`
+	IdxETag string      `json:"ie,omitempty"`
 }
 
 const versionTag = "t2."
@@ -223,10 +226,16 @@ func metaOf(e *aztables.EDMEntity, etag string) (meta, error) {
 			return meta{}, fmt.Errorf("state row of %s has no valid HistoryRows", e.PartitionKey)
 		}
 	}
+	var gone [][2]string
+	if g := str(e, "IdxGone"); g != "" {
+		if err := json.Unmarshal([]byte(g), &gone); err != nil {
+			return meta{}, fmt.Errorf("state row of %s has no valid IdxGone", e.PartitionKey)
+		}
+	}
 	if etag == "" {
 		etag = e.ETag
 	}
-	return meta{ETag: etag, HLen: int(hl), HRows: int(rows), HSig: str(e, "HistorySig"), Due: str(e, "DueKey"), DueETag: str(e, "DueETag"),
+	return meta{ETag: etag, Gone: gone, HLen: int(hl), HRows: int(rows), HSig: str(e, "HistorySig"), Due: str(e, "DueKey"), DueETag: str(e, "DueETag"),
 		Idx: str(e, "Idx"), IdxSig: str(e, "IdxSig"), IdxETag: str(e, "IdxETag")}, nil
 }
 
@@ -507,6 +516,37 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 		return s.fail(op, err)
 	}
 
+	// Superseded entries: deleted after the write (step 3) — or, when the
+	// request enters an in-flight state (intent recorded before a Graph
+	// call, always followed by a save of the result), left for that next
+	// save to delete with its own, one round trip less. Until then they are
+	// stale entries, which readers tolerate: the state row no longer names
+	// them, and an in-flight request's DueAt is in the future.
+	var gone []indexRow
+	for _, g := range old.Gone {
+		if g[0] != next.Due && g[0] != next.Idx+r.ID {
+			gone = append(gone, indexRow{g[0], g[1]})
+		}
+	}
+	if old.Due != "" && old.Due != next.Due {
+		gone = append(gone, indexRow{old.Due, old.DueETag})
+	}
+	if old.Idx != "" && old.Idx != next.Idx {
+		gone = append(gone, indexRow{old.Idx + r.ID, old.IdxETag})
+	}
+	if inFlight(r.State) && len(gone) <= maxDeferredIndex {
+		for _, g := range gone {
+			if g.etag != "" {
+				next.Gone = append(next.Gone, [2]string{g.rk, g.etag})
+			}
+		}
+		gone = nil
+		if len(next.Gone) > 0 {
+			b, _ := json.Marshal(next.Gone)
+			stateProps["IdxGone"] = string(b)
+		}
+	}
+
 	// 2. State and history together.
 	for k, v := range map[string]string{"DueKey": next.Due, "DueETag": next.DueETag, "Idx": next.Idx, "IdxSig": next.IdxSig, "IdxETag": next.IdxETag} {
 		if v != "" {
@@ -524,13 +564,6 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 	next.ETag = etag
 
 	// 3. Old index entries last, only if nobody wrote them again since.
-	var gone []indexRow
-	if old.Due != "" && old.Due != next.Due {
-		gone = append(gone, indexRow{old.Due, old.DueETag})
-	}
-	if old.Idx != "" && old.Idx != next.Idx {
-		gone = append(gone, indexRow{old.Idx + r.ID, old.IdxETag})
-	}
 	s.deleteIndex(context.WithoutCancel(ctx), gone...)
 
 	r.Version = next.version()
@@ -569,6 +602,15 @@ func (s *Store) storedInline(ctx context.Context, id string, old meta) ([]access
 	}
 	return r.History, nil
 }
+
+// maxDeferredIndex bounds the superseded index entries a request carries
+// to its next save (in-flight saves that retry move the due entry each
+// time); past it they are deleted at once.
+const maxDeferredIndex = 8
+
+// inFlight: states whose save records intent before a Graph call; the save
+// of the result follows.
+func inFlight(st access.State) bool { return st == access.Activating || st == access.Ending }
 
 // writeState creates (etag "") or compare-and-swaps the state row and
 // inserts the history rows given: one single-entity write when there are
@@ -703,8 +745,9 @@ func (s *Store) upsertIndex(ctx context.Context, ups []indexUpsert) error {
 }
 
 // deleteIndex deletes index entries if they still have the ETag given (one
-// round trip for up to two, in a transaction); any failure leaves a stale
+// round trip for several, in a transaction); any failure leaves a stale
 // entry, which readers tolerate and clean up.
+
 func (s *Store) deleteIndex(ctx context.Context, rows ...indexRow) {
 	var keep []indexRow
 	for _, row := range rows {
