@@ -21,8 +21,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/tablestore"
 )
 
-// endedSizes is JIT_BENCH_ENDED (default "1000,100000"; make bench uses
-// "1000,10000" to fit its time budget).
+// endedSizes is JIT_BENCH_ENDED (default "1000,100000", as make bench runs it).
 func endedSizes(b *testing.B) []int {
 	spec := os.Getenv("JIT_BENCH_ENDED")
 	if spec == "" {
