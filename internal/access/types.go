@@ -4,7 +4,10 @@
 // (with the work to do against Graph recorded as intent) back.
 package access
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // State of a request. The first nine are the public states of DESIGN §8;
 // Awaiting, Activating and Ending are in-flight states that exist while
@@ -250,6 +253,13 @@ type Ledger struct {
 	// ledger row of a user and group that has had a grant stays, holding at
 	// most MaxReleased ids.
 	Released []string `json:"released,omitempty"`
+	// Ended are the latest request ids whose end took them out of the
+	// ledger, or found nothing of theirs in it (bounded): an add of such a
+	// request still under way (an approval that raced a cancel, a revoke or
+	// the expiry, or a second invocation of the add) must not add after it. Its claim's compare-and-swap fails when the entry is
+	// written after it read the ledger, and it finds the entry when it
+	// reads after.
+	Ended []string `json:"ended,omitempty"`
 	// BusySince is when Busy was taken.
 	BusySince time.Time `json:"busySince,omitzero"`
 	// BusyToken identifies the invocation holding Busy. Two invocations of
@@ -273,5 +283,32 @@ const MaxReleased = 16
 // Empty reports whether the ledger holds nothing worth keeping: no grants,
 // no change in progress, no pre-existing access, no recent releases.
 func (l *Ledger) Empty() bool {
-	return len(l.Grants) == 0 && l.Busy == "" && !l.PreExisting && len(l.Released) == 0
+	return len(l.Grants) == 0 && l.Busy == "" && !l.PreExisting && len(l.Released) == 0 && len(l.Ended) == 0
+}
+
+// EndGrant takes the grant of request id out of the ledger because that
+// request ended, and remembers the end (Ended), so that an add of id still
+// under way cannot add after it.
+func (l *Ledger) EndGrant(id string) {
+	l.Grants = slices.DeleteFunc(l.Grants, func(g string) bool { return g == id })
+	l.Ended = Remember(l.Ended, id)
+}
+
+// GrantEnded reports whether the ledger knows that request id ended (its
+// end took it out of the ledger, removed the membership, or found nothing).
+func (l *Ledger) GrantEnded(id string) bool {
+	return slices.Contains(l.Ended, id) || slices.Contains(l.Released, id)
+}
+
+// Remember appends id to a bounded list of recent request ids (Released,
+// Ended), keeping the newest MaxReleased.
+func Remember(list []string, id string) []string {
+	if slices.Contains(list, id) {
+		return list
+	}
+	list = append(list, id)
+	if len(list) > MaxReleased {
+		list = list[len(list)-MaxReleased:]
+	}
+	return list
 }

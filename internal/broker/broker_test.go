@@ -689,16 +689,54 @@ func TestConcurrentApproveAndCancel(t *testing.T) {
 
 // settled reports whether a ledger holds nothing after its grants ended: no
 // grant, no claim, no pre-existing access; at most the ended grants in its
-// bounded list of recent releases (access.Ledger.Released), which are not
-// deleted one by one.
+// bounded lists of recent releases and ends (access.Ledger.Released, Ended),
+// which are not deleted one by one.
 func settled(l *access.Ledger, ended ...string) bool {
 	if len(l.Grants) != 0 || l.Busy != "" || l.BusyToken != "" || l.PreExisting {
 		return false
 	}
-	for _, id := range l.Released {
+	for _, id := range append(slices.Clone(l.Released), l.Ended...) {
 		if !slices.Contains(ended, id) {
 			return false
 		}
 	}
 	return true
+}
+
+// TestCancelBetweenLedgerReadAndClaim: a cancel saved and carried out after
+// the approval's add has read the membership ledger but before it claims it
+// (the window the ledger's Ended list closes). The cancel finds nothing to
+// remove and says so in the ledger; the add's claim then loses its
+// compare-and-swap, finds the end, and adds nothing.
+func TestCancelBetweenLedgerReadAndClaim(t *testing.T) {
+	hooks := &broker.Hooks{}
+	e := newEnv(t, hooks)
+	e.handle(e.requestBody("r-1", seed.UPN("n01"), ""))
+	cancel := body(e.nextID(), access.TypeCancelled, map[string]any{"requestId": "r-1", "by": seed.UPN("n01")})
+	fired := false
+	hooks.BeforeGraph = func(step string, _ *access.Request) error {
+		if step == broker.StepProbe && !fired {
+			fired = true
+			if err := e.b.HandleEvent(e.ctx, cancel); err != nil {
+				t.Errorf("cancel inside the window: %v", err)
+			}
+		}
+		return nil
+	}
+	if err := e.b.HandleEvent(e.ctx, e.approveBody("r-1", seed.UPN("p01"))); err != nil && !fault.Transient(err) {
+		t.Fatal(err)
+	}
+	if !fired {
+		t.Fatal("the add never probed: the window was not reached")
+	}
+	e.want("r-1", access.Cancelled, access.HRequested, access.HApproved, access.HActivated, access.HCancelled, access.HNote)
+	if n := e.dir.WriteCount(brokertest.MAddMember); n != 0 {
+		t.Fatalf("%d adds after the cancel", n)
+	}
+	if e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) {
+		t.Fatal("member left in aks-admin")
+	}
+	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); !settled(l, "r-1") || !slices.Contains(l.Ended, "r-1") {
+		t.Fatalf("ledger %+v", l)
+	}
 }

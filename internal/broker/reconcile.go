@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/jitaccess/jitaccess/internal/access"
 	"github.com/jitaccess/jitaccess/internal/fault"
@@ -213,7 +212,9 @@ func (b *Broker) removeLeftover(ctx context.Context, g, u string, l *access.Ledg
 		if err != nil {
 			return err
 		}
-		cur.Grants = slices.DeleteFunc(cur.Grants, func(id string) bool { return slices.Contains(l.Grants, id) })
+		for _, id := range l.Grants {
+			cur.EndGrant(id)
+		}
 		if err := b.store.SaveLedger(ctx, cur); err != nil {
 			if fault.Conflict(err) {
 				continue

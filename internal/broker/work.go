@@ -228,6 +228,12 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 		if err != nil {
 			return false, "", err
 		}
+		if l.GrantEnded(r.ID) {
+			// r was ended (a cancel, revoke or expiry that raced the
+			// approval; or another invocation's add and r's end both
+			// happened meanwhile): add nothing.
+			return false, "", errSuperseded
+		}
 		if l.Busy != "" && l.Busy != r.ID {
 			return false, "", errBusy
 		}
@@ -253,9 +259,6 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 					if fault.Conflict(err) {
 						continue
 					}
-					return false, "", err
-				}
-				if err := b.confirmAdd(ctx, r); err != nil {
 					return false, "", err
 				}
 				return false, "membership already held through overlapping grant " + strings.Join(l.Grants[:len(l.Grants)-1], ", "), nil
@@ -290,13 +293,15 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 				}
 				return false, "", err
 			}
-			if err := b.confirmAdd(ctx, r); err != nil {
-				return false, "", err
-			}
 			return false, "the requester already had this group's access before the grant: nothing added, nothing will be removed", nil
 		}
 		// Claim (or, after a crash, take over) the ledger for this
-		// invocation, then check the request still wants the membership.
+		// invocation. Every ledger write here is a compare-and-swap on the
+		// version read above, which held no Ended entry for r: an end of r
+		// that found nothing to remove and said so in the ledger since
+		// makes it fail (and the next round finds the entry); an end that
+		// reads the ledger after it finds r's grant or claim (and waits
+		// for the claim). So no re-read of the request is needed.
 		l.Busy, l.BusyOp, l.BusySince, l.BusyToken = r.ID, access.OpAdd, b.now(), token
 		if err := b.store.SaveLedger(ctx, l); err != nil {
 			if fault.Conflict(err) {
@@ -306,9 +311,6 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 		}
 		claimed = true
 		since := l.BusySince
-		if err := b.confirmAdd(ctx, r); err != nil {
-			return false, "", err
-		}
 		if err := b.hookBefore(StepAdd, r); err != nil {
 			return false, "", err
 		}
@@ -428,9 +430,21 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 					// record of that may have lost the race to be saved.
 					return true, "", nil
 				}
+				if !slices.Contains(l.Ended, r.ID) {
+					// Nothing was added for r. Say so in the ledger, so that
+					// an add of r still under way (an approval racing this
+					// end) cannot add after it (access.Ledger.Ended).
+					l.EndGrant(r.ID)
+					if err := b.store.SaveLedger(ctx, l); err != nil {
+						if fault.Conflict(err) {
+							continue
+						}
+						return false, "", err
+					}
+				}
 				return false, "no membership was added by this grant", nil
 			}
-			l.Grants = slices.DeleteFunc(l.Grants, func(id string) bool { return id == r.ID })
+			l.EndGrant(r.ID)
 			var keep string
 			switch {
 			case len(l.Grants) > 0:
@@ -486,8 +500,9 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 	return false, "", ErrTooManyConflicts
 }
 
-// confirmAdd is called once r's claim on the ledger is saved and before the
-// member is added. It re-reads the request: when it was ended meanwhile (a
+// confirmAdd is called in PIM mode (whose ends do not look at the ledger,
+// so access.Ledger.Ended cannot protect the add) once r's claim on the
+// ledger is saved and before the assignment is made. It re-reads the request: when it was ended meanwhile (a
 // cancel or revoke that raced the approval), its removal step may already
 // have looked at the ledger before the claim existed and found nothing to
 // remove, so the claim is withdrawn and nothing is added. Any other change
@@ -522,7 +537,7 @@ func (b *Broker) withdrawClaim(ctx context.Context, r *access.Request) error {
 		if l.Busy == r.ID {
 			l.ClearBusy()
 		}
-		l.Grants = slices.DeleteFunc(l.Grants, func(id string) bool { return id == r.ID })
+		l.EndGrant(r.ID)
 		if err := b.store.SaveLedger(ctx, l); err != nil {
 			if fault.Conflict(err) {
 				continue
@@ -552,11 +567,8 @@ func (b *Broker) clearBusy(ctx context.Context, held *access.Ledger, id, token s
 			return nil // not (any more) this invocation's claim
 		}
 		l.ClearBusy()
-		if remember && !slices.Contains(l.Released, id) {
-			l.Released = append(l.Released, id)
-			if len(l.Released) > access.MaxReleased {
-				l.Released = l.Released[len(l.Released)-access.MaxReleased:]
-			}
+		if remember {
+			l.Released = access.Remember(l.Released, id)
 		}
 		if err := b.store.SaveLedger(ctx, l); err != nil {
 			if fault.Conflict(err) {
@@ -593,7 +605,7 @@ func (b *Broker) releaseLedger(ctx context.Context, r *access.Request) {
 			changed = true
 		}
 		if r.Work != nil && r.Work.Membership == access.OpAdd && slices.Contains(l.Grants, r.ID) {
-			l.Grants = slices.DeleteFunc(l.Grants, func(id string) bool { return id == r.ID })
+			l.EndGrant(r.ID)
 			changed = true
 		}
 		if !changed {
