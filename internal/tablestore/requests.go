@@ -274,6 +274,20 @@ func decodeRow(e *aztables.EDMEntity, etag string) (*access.Request, meta, error
 	return &r, m, nil
 }
 
+// pointRead decodes the answer of a point read of a state row (history
+// inline only).
+func pointRead(op string, resp aztables.GetEntityResponse) (*access.Request, meta, error) {
+	e, err := decodeEntity(resp.Value)
+	if err != nil {
+		return nil, meta{}, fault.Wrap(fault.ErrPermanent, op, err)
+	}
+	r, m, err := decodeRow(e, string(resp.ETag))
+	if err != nil {
+		return nil, m, fault.Wrap(fault.ErrPermanent, op, err)
+	}
+	return r, m, nil
+}
+
 // GetRequest loads a request with one point read of its state row, which
 // holds the history inline; only a request whose history outgrew the row
 // (or one written before history went inline) also queries its history
@@ -293,25 +307,17 @@ func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, err
 		}
 		return nil, s.fail(op, err)
 	}
-	state, err := decodeEntity(resp.Value)
-	if err != nil {
-		return nil, fault.Wrap(fault.ErrPermanent, op, err)
-	}
-	r, m, err := decodeRow(state, string(resp.ETag))
-	if err != nil {
-		return nil, fault.Wrap(fault.ErrPermanent, op, err)
-	}
-	if m.HRows == 0 {
-		for i := range r.History {
-			r.History[i].At = utc(r.History[i].At)
-		}
-		return r, nil
-	}
-	hist, err := s.historyRows(ctx, id, m.HRows)
+	r, m, err := pointRead(op, resp)
 	if err != nil {
 		return nil, err
 	}
-	r.History = append(hist, r.History...)
+	if m.HRows > 0 {
+		hist, err := s.historyRows(ctx, id, m.HRows)
+		if err != nil {
+			return nil, err
+		}
+		r.History = append(hist, r.History...)
+	}
 	for i := range r.History {
 		r.History[i].At = utc(r.History[i].At)
 	}
@@ -592,13 +598,9 @@ func (s *Store) storedInline(ctx context.Context, id string, old meta) ([]access
 	if string(resp.ETag) != old.ETag {
 		return nil, fault.Wrap(fault.ErrConflict, op, fmt.Errorf("request %q changed since it was read", id))
 	}
-	e, err := decodeEntity(resp.Value)
+	r, _, err := pointRead(op, resp)
 	if err != nil {
-		return nil, fault.Wrap(fault.ErrPermanent, op, err)
-	}
-	r, _, err := decodeRow(e, string(resp.ETag))
-	if err != nil {
-		return nil, fault.Wrap(fault.ErrPermanent, op, err)
+		return nil, err
 	}
 	return r.History, nil
 }
