@@ -67,6 +67,13 @@ bench-profile: ## CPU profile of POST /AccessRequests (handler, broker, Graph cl
 	$(GO) tool pprof -top -nodecount=10 .tools/bench.test .tools/cpu.out
 	$(GO) tool pprof -top -cum -nodecount=25 .tools/bench.test .tools/cpu.out
 
+.PHONY: bench-profile-nograph
+bench-profile-nograph: ## CPU profile of POST /AccessRequests with an in-memory directory (the handler's own work)
+	@mkdir -p .tools
+	$(GO) test -run '^$$' -bench '^BenchmarkAccessRequestsNoGraph$$' -benchtime 20000x \
+	  -cpuprofile .tools/cpu-nograph.out -o .tools/bench.test ./bench
+	$(GO) tool pprof -top -cum -nodecount=30 .tools/bench.test .tools/cpu-nograph.out
+
 bench-sweep: ## sweep cost with 100 due grants among 1k vs 100k ended ones (Azurite; about 6 minutes)
 	JIT_BENCH_ENDED=$${JIT_BENCH_ENDED:-1000,100000} $(GO) test -run '^$$' -bench '^BenchmarkSweepScaling$$' -benchtime 1x -v -timeout 60m ./bench
 
