@@ -2,8 +2,10 @@ package tablestore
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -27,37 +29,27 @@ func (asciiBody) Do(req *policy.Request) (*http.Response, error) {
 	if body == nil || raw.ContentLength <= 0 {
 		return req.Next()
 	}
-	b, err := readAll(body)
+	b, err := io.ReadAll(body)
+	if err == nil {
+		_, err = body.Seek(0, io.SeekStart)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if !hasNonASCII(b) {
 		return req.Next()
 	}
+	ct := raw.Header.Get("Content-Type")
 	var out []byte
-	if bytes.HasPrefix([]byte(raw.Header.Get("Content-Type")), []byte("multipart/")) {
+	if strings.HasPrefix(ct, "multipart/") {
 		out = asciiBatch(b)
 	} else {
 		out = escapeJSON(b)
 	}
-	if err := req.SetBody(streaming.NopCloser(bytes.NewReader(out)), raw.Header.Get("Content-Type")); err != nil {
+	if err := req.SetBody(streaming.NopCloser(bytes.NewReader(out)), ct); err != nil {
 		return nil, err
 	}
 	return req.Next()
-}
-
-func readAll(body interface {
-	Read([]byte) (int, error)
-	Seek(int64, int) (int64, error)
-}) ([]byte, error) {
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(body); err != nil {
-		return nil, err
-	}
-	if _, err := body.Seek(0, 0); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 func hasNonASCII(b []byte) bool {

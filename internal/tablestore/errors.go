@@ -17,6 +17,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
@@ -59,6 +60,12 @@ func isStatus(err error, status int) bool {
 func isCode(err error, code string) bool {
 	_, c, ok := statusOf(err)
 	return ok && c == code
+}
+
+// entityMissing reports a 404 for an entity in a table that exists (a
+// missing table is a 404 too, with code TableNotFound).
+func entityMissing(err error) bool {
+	return isStatus(err, http.StatusNotFound) && !isCode(err, string(aztables.TableNotFound))
 }
 
 // translate maps a storage error onto the fault kinds, once.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -139,7 +138,7 @@ func (s *Store) stateRows(ctx context.Context, ids []string) (map[string]*aztabl
 				if e != nil {
 					e.ETag = string(resp.ETag)
 				}
-			} else if isStatus(err, http.StatusNotFound) && !isCode(err, string(aztables.TableNotFound)) {
+			} else if entityMissing(err) {
 				err = nil
 			}
 			mu.Lock()

@@ -39,7 +39,7 @@ func (s *Store) GetLedger(ctx context.Context, groupID, userID string) (*access.
 	}
 	resp, err := s.ledgers.GetEntity(ctx, ledgerPartition, rk, nil)
 	if err != nil {
-		if isStatus(err, http.StatusNotFound) && !isCode(err, string(aztables.TableNotFound)) {
+		if entityMissing(err) {
 			return empty, nil
 		}
 		return nil, s.fail(op, err)
@@ -89,7 +89,7 @@ func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
 			switch {
 			case err == nil:
 				return fault.Wrap(fault.ErrConflict, op, errors.New("ledger exists"))
-			case isStatus(err, http.StatusNotFound) && !isCode(err, string(aztables.TableNotFound)):
+			case entityMissing(err):
 				return nil
 			default:
 				return s.fail(op, err)

@@ -302,7 +302,7 @@ func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, err
 	}
 	resp, err := s.requests.GetEntity(ctx, id, stateRowKey, nil)
 	if err != nil {
-		if isStatus(err, http.StatusNotFound) && !isCode(err, string(aztables.TableNotFound)) {
+		if entityMissing(err) {
 			return nil, fault.Wrap(fault.ErrNotFound, op, fmt.Errorf("request %q", id))
 		}
 		return nil, s.fail(op, err)
@@ -443,7 +443,7 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 				return perm("encode history of %q: %v", r.ID, err)
 			}
 			if len(splitBody(string(hb))) > maxHistoryParts {
-				break // written before the limit applied to inline entries: it stays inline
+				break // cannot happen (new entries are checked above); kept inline rather than refusing the save
 			}
 			spilled = append(spilled, spill{c.History[0], hb})
 			size -= len(hb) + 1
@@ -590,7 +590,7 @@ func (s *Store) storedInline(ctx context.Context, id string, old meta) ([]access
 	const op = "save request"
 	resp, err := s.requests.GetEntity(ctx, id, stateRowKey, nil)
 	if err != nil {
-		if isStatus(err, http.StatusNotFound) && !isCode(err, string(aztables.TableNotFound)) {
+		if entityMissing(err) {
 			return nil, fault.Wrap(fault.ErrConflict, op, fmt.Errorf("request %q vanished", id))
 		}
 		return nil, s.fail(op, err)
@@ -643,7 +643,7 @@ func (s *Store) writeState(ctx context.Context, id string, stateEnt []byte, etag
 		}
 	}
 	if err != nil {
-		if isStatus(err, http.StatusNotFound) && !isCode(err, string(aztables.TableNotFound)) {
+		if entityMissing(err) {
 			// The request vanished under a compare-and-swap: the version is stale.
 			return "", fault.Wrap(fault.ErrConflict, op, fmt.Errorf("request %q: %w", id, err))
 		}
@@ -749,7 +749,6 @@ func (s *Store) upsertIndex(ctx context.Context, ups []indexUpsert) error {
 // deleteIndex deletes index entries if they still have the ETag given (one
 // round trip for several, in a transaction); any failure leaves a stale
 // entry, which readers tolerate and clean up.
-
 func (s *Store) deleteIndex(ctx context.Context, rows ...indexRow) {
 	var keep []indexRow
 	for _, row := range rows {

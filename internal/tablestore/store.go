@@ -223,7 +223,7 @@ func (s *Store) Ping(ctx context.Context) error {
 		return err
 	}
 	_, err := s.requests.GetEntity(ctx, "~ping", "~ping", nil)
-	if err == nil || (isStatus(err, http.StatusNotFound) && !isCode(err, string(aztables.TableNotFound))) {
+	if err == nil || entityMissing(err) {
 		return nil
 	}
 	return s.fail("ping", err)
