@@ -120,8 +120,8 @@ func sweepRounds(b *testing.B) int {
 	return 3
 }
 
-// BenchmarkSweepScaling: wall time (median of sweepRounds sweeps) and round trips of a sweep ending 100
-// due grants (real grants made by the broker: membership added, to be
+// BenchmarkSweepScaling: wall time (median of sweepRounds sweeps) and round
+// trips of a sweep ending 100 due grants (real grants made by the broker: membership added, to be
 // removed and sessions revoked) among N ended requests in Azurite, for each
 // N of JIT_BENCH_ENDED; the ratio last/first is reported on the last size.
 func BenchmarkSweepScaling(b *testing.B) {

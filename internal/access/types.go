@@ -256,9 +256,9 @@ type Ledger struct {
 	// Ended are the latest request ids whose end took them out of the
 	// ledger, or found nothing of theirs in it (bounded): an add of such a
 	// request still under way (an approval that raced a cancel, a revoke or
-	// the expiry, or a second invocation of the add) must not add after it. Its claim's compare-and-swap fails when the entry is
-	// written after it read the ledger, and it finds the entry when it
-	// reads after.
+	// the expiry, or a second invocation of the add) must not add after
+	// it. Its claim's compare-and-swap fails when the entry is written
+	// after it read the ledger, and it finds the entry when it reads after.
 	Ended []string `json:"ended,omitempty"`
 	// BusySince is when Busy was taken.
 	BusySince time.Time `json:"busySince,omitzero"`
@@ -277,11 +277,11 @@ func (l *Ledger) ClearBusy() {
 	l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
 }
 
-// MaxReleased bounds Ledger.Released.
+// MaxReleased bounds Ledger.Released and Ledger.Ended.
 const MaxReleased = 16
 
 // Empty reports whether the ledger holds nothing worth keeping: no grants,
-// no change in progress, no pre-existing access, no recent releases.
+// no change in progress, no pre-existing access, no recent releases or ends.
 func (l *Ledger) Empty() bool {
 	return len(l.Grants) == 0 && l.Busy == "" && !l.PreExisting && len(l.Released) == 0 && len(l.Ended) == 0
 }

@@ -297,11 +297,11 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (changed 
 		}
 		// Claim (or, after a crash, take over) the ledger for this
 		// invocation. Every ledger write here is a compare-and-swap on the
-		// version read above, which held no Ended entry for r: an end of r
-		// that found nothing to remove and said so in the ledger since
-		// makes it fail (and the next round finds the entry); an end that
-		// reads the ledger after it finds r's grant or claim (and waits
-		// for the claim). So no re-read of the request is needed.
+		// version read above, which knew of no end of r (GrantEnded): an
+		// end of r recorded in the ledger since makes it fail (and the next
+		// round finds it); an end that reads the ledger after it finds r's
+		// grant or claim (and waits for the claim). So no re-read of the
+		// request is needed.
 		l.Busy, l.BusyOp, l.BusySince, l.BusyToken = r.ID, access.OpAdd, b.now(), token
 		if err := b.store.SaveLedger(ctx, l); err != nil {
 			if fault.Conflict(err) {
@@ -502,7 +502,8 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 
 // confirmAdd is called in PIM mode (whose ends do not look at the ledger,
 // so access.Ledger.Ended cannot protect the add) once r's claim on the
-// ledger is saved and before the assignment is made. It re-reads the request: when it was ended meanwhile (a
+// ledger is saved and before the assignment is made. It re-reads the
+// request: when it was ended meanwhile (a
 // cancel or revoke that raced the approval), its removal step may already
 // have looked at the ledger before the claim existed and found nothing to
 // remove, so the claim is withdrawn and nothing is added. Any other change
