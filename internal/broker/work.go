@@ -503,12 +503,11 @@ func (b *Broker) removeMembership(ctx context.Context, r *access.Request) (chang
 // confirmAdd is called in PIM mode (whose ends do not look at the ledger,
 // so access.Ledger.Ended cannot protect the add) once r's claim on the
 // ledger is saved and before the assignment is made. It re-reads the
-// request: when it was ended meanwhile (a
-// cancel or revoke that raced the approval), its removal step may already
-// have looked at the ledger before the claim existed and found nothing to
-// remove, so the claim is withdrawn and nothing is added. Any other change
-// (another invocation finished the add) also stops this one. Both return
-// errSuperseded.
+// request: when it was ended meanwhile (a cancel or revoke that raced the
+// approval), its removal step may already have looked at the ledger before
+// the claim existed and found nothing to remove, so the claim is withdrawn
+// and nothing is added. Any other change (another invocation finished the
+// add) also stops this one. Both return errSuperseded.
 func (b *Broker) confirmAdd(ctx context.Context, r *access.Request) error {
 	cur, err := b.load(ctx, r.ID)
 	if err != nil {
