@@ -340,6 +340,7 @@ func (r *Request) end(now time.Time, goal State, actor, reason string) {
 	}
 	r.State = Ending
 	r.EndedAt = now
+	r.Check = nil
 	if goal != Expired {
 		r.Reason = reason
 	}
@@ -368,8 +369,14 @@ func Tick(r *Request, now time.Time) (*Request, Outcome) {
 		next.Reason = "no decision within the approval timeout"
 		next.addHistory(now, HTimedOut, System, next.Reason, "")
 	case Active:
-		if now.Before(next.EndsAt) {
-			next.DueAt = next.EndsAt
+		if next.EndsAt.IsZero() || now.Before(next.EndsAt) {
+			// Due for another reason (a notice, a pending check the broker
+			// runs): move on to the next moment that matters.
+			due := next.nextDue(next.EndsAt)
+			if due.Equal(next.DueAt) {
+				return r, Outcome{}
+			}
+			next.DueAt = due
 			return next, Outcome{Changed: true}
 		}
 		next.end(now, Expired, System, "")
@@ -403,7 +410,7 @@ func (r *Request) MembershipDone(now time.Time, changed bool, detail string) {
 			r.addHistory(now, HNote, System, detail, "")
 		}
 	case OpRemove:
-		w.Removed = changed
+		w.Removed = w.Removed || changed
 		if changed {
 			r.addHistory(now, HMembershipRemoved, System, detail, "")
 		} else if detail != "" {
@@ -468,11 +475,13 @@ func (r *Request) NaturalDue(expiringLead time.Duration) time.Time {
 			return r.DueAt
 		}
 		return r.ApprovalDeadline
+	case r.State == Confirming:
+		return r.DueAt
 	case r.State == Active:
-		if expiringLead > 0 && !r.ExpiringNotified && r.EndsAt.Add(-expiringLead).After(r.ActivatedAt) {
-			return r.EndsAt.Add(-expiringLead)
+		if expiringLead > 0 && !r.ExpiringNotified && !r.EndsAt.IsZero() && r.EndsAt.Add(-expiringLead).After(r.ActivatedAt) {
+			return r.nextDue(r.EndsAt.Add(-expiringLead))
 		}
-		return r.EndsAt
+		return r.nextDue(r.EndsAt)
 	}
 	return time.Time{}
 }
@@ -483,6 +492,7 @@ func (r *Request) Fail(now time.Time, reason string) {
 	r.addHistory(now, HFailed, System, reason, "")
 	r.State = Failed
 	r.Work = nil
+	r.Check = nil
 	if r.EndedAt.IsZero() {
 		r.EndedAt = now
 	}
@@ -540,6 +550,10 @@ func (r *Request) clone() *Request {
 	if r.Work != nil {
 		w := *r.Work
 		c.Work = &w
+	}
+	if r.Check != nil {
+		k := *r.Check
+		c.Check = &k
 	}
 	return &c
 }

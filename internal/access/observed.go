@@ -48,6 +48,7 @@ func (r *Request) PIMManaged() bool {
 func (r *Request) EndWithoutRemoval(now time.Time, goal State, actor, reason, eventID string) {
 	r.State = Ending
 	r.EndedAt = now
+	r.Check = nil
 	if goal != Expired {
 		r.Reason = reason
 	}
@@ -56,10 +57,11 @@ func (r *Request) EndWithoutRemoval(now time.Time, goal State, actor, reason, ev
 	// A PIM-mode grant whose assignment the user already had before it:
 	// nothing of jitaccess's ends, so nothing is revoked (DESIGN §6a).
 	removed := !(r.Source == SourceEvents && r.Activation == ActivationPIM && !r.PIMAssigned)
-	r.Work = &Work{Goal: goal, Membership: OpRemove, MembershipDone: true, Removed: removed,
+	// The membership step still runs: it settles the ledger and removes a
+	// member jitaccess added that no confirmed grant holds (DESIGN §6b.2).
+	r.Work = &Work{Goal: goal, Membership: OpRemove, Removed: removed, External: true,
 		RevokeSessions: r.RevokeSessionsOnEnd, Since: now}
 	r.DueAt = now.Add(WorkGrace)
-	r.finishIfDone(now)
 }
 
 // RememberEvent records an event id (an audit record id) as applied.
@@ -92,7 +94,7 @@ func (r *Request) PIMStepDone(now time.Time, changed bool, detail string) {
 		r.PIMAssigned = changed
 		r.PIMNote = detail
 	case OpRemove:
-		w.Removed = changed
+		w.Removed = w.Removed || changed
 		if detail != "" {
 			r.PIMNote = detail
 		}

@@ -5,7 +5,6 @@
 package access
 
 import (
-	"slices"
 	"time"
 )
 
@@ -132,6 +131,11 @@ type Work struct {
 	Since time.Time `json:"since"`
 	// Attempts counts how often the work was tried (for backing off).
 	Attempts int `json:"attempts,omitempty"`
+	// External: the membership ended outside jitaccess (PIM's end, or a
+	// removal by someone else that Graph confirmed). The membership step
+	// only settles the ledger — removing a member jitaccess added, should
+	// one still be there — and sessions are revoked as for a removal.
+	External bool `json:"external,omitempty"`
 }
 
 // ParkedEvent is an event that arrived before its request.
@@ -171,6 +175,9 @@ type Request struct {
 	EventIDs []string `json:"eventIds,omitempty"`
 	// Work is the Graph work recorded as intent and not finished yet.
 	Work *Work `json:"work,omitempty"`
+	// Check is a conclusion an audit record or a directory read suggested,
+	// waiting for Graph to confirm it after the replication window.
+	Check *Check `json:"check,omitempty"`
 	// Parked holds events that arrived before the request (state Awaiting).
 	Parked []ParkedEvent `json:"parked,omitempty"`
 	// DueAt is when the sweep must look at the request next (approval
@@ -221,94 +228,4 @@ type Rejection struct {
 	// request when it arrives).
 	RequestID string `json:"requestId,omitempty"`
 	Reason    string `json:"reason"`
-}
-
-// Ledger is the per (group, user) record of the membership jitaccess manages.
-// It serialises membership changes for one user and group, so that
-// overlapping grants never remove each other's access and access the user had
-// before jitaccess is never removed (DESIGN §6 rule 5).
-type Ledger struct {
-	GroupID string `json:"groupId"`
-	UserID  string `json:"userId"`
-	// Grants are the request ids whose grant currently relies on the membership.
-	Grants []string `json:"grants,omitempty"`
-	// PreExisting: the user was already a member before any jitaccess grant;
-	// jitaccess must never remove that membership.
-	PreExisting bool `json:"preExisting,omitempty"`
-	// Probed: PreExisting has been determined (by a membership check made
-	// before jitaccess's first add).
-	Probed bool `json:"probed,omitempty"`
-	// Busy is the request id whose membership change is in progress; other
-	// requests wait (transient) until it is done.
-	Busy string `json:"busy,omitempty"`
-	// BusyOp is the change in progress (add or remove).
-	BusyOp MembershipOp `json:"busyOp,omitempty"`
-	// Released are the latest request ids whose end removed the membership
-	// (bounded). A second invocation carrying out the same removal learns
-	// from it that the removal happened, instead of concluding that there
-	// was nothing to remove (and so skipping the session revocation). An
-	// entry is needed only until that request's end is saved, and harmless
-	// after it (no invocation removes for an ended request), so entries are
-	// not deleted one by one (a write per grant end) but roll off: the
-	// ledger row of a user and group that has had a grant stays, holding at
-	// most MaxReleased ids.
-	Released []string `json:"released,omitempty"`
-	// Ended are the latest request ids whose end took them out of the
-	// ledger, or found nothing of theirs in it (bounded): an add of such a
-	// request still under way (an approval that raced a cancel, a revoke or
-	// the expiry, or a second invocation of the add) must not add after
-	// it. Its claim's compare-and-swap fails when the entry is written
-	// after it read the ledger, and it finds the entry when it reads after.
-	Ended []string `json:"ended,omitempty"`
-	// BusySince is when Busy was taken.
-	BusySince time.Time `json:"busySince,omitzero"`
-	// BusyToken identifies the invocation holding Busy. Two invocations of
-	// the same request (a redelivery, the sweep) must not both believe they
-	// hold the claim: only the holder clears it, and another invocation of
-	// the same request may take it over only once it is older than
-	// WorkGrace (its holder crashed).
-	BusyToken string `json:"busyToken,omitempty"`
-
-	Version string `json:"-"`
-}
-
-// ClearBusy ends the claim on the ledger (no change in progress).
-func (l *Ledger) ClearBusy() {
-	l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
-}
-
-// MaxReleased bounds Ledger.Released and Ledger.Ended.
-const MaxReleased = 16
-
-// Empty reports whether the ledger holds nothing worth keeping: no grants,
-// no change in progress, no pre-existing access, no recent releases or ends.
-func (l *Ledger) Empty() bool {
-	return len(l.Grants) == 0 && l.Busy == "" && !l.PreExisting && len(l.Released) == 0 && len(l.Ended) == 0
-}
-
-// EndGrant takes the grant of request id out of the ledger because that
-// request ended, and remembers the end (Ended), so that an add of id still
-// under way cannot add after it.
-func (l *Ledger) EndGrant(id string) {
-	l.Grants = slices.DeleteFunc(l.Grants, func(g string) bool { return g == id })
-	l.Ended = Remember(l.Ended, id)
-}
-
-// GrantEnded reports whether the ledger knows that request id ended (its
-// end took it out of the ledger, removed the membership, or found nothing).
-func (l *Ledger) GrantEnded(id string) bool {
-	return slices.Contains(l.Ended, id) || slices.Contains(l.Released, id)
-}
-
-// Remember appends id to a bounded list of recent request ids (Released,
-// Ended), keeping the newest MaxReleased.
-func Remember(list []string, id string) []string {
-	if slices.Contains(list, id) {
-		return list
-	}
-	list = append(list, id)
-	if len(list) > MaxReleased {
-		list = list[len(list)-MaxReleased:]
-	}
-	return list
 }

@@ -28,7 +28,8 @@ func (e *env) lookups() int {
 // approveCost makes a new request by requester and has it approved by
 // approver; it returns the directory reads the approval alone cost: 2 to
 // resolve the approver (lookup, approver groups) unless cached, plus 1 when
-// the approval activates the grant (the pre-existing-membership probe).
+// nothing for the activation: whether the user had the access before is
+// Graph's answer to the add, not a read (DESIGN §6b.1).
 func (e *env) approveCost(rid, requester, approver string) int {
 	e.t.Helper()
 	e.handle(e.requestBody(rid, requester, "PT1H"))
@@ -39,14 +40,14 @@ func (e *env) approveCost(rid, requester, approver string) int {
 
 func TestApproverCacheSavesLookups(t *testing.T) {
 	e := newEnvTTL(t, 0) // default TTL
-	if n := e.approveCost("r-1", seed.UPN("n01"), seed.UPN("p01")); n != 3 {
-		t.Fatalf("first approval: %d directory reads, want 3 (lookup + approver groups + probe)", n)
+	if n := e.approveCost("r-1", seed.UPN("n01"), seed.UPN("p01")); n != 2 {
+		t.Fatalf("first approval: %d directory reads, want 2 (lookup + approver groups)", n)
 	}
 	e.want("r-1", access.Active)
 	e.clock.Advance(30 * time.Second)
 	// Same approver, same asserted identity in another case: served by the cache.
-	if n := e.approveCost("r-2", seed.UPN("n02"), "P01@"+seed.Domain); n != 1 {
-		t.Fatalf("second approval within the TTL: %d directory reads, want 1 (the probe)", n)
+	if n := e.approveCost("r-2", seed.UPN("n02"), "P01@"+seed.Domain); n != 0 {
+		t.Fatalf("second approval within the TTL: %d directory reads, want 0", n)
 	}
 	r := e.want("r-2", access.Active)
 	if len(r.Approvals) != 1 || r.Approvals[0].Approver != seed.UserP01 {
@@ -54,8 +55,8 @@ func TestApproverCacheSavesLookups(t *testing.T) {
 	}
 	// After the TTL, Graph is asked again.
 	e.clock.Advance(broker.DefaultApproverCacheTTL)
-	if n := e.approveCost("r-3", seed.UPN("a01"), seed.UPN("p01")); n != 3 {
-		t.Fatalf("approval after the TTL: %d directory reads, want 3", n)
+	if n := e.approveCost("r-3", seed.UPN("a01"), seed.UPN("p01")); n != 2 {
+		t.Fatalf("approval after the TTL: %d directory reads, want 2", n)
 	}
 }
 
@@ -114,8 +115,8 @@ func TestApproverCacheKeepsSelfApprovalRefused(t *testing.T) {
 func TestApproverCacheOff(t *testing.T) {
 	e := newEnvTTL(t, -1)
 	e.approveCost("r-1", seed.UPN("n01"), seed.UPN("p01"))
-	if n := e.approveCost("r-2", seed.UPN("n02"), seed.UPN("p01")); n != 3 {
-		t.Fatalf("cache off: %d directory reads, want 3", n)
+	if n := e.approveCost("r-2", seed.UPN("n02"), seed.UPN("p01")); n != 2 {
+		t.Fatalf("cache off: %d directory reads, want 2", n)
 	}
 }
 
@@ -123,7 +124,7 @@ func TestApproverCacheClockGoingBack(t *testing.T) {
 	e := newEnvTTL(t, 0)
 	e.approveCost("r-1", seed.UPN("n01"), seed.UPN("p01"))
 	e.clock.Set(start.Add(-time.Hour))
-	if n := e.approveCost("r-2", seed.UPN("n02"), seed.UPN("p01")); n != 3 {
-		t.Fatalf("after the clock went back: %d directory reads, want 3", n)
+	if n := e.approveCost("r-2", seed.UPN("n02"), seed.UPN("p01")); n != 2 {
+		t.Fatalf("after the clock went back: %d directory reads, want 2", n)
 	}
 }

@@ -153,7 +153,9 @@ func TestAuditObservedPIMActivationThenExpiry(t *testing.T) {
 	e.audit(exp)
 	e.audit(exp)
 	e.sweep()
-	e.want(id, access.Expired, access.HObserved, access.HExpired, access.HSessionsRevoked)
+	// The record's claim is noted and checked; the end itself is PIM's end,
+	// which the sweep reaches first.
+	e.want(id, access.Expired, access.HObserved, access.HNote, access.HExpired, access.HSessionsRevoked)
 	if n := e.dir.RevokedFor(seed.UserN01); n != 1 {
 		t.Fatalf("revocations %d, want 1", n)
 	}
@@ -167,10 +169,16 @@ func TestAuditObservedPIMActivationThenExpiry(t *testing.T) {
 
 func TestAuditObservedPIMDeactivation(t *testing.T) {
 	e := newAuditEnv(t, nil)
+	e.dir.SetPIMEnd(seed.GroupAKSAdmin, seed.UserN01, start.Add(time.Hour))
 	e.audit(event(pimActivated("pim-1", start.Add(time.Hour))))
 	e.clock.Advance(10 * time.Minute)
+	e.dir.EndPIM(seed.GroupAKSAdmin, seed.UserN01)
 	e.audit(event(pimEnd("pim-2", true)))
-	r := e.want("pim-"+pimReq, access.Cancelled, access.HObserved, access.HCancelled, access.HSessionsRevoked)
+	// The record triggers a check with Graph after the replication window.
+	e.want("pim-"+pimReq, access.Active, access.HObserved, access.HNote)
+	e.clock.Advance(broker.DefaultReplicationWindow)
+	e.sweep()
+	r := e.want("pim-"+pimReq, access.Cancelled, access.HObserved, access.HNote, access.HCancelled, access.HSessionsRevoked)
 	if r.EndsAt.IsZero() || !r.EndsAt.Equal(start.Add(time.Hour)) {
 		t.Fatalf("endsAt from the record: %v", r.EndsAt)
 	}
@@ -230,7 +238,11 @@ func TestAuditOwnChangesIgnored(t *testing.T) {
 func TestAuditManagedMemberRemovedByOther(t *testing.T) {
 	e := newAuditEnv(t, nil)
 	e.activate("r-1", seed.UPN("n01"), "")
+	e.dir.UnsetMember(seed.GroupAKSAdmin, seed.UserN01) // x01 really removed it
 	e.audit(event(memberChange("dir-5", false, byUser(seed.UserX01, seed.UPN("x01")), seed.UserN01)))
+	e.want("r-1", access.Active)
+	e.clock.Advance(broker.DefaultReplicationWindow)
+	e.sweep()
 	r := e.want("r-1", access.Revoked)
 	if !slices.Contains(types(r), access.HSessionsRevoked) || slices.Contains(types(r), access.HMembershipRemoved) {
 		t.Fatalf("history %v", types(r))
@@ -245,6 +257,7 @@ func TestAuditManagedMemberRemovedByOther(t *testing.T) {
 
 func TestAuditTransientFailureRetried(t *testing.T) {
 	e := newAuditEnv(t, nil)
+	e.dir.SetPIMEnd(seed.GroupAKSAdmin, seed.UserN01, start.Add(time.Hour))
 	e.dir.Fail(brokertest.MPIMEndTime, brokertest.Transient(brokertest.MPIMEndTime))
 	batch := event(pimActivated("pim-1", start.Add(time.Hour)))
 	if err := e.b.HandleAuditEvents(e.ctx, [][]byte{batch}); !fault.Transient(err) {

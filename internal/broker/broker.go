@@ -54,7 +54,21 @@ type Options struct {
 	// reused for approved/denied/revoked events (default 1 minute; negative:
 	// no cache). Refusals are never cached.
 	ApproverCacheTTL time.Duration
+	// ReplicationWindow is how long a directory read may lag a write
+	// (DESIGN §6b.1): a read made less than this after a write decides
+	// nothing, and an audit record is checked against Graph this long after
+	// it arrived (default DefaultReplicationWindow).
+	ReplicationWindow time.Duration
+	// Deployment, when set, tells when this deployment first ran: audit
+	// records older than that are not acted on (DESIGN §6b.3).
+	Deployment Deployment
 }
+
+// DefaultReplicationWindow is Options.ReplicationWindow's default: Microsoft
+// describes Entra's replication as typically completing within seconds
+// (README "The real directory"); a minute is ten times that, and a longer
+// window only delays conclusions drawn from reads, never an end.
+const DefaultReplicationWindow = time.Minute
 
 // Hooks let tests crash or fail the broker between a recorded intent and its
 // effect. Each hook returns an error to inject at that point (nil = go on).
@@ -78,6 +92,8 @@ type Broker struct {
 	selfMu    sync.Mutex
 	selfID    Self
 	selfKnown bool
+	// deployed caches Options.Deployment's answer (it never changes).
+	deployed time.Time
 	// approvers caches positive approver resolutions (nil: off).
 	approvers *approverCache
 	// reconcileNext is where drift reconciliation resumes (round robin).
@@ -96,6 +112,9 @@ func New(store Store, dir Directory, profiles Profiles, clock Clock, opts Option
 	if opts.ReconcileMaxGraphCalls == 0 {
 		opts.ReconcileMaxGraphCalls = 20
 	}
+	if opts.ReplicationWindow <= 0 {
+		opts.ReplicationWindow = DefaultReplicationWindow
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -106,9 +125,9 @@ func New(store Store, dir Directory, profiles Profiles, clock Clock, opts Option
 		approvers: newApproverCache(opts.ApproverCacheTTL)}
 }
 
-// ErrTooManyConflicts is returned (as transient) when a request kept changing
-// under us; the delivery is retried.
-var ErrTooManyConflicts = fault.Wrap(fault.ErrTransient, "save", errors.New("too many concurrent updates"))
+// errLookAgain makes retryOnConflict load the request again (the sweep sent
+// its pending outcomes and looks at what is stored now).
+var errLookAgain = fault.Wrap(fault.ErrConflict, "sweep", errors.New("outcomes sent; look at the request again"))
 
 // HandleEvent processes one request event (the body of a Service Bus
 // message). It returns nil when the event is done with — applied, recorded as
@@ -124,42 +143,40 @@ func (b *Broker) HandleEvent(ctx context.Context, body []byte) error {
 		}
 		return b.reject(ctx, inv)
 	}
-	for range b.opts.MaxConflictRetries {
-		r, err := b.load(ctx, ev.RequestID)
+	var out access.Outcome
+	applied := false
+	r, err := b.updateRequest(ctx, ev.RequestID, func(cur *access.Request) (*access.Request, error) {
+		applied = false
+		in, err := b.resolve(ctx, ev, cur)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		in, err := b.resolve(ctx, ev, r)
-		if err != nil {
-			return err
-		}
-		if r != nil && r.State == access.Awaiting && ev.Type == access.TypeRequested && in.Profile != nil {
-			if r, err = b.resolveParked(ctx, r, in.Profile); err != nil {
-				return err
+		if cur != nil && cur.State == access.Awaiting && ev.Type == access.TypeRequested && in.Profile != nil {
+			if cur, err = b.resolveParked(ctx, cur, in.Profile); err != nil {
+				return nil, err
 			}
 		}
-		next, out := access.Apply(r, in)
+		var next *access.Request
+		next, out = access.Apply(cur, in)
 		if out.Duplicate || !out.Changed {
-			b.log.InfoContext(ctx, "event duplicate or no-op", "eventId", ev.ID, "requestId", ev.RequestID, "type", ev.Type)
-			if r != nil && r.Work != nil {
-				return b.runWork(ctx, r)
-			}
-			return nil
+			return nil, nil
 		}
-		if err := b.save(ctx, next); err != nil {
-			if fault.Conflict(err) {
-				continue
-			}
-			return err
-		}
-		b.log.InfoContext(ctx, "event applied", "eventId", ev.ID, "requestId", next.ID, "type", ev.Type,
-			"state", string(next.State), "rejected", out.Rejected, "refused", out.Refused)
-		if next.Work != nil {
-			return b.runWork(ctx, next)
-		}
-		return nil
+		applied = true
+		return next, nil
+	})
+	if err != nil {
+		return err
 	}
-	return ErrTooManyConflicts
+	if !applied {
+		b.log.InfoContext(ctx, "event duplicate or no-op", "eventId", ev.ID, "requestId", ev.RequestID, "type", ev.Type)
+	} else {
+		b.log.InfoContext(ctx, "event applied", "eventId", ev.ID, "requestId", r.ID, "type", ev.Type,
+			"state", string(r.State), "rejected", out.Rejected, "refused", out.Refused)
+	}
+	if r != nil && r.Work != nil {
+		return b.runWork(ctx, r)
+	}
+	return nil
 }
 
 // load returns the stored request or nil when there is none.
@@ -292,11 +309,9 @@ func (b *Broker) reject(ctx context.Context, inv *access.InvalidError) error {
 	if inv.RequestID == "" {
 		return b.store.RecordRejection(ctx, access.Rejection{At: now, EventID: inv.EventID, Type: safeType(inv.Type), Reason: inv.Reason})
 	}
-	for range b.opts.MaxConflictRetries {
-		r, err := b.load(ctx, inv.RequestID)
-		if err != nil {
-			return err
-		}
+	keepApart := false
+	_, err := b.updateRequest(ctx, inv.RequestID, func(r *access.Request) (*access.Request, error) {
+		keepApart = false
 		var next *access.Request
 		switch {
 		case r == nil && inv.Type == access.TypeRequested:
@@ -305,10 +320,11 @@ func (b *Broker) reject(ctx context.Context, inv *access.InvalidError) error {
 		case r == nil || r.State == access.Awaiting:
 			// Not a request (yet): keep the rejection apart, so the request
 			// can still arrive.
-			return b.store.RecordRejection(ctx, access.Rejection{At: now, EventID: inv.EventID, Type: safeType(inv.Type), RequestID: inv.RequestID, Reason: inv.Reason})
+			keepApart = true
+			return nil, nil
 		default:
 			if inv.EventID != "" && containsID(r.EventIDs, inv.EventID) {
-				return nil
+				return nil, nil
 			}
 			next = r.Clone()
 		}
@@ -316,13 +332,12 @@ func (b *Broker) reject(ctx context.Context, inv *access.InvalidError) error {
 		if inv.EventID != "" {
 			next.EventIDs = append(next.EventIDs, inv.EventID)
 		}
-		err = b.save(ctx, next)
-		if fault.Conflict(err) {
-			continue
-		}
-		return err
+		return next, nil
+	})
+	if err == nil && keepApart {
+		return b.store.RecordRejection(ctx, access.Rejection{At: now, EventID: inv.EventID, Type: safeType(inv.Type), RequestID: inv.RequestID, Reason: inv.Reason})
 	}
-	return ErrTooManyConflicts
+	return err
 }
 
 // Sweep ends due grants, times out stale approvals, rejects events whose
@@ -359,7 +374,9 @@ func (b *Broker) Sweep(ctx context.Context) error {
 
 func (b *Broker) sweepOne(ctx context.Context, id string) error {
 	flushed := false
-	for range b.opts.MaxConflictRetries {
+	var work *access.Request
+	err := b.retryOnConflict(ctx, func() error {
+		work = nil
 		r, err := b.load(ctx, id)
 		if err != nil || r == nil {
 			return err
@@ -369,17 +386,29 @@ func (b *Broker) sweepOne(ctx context.Context, id string) error {
 			if now.Before(r.DueAt) {
 				return nil // the invocation that recorded it is still on it
 			}
-			return b.runWork(ctx, r)
+			work = r
+			return nil
 		}
 		if !flushed && b.outcomesPending(r) {
 			flushed = true
 			b.flushOutcomes(ctx, r)
-			continue
+			return errLookAgain
+		}
+		if r.Check != nil && !now.Before(r.Check.Due) {
+			next, err := b.runCheck(ctx, r, now)
+			if err != nil || next == nil {
+				return err
+			}
+			if err := b.save(ctx, next); err != nil {
+				return err
+			}
+			b.log.InfoContext(ctx, "check decided", "requestId", id, "state", string(next.State))
+			if next.Work != nil {
+				work = next
+			}
+			return nil
 		}
 		if extended, err := b.pimExtended(ctx, r, now); err != nil || extended {
-			if fault.Conflict(err) {
-				continue
-			}
 			return err
 		}
 		base := r.Clone()
@@ -398,18 +427,18 @@ func (b *Broker) sweepOne(ctx context.Context, id string) error {
 			return nil
 		}
 		if err := b.save(ctx, next); err != nil {
-			if fault.Conflict(err) {
-				continue
-			}
 			return err
 		}
 		b.log.InfoContext(ctx, "sweep applied", "requestId", id, "state", string(next.State))
 		if next.Work != nil {
-			return b.runWork(ctx, next)
+			work = next
 		}
 		return nil
+	})
+	if err != nil || work == nil {
+		return err
 	}
-	return ErrTooManyConflicts
+	return b.runWork(ctx, work)
 }
 
 func containsID(ids []string, id string) bool {

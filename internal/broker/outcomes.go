@@ -47,14 +47,6 @@ func (b *Broker) save(ctx context.Context, r *access.Request) error {
 	if err := b.store.SaveRequest(ctx, r); err != nil {
 		return err
 	}
-	if r.PIMManaged() && (r.State.Ended() || r.State == access.Ending && r.Work != nil && r.Work.MembershipDone) {
-		// PIM owns the membership: the grant's claim in the ledger ends with
-		// the grant (best effort; a leftover names an ended request, which
-		// holds nothing).
-		if err := b.withdrawClaim(ctx, r); err != nil {
-			b.log.WarnContext(ctx, "ledger claim not withdrawn", "requestId", r.ID, "error", err.Error())
-		}
-	}
 	b.flushOutcomes(ctx, r)
 	return nil
 }

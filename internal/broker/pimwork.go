@@ -11,55 +11,72 @@ import (
 
 var errNoPIM = fault.Wrap(fault.ErrPermanent, "pim", errors.New("PIM activation is not configured in this deployment"))
 
-// pimStep carries out a PIM-mode grant's Graph step (DESIGN §5 activation
-// "pim", §6a "PIM idempotency"): at activation a time-bound adminAssign for
-// the granted duration (RoleAssignmentExists → the user already had it:
-// nothing to remove later); at an early end adminRemove (an assignment that
-// no longer exists is success). At the natural end PIM removes the member
-// itself and no step runs here. The grant is recorded in the ledger of
-// (group, user) while it holds, so that audit records of PIM's change are
-// recognised and overlapping membership grants do not remove it.
-func (b *Broker) pimStep(ctx context.Context, r *access.Request, step string) (changed bool, detail string, err error) {
-	if b.opts.PIM == nil {
-		return false, "", errNoPIM
-	}
+// pimStep carries out the membership step of a grant whose membership PIM
+// owns (DESIGN §5 activation "pim", §6a "PIM idempotency" and "Observed
+// portal activations"). At a PIM-mode activation: the grant is recorded in
+// the ledger of (group, user) — so that overlapping grants keep the
+// membership and audit records of PIM's change are recognised — then a
+// time-bound adminAssign for the granted duration (RoleAssignmentExists →
+// the user already had it: nothing to remove later). At an end: an early
+// end of a PIM-mode grant runs adminRemove (an assignment that no longer
+// exists is success); at PIM's own end (natural expiry, observed
+// activations) PIM removed the member itself. Every end then leaves the
+// ledger (endMembership), which removes a direct member jitaccess added
+// should no confirmed grant hold it any more.
+func (b *Broker) pimStep(ctx context.Context, r *access.Request, step string) (stepResult, error) {
 	if step == StepAdd {
-		if err := b.claim(ctx, r.GroupID, r.Requester, r.ID); err != nil {
-			return false, "", err
+		if b.opts.PIM == nil {
+			return stepResult{}, errNoPIM
+		}
+		if err := b.join(ctx, r.GroupID, r.Requester, r.ID); err != nil {
+			return stepResult{}, err
 		}
 		if err := b.confirmAdd(ctx, r); err != nil {
-			return false, "", err
+			return stepResult{}, err
 		}
 		if err := b.hookBefore(StepAdd, r); err != nil {
-			return false, "", err
+			return stepResult{}, err
 		}
 		reqID, already, err := b.opts.PIM.AssignPIM(ctx, r.GroupID, r.Requester, time.Duration(r.Duration), r.Justification)
 		if err != nil {
-			return false, "", err
+			return stepResult{}, err
 		}
 		if err := b.hookAfter(StepAdd, r); err != nil {
-			return false, "", err
+			return stepResult{}, err
 		}
 		if already {
-			return false, "the requester already had an active PIM assignment for this group: nothing assigned, nothing will be removed", nil
+			return stepResult{detail: "the requester already had an active PIM assignment for this group: nothing assigned, nothing will be removed"}, nil
 		}
 		d := "PIM assignment created"
 		if reqID != "" {
 			d += " (PIM request " + reqID + ")"
 		}
-		return true, d, nil
+		return stepResult{changed: true, detail: d}, nil
 	}
-	if !r.PIMAssigned {
-		return false, "no PIM assignment was created by this grant", nil
+	var res stepResult
+	if !r.Work.External && r.Activation == access.ActivationPIM {
+		if !r.PIMAssigned {
+			res.detail = "no PIM assignment was created by this grant"
+		} else {
+			if b.opts.PIM == nil {
+				return stepResult{}, errNoPIM
+			}
+			if err := b.hookBefore(StepRemove, r); err != nil {
+				return stepResult{}, err
+			}
+			if err := b.opts.PIM.RemovePIM(ctx, r.GroupID, r.Requester); err != nil {
+				return stepResult{}, err
+			}
+			if err := b.hookAfter(StepRemove, r); err != nil {
+				return stepResult{}, err
+			}
+			res.changed, res.detail = true, "PIM assignment removed"
+		}
 	}
-	if err := b.hookBefore(StepRemove, r); err != nil {
-		return false, "", err
+	led, err := b.endMembership(ctx, r)
+	if err != nil {
+		return stepResult{}, err
 	}
-	if err := b.opts.PIM.RemovePIM(ctx, r.GroupID, r.Requester); err != nil {
-		return false, "", err
-	}
-	if err := b.hookAfter(StepRemove, r); err != nil {
-		return false, "", err
-	}
-	return true, "PIM assignment removed", nil
+	res.removed = led.removed
+	return res, nil
 }

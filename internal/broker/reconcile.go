@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
-	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
 // Reason recorded for a grant whose member vanished (DESIGN §6a "Drift
@@ -80,6 +80,7 @@ func (b *Broker) reconcileGroup(ctx context.Context, g string, profiles []access
 			after = page.Next
 		}
 	}
+	readAt := b.now()
 	members, err := b.opts.Members.DirectMembers(ctx, g)
 	used++
 	if err != nil {
@@ -92,7 +93,7 @@ func (b *Broker) reconcileGroup(ctx context.Context, g string, profiles []access
 	now := b.now()
 	held := map[string]bool{}
 	var errs []error
-	vanished := 0
+	vanished, unsettled := 0, 0
 	for _, r := range actives {
 		if present[r.Requester] {
 			held[r.Requester] = true
@@ -101,12 +102,26 @@ func (b *Broker) reconcileGroup(ctx context.Context, g string, profiles []access
 		if !r.EndsAt.IsZero() && !now.Before(r.EndsAt) {
 			continue // due: the sweep ends it
 		}
-		vanished++
-		if budget-used < 1 {
+		if r.Check != nil {
+			continue // already being checked
+		}
+		l, err := b.store.GetLedger(ctx, g, r.Requester)
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		used++ // the session revocation that may follow
-		if err := b.endVanished(ctx, r.ID, r.Version); err != nil {
+		if !l.Settled(readAt, b.opts.ReplicationWindow) {
+			// The listing may predate jitaccess's own write: it decides
+			// nothing (DESIGN §6b.1).
+			unsettled++
+			continue
+		}
+		vanished++
+		if budget-used < 2 {
+			continue
+		}
+		used += 2 // the confirming read, and the session revocation that may follow
+		if err := b.suspectVanished(ctx, r.ID, r.Version, now); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -120,133 +135,123 @@ func (b *Broker) reconcileGroup(ctx context.Context, g string, profiles []access
 			errs = append(errs, err)
 			continue
 		}
-		if len(l.Grants) == 0 || l.PreExisting || l.Busy != "" {
-			unexplained++
+		l.Normalize()
+		if !l.Added {
+			if len(l.Grants) == 0 || l.PreExisting {
+				unexplained++
+			}
 			continue
 		}
-		var last *access.Request
-		allEnded := true
-		for _, id := range l.Grants {
-			r, err := b.load(ctx, id)
-			if err != nil {
-				return used, err
-			}
-			if r == nil {
-				continue
-			}
-			if !r.State.Ended() {
-				allEnded = false
-				break
-			}
-			if last == nil || r.EndedAt.After(last.EndedAt) {
-				last = r
-			}
-		}
-		if !allEnded || last == nil {
+		if l.Busy != "" || !l.Settled(readAt, b.opts.ReplicationWindow) {
 			continue
+		}
+		h, err := b.holderFacts(ctx, l, "")
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if len(h.Gone) != len(l.Grants) {
+			continue // still held, or a grant not known to be over: its own end decides
 		}
 		if budget-used < 2 {
 			continue
 		}
 		used += 2
-		if err := b.removeLeftover(ctx, g, m, l, last); err != nil {
+		if err := b.removeLeftover(ctx, g, m, readAt, h); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		repaired++
 	}
-	b.log.InfoContext(ctx, "reconcile group", "groupId", g, "members", len(members), "vanished", vanished,
+	b.log.InfoContext(ctx, "reconcile group", "groupId", g, "members", len(members), "vanished", vanished, "unsettled", unsettled,
 		"leftoversRemoved", repaired, "unexplained", unexplained, "graphCalls", used)
 	return used, errors.Join(errs...)
 }
 
-// endVanished ends an active grant whose member is no longer there.
-func (b *Broker) endVanished(ctx context.Context, id, version string) error {
-	for range b.opts.MaxConflictRetries {
-		r, err := b.load(ctx, id)
-		if err != nil || r == nil || r.State != access.Active || r.Work != nil || version != "" && r.Version != version {
-			return err // changed since the listing: judged again next run
+// suspectVanished records on an active grant whose member the listing did
+// not show a check (access.CheckVanished): the grant ends as revoked only
+// when a second read, after the replication window, confirms it.
+func (b *Broker) suspectVanished(ctx context.Context, id, version string, now time.Time) error {
+	_, err := b.updateRequest(ctx, id, func(r *access.Request) (*access.Request, error) {
+		if r == nil || r.State != access.Active || r.Work != nil || r.Check != nil || version != "" && r.Version != version {
+			return nil, nil // changed since the listing: judged again next run
 		}
-		next := r.Clone()
 		goal, actor, reason := access.Revoked, "unknown", reasonVanished
-		if r.PIMManaged() && !r.EndsAt.IsZero() && !b.now().Before(r.EndsAt.Add(-pimEndSlack)) {
+		if r.PIMManaged() && !r.EndsAt.IsZero() && !now.Before(r.EndsAt.Add(-pimEndSlack)) {
 			goal, actor, reason = access.Expired, "PIM", ""
 		}
-		next.EndWithoutRemoval(b.now(), goal, actor, reason, "")
-		if err := b.save(ctx, next); err != nil {
-			if fault.Conflict(err) {
-				continue
-			}
-			return err
-		}
-		b.log.InfoContext(ctx, "drift: grant whose member vanished ended", "requestId", id, "state", string(goal))
-		if err := b.withdrawClaim(ctx, next); err != nil {
-			return err
-		}
-		if next.Work != nil {
-			return b.runWork(ctx, next)
-		}
-		return nil
+		next := r.Clone()
+		next.Suspect(now, access.Check{Kind: access.CheckVanished, Since: now, Due: now.Add(b.opts.ReplicationWindow),
+			Goal: goal, Actor: actor, Reason: reason}, "")
+		return next, nil
+	})
+	if err == nil {
+		b.log.InfoContext(ctx, "drift: member not seen; checking again after the replication window", "requestId", id)
 	}
-	return ErrTooManyConflicts
+	return err
 }
 
-// removeLeftover removes a member whose recorded grants have all ended
-// (a removal that failed, a crash's leftover), revokes its sessions when the
-// latest grant's profile said so, clears the ledger and records the finding
-// on that grant.
-func (b *Broker) removeLeftover(ctx context.Context, g, u string, l *access.Ledger, last *access.Request) error {
-	removed, err := b.dir.RemoveMember(ctx, g, u)
-	if err != nil {
+// leftoverClaim is the ledger claim id drift reconciliation removes a
+// leftover member under.
+const leftoverClaim = "drift-reconciliation"
+
+// removeLeftover removes a member jitaccess added whose grants have all
+// ended (a removal that failed, a crash's leftover; access.PlanLeftover),
+// revokes its sessions when the latest grant's profile said so, and records
+// the finding on that grant.
+func (b *Broker) removeLeftover(ctx context.Context, g, u string, readAt time.Time, h access.Holders) error {
+	c := access.Claim{Token: newToken()}
+	claimed := false
+	var addedBy string
+	held, err := b.updateLedger(ctx, g, u, nil, func(l *access.Ledger) (bool, error) {
+		c.Now = b.now()
+		addedBy = l.AddedBy
+		claimed = access.PlanLeftover(l, leftoverClaim, c, h, readAt, b.opts.ReplicationWindow)
+		return claimed, nil
+	})
+	if err != nil || !claimed {
 		return err
 	}
-	revoked := false
-	if removed && last.RevokeSessionsOnEnd {
+	removed, err := b.dir.RemoveMember(ctx, g, u)
+	if err != nil {
+		b.giveUp(ctx, g, u, leftoverClaim, c, true)
+		return err
+	}
+	if _, err := b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
+		ours := l.Busy == leftoverClaim && l.BusyToken == c.Token
+		access.RemoveAnswered(l, leftoverClaim, c, removed)
+		return ours, nil
+	}); err != nil {
+		return err
+	}
+	// The finding goes on the grant whose add created the membership.
+	var last *access.Request
+	if addedBy != "" {
+		if last, err = b.load(ctx, addedBy); err != nil {
+			return err
+		}
+	}
+	revoke := last == nil || last.RevokeSessionsOnEnd
+	if removed && revoke {
 		if err := b.dir.RevokeSessions(ctx, u); err != nil {
 			return err
 		}
-		revoked = true
 	}
-	for range b.opts.MaxConflictRetries {
-		cur, err := b.store.GetLedger(ctx, g, u)
-		if err != nil {
-			return err
-		}
-		for _, id := range l.Grants {
-			cur.EndGrant(id)
-		}
-		if err := b.store.SaveLedger(ctx, cur); err != nil {
-			if fault.Conflict(err) {
-				continue
-			}
-			return err
-		}
-		break
+	b.log.InfoContext(ctx, "drift: leftover membership removed", "groupId", g, "userId", u, "removed", removed)
+	if last == nil || !removed {
+		return nil
 	}
-	for range b.opts.MaxConflictRetries {
-		r, err := b.load(ctx, last.ID)
-		if err != nil || r == nil {
-			return err
+	_, err = b.updateRequest(ctx, last.ID, func(r *access.Request) (*access.Request, error) {
+		if r == nil {
+			return nil, nil
 		}
 		next := r.Clone()
 		now := b.now()
-		if removed {
-			next.AddHistory(now, access.HMembershipRemoved, access.System, "drift reconciliation: the member was still there after the grant ended", "")
-		}
-		if revoked {
+		next.AddHistory(now, access.HMembershipRemoved, access.System, "drift reconciliation: the member jitaccess added was still there after the grant ended", "")
+		if revoke {
 			next.AddHistory(now, access.HSessionsRevoked, access.System, "refresh tokens revoked", "")
 		}
-		if !removed {
-			return nil
-		}
-		if err := b.save(ctx, next); err != nil {
-			if fault.Conflict(err) {
-				continue
-			}
-			return err
-		}
-		b.log.InfoContext(ctx, "drift: leftover membership removed", "requestId", last.ID, "groupId", g, "userId", u)
-		return nil
-	}
-	return ErrTooManyConflicts
+		return next, nil
+	})
+	return err
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
@@ -15,6 +16,11 @@ func TestReconcileVanishedMemberRevokes(t *testing.T) {
 	e.activate("r-1", seed.UPN("n01"), "PT1H")
 	e.dir.UnsetMember(seed.GroupAKSAdmin, seed.UserN01) // removed by hand, audit record lost
 	e.clock.Advance(time.Minute)
+	e.sweep()
+	// One listing decides nothing: a second read after the replication
+	// window must confirm it (DESIGN §6b.1).
+	e.want("r-1", access.Active)
+	e.clock.Advance(broker.DefaultReplicationWindow)
 	e.sweep()
 	r := e.want("r-1", access.Revoked)
 	if r.Reason == "" || !slices.Contains(types(r), access.HSessionsRevoked) || r.History[len(r.History)-2].Actor != "unknown" {

@@ -1,0 +1,262 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"time"
+
+	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/fault"
+)
+
+// The broker's side of the membership protocol: it gathers the facts, asks
+// the pure decisions of package access (PlanAdd, AddAnswered, PlanEnd,
+// RemoveAnswered), saves the ledger through updateLedger and makes the
+// Graph call the decision names. Rule 5 and DESIGN §6b live in
+// internal/access/membership.go; docs/design.md explains the protocol.
+
+// errBusy: another request is changing the same user's membership of the
+// same group; this one waits for it (transient, retried).
+var errBusy = fault.Wrap(fault.ErrTransient, "membership", errors.New("another grant is changing this membership"))
+
+// errSuperseded: the request moved on (ended, or another invocation finished
+// the step) while this invocation was about to add the membership; runWork
+// carries on from the stored request instead.
+var errSuperseded = errors.New("request changed while its membership was being added")
+
+// errClaimExpired: the ledger claim grew too old before the Graph write.
+var errClaimExpired = fault.Wrap(fault.ErrTransient, "membership", errors.New("the claim on the membership grew too old; retrying"))
+
+// stepResult is what a membership step records on the request.
+type stepResult struct {
+	// changed: the membership was added (removed) for this grant.
+	changed bool
+	// detail explains a step that had nothing to do.
+	detail string
+	// removed: Graph answered jitaccess's removal with 204 (a real change).
+	removed bool
+}
+
+// addMembership carries out the add step of r's activation: the ledger
+// decides (access.PlanAdd) and Graph's answer to the add says whether
+// jitaccess added the member or the user already had it (DESIGN §6b.1).
+func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResult, error) {
+	g, u := r.GroupID, r.Requester
+	c := access.Claim{Token: newToken()}
+	var d access.Decision
+	held, err := b.updateLedger(ctx, g, u, nil, func(l *access.Ledger) (bool, error) {
+		c.Now = b.now()
+		d = access.PlanAdd(l, r.ID, c)
+		return d.Next == access.Save || d.Next == access.Call, nil
+	})
+	if err != nil {
+		return stepResult{}, err
+	}
+	switch d.Next {
+	case access.Wait:
+		return stepResult{}, errBusy
+	case access.Stop:
+		return stepResult{}, errSuperseded
+	case access.Done, access.Save:
+		return stepResult{changed: d.Changed, detail: d.Detail}, nil
+	}
+	sent := false
+	var created bool
+	err = b.hookBefore(StepAdd, r)
+	if err == nil {
+		err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
+			sent = true
+			var err error
+			created, err = b.dir.AddMember(ctx, g, u)
+			return err
+		})
+	}
+	if err == nil {
+		err = b.hookAfter(StepAdd, r)
+	}
+	if err != nil {
+		b.giveUp(ctx, g, u, r.ID, c, sent)
+		return stepResult{}, err
+	}
+	var res stepResult
+	_, err = b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
+		ours := l.Busy == r.ID && l.BusyToken == c.Token
+		res.changed, res.detail = access.AddAnswered(l, r.ID, c, created, d.Ambiguous)
+		return ours, nil
+	})
+	return res, err
+}
+
+// endMembership carries out the ledger side of r's end (access.PlanEnd):
+// r leaves the ledger, and the member is removed when jitaccess added it
+// (or, for an out-of-band member the profile says to remove, whoever did)
+// and no grant that jitaccess or Graph confirms still holds it.
+func (b *Broker) endMembership(ctx context.Context, r *access.Request) (stepResult, error) {
+	g, u := r.GroupID, r.Requester
+	c := access.Claim{Token: newToken()}
+	removeUnowned := r.Source == access.SourceOutOfBand && (r.Work == nil || !r.Work.External)
+	var d access.Decision
+	held, err := b.updateLedger(ctx, g, u, nil, func(l *access.Ledger) (bool, error) {
+		h, err := b.holderFacts(ctx, l, r.ID)
+		if err != nil {
+			return false, err
+		}
+		c.Now = b.now()
+		d = access.PlanEnd(l, r.ID, c, h, removeUnowned)
+		return d.Next == access.Save || d.Next == access.Call, nil
+	})
+	if err != nil {
+		return stepResult{}, err
+	}
+	switch d.Next {
+	case access.Wait:
+		return stepResult{}, errBusy
+	case access.Stop:
+		return stepResult{}, errSuperseded
+	case access.Done, access.Save:
+		return stepResult{changed: d.Changed, detail: d.Detail}, nil
+	}
+	sent := false
+	var removed bool
+	err = b.hookBefore(StepRemove, r)
+	if err == nil {
+		err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
+			sent = true
+			var err error
+			removed, err = b.dir.RemoveMember(ctx, g, u)
+			return err
+		})
+	}
+	if err == nil {
+		err = b.hookAfter(StepRemove, r)
+	}
+	if err != nil {
+		b.giveUp(ctx, g, u, r.ID, c, sent)
+		return stepResult{}, err
+	}
+	res := stepResult{removed: removed}
+	_, err = b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
+		ours := l.Busy == r.ID && l.BusyToken == c.Token
+		res.changed, res.detail = access.RemoveAnswered(l, r.ID, c, removed)
+		return ours, nil
+	})
+	return res, err
+}
+
+// holderFacts says which of the other grants the ledger lists still hold
+// the membership (access.Holders): jitaccess's own grants by their stored
+// state; PIM activations (observed, or PIM-mode grants) only when
+// assignmentScheduleInstances confirms an active assignment (DESIGN §6b.2).
+// A PIM activation Graph does not confirm is not kept for: its own end
+// takes it out of the ledger. Requests that ended or are unknown are gone.
+func (b *Broker) holderFacts(ctx context.Context, l *access.Ledger, except string) (access.Holders, error) {
+	var h access.Holders
+	pimChecked, pimActive := false, false
+	for _, id := range l.Grants {
+		if id == except {
+			continue
+		}
+		r, err := b.load(ctx, id)
+		if err != nil {
+			return h, err
+		}
+		switch {
+		case r == nil || r.State.Ended():
+			h.Gone = append(h.Gone, id)
+		case !r.State.Holds():
+			// Ending (its own end takes it out) or not yet holding.
+		case r.PIMManaged():
+			if !pimChecked {
+				pimChecked = true
+				if b.opts.PIM != nil {
+					end, ok, err := b.opts.PIM.PIMEndTime(ctx, l.GroupID, l.UserID)
+					if err != nil && (fault.Transient(err) || ctx.Err() != nil) {
+						return h, err
+					}
+					pimActive = err == nil && ok && (end.IsZero() || end.After(b.now()))
+				}
+			}
+			if pimActive {
+				h.Confirmed = append(h.Confirmed, id)
+			}
+		default:
+			h.Confirmed = append(h.Confirmed, id)
+		}
+	}
+	return h, nil
+}
+
+// giveUp ends this invocation's claim after a failed Graph call
+// (access.GiveUp). Best effort: an unended claim expires after WorkGrace.
+func (b *Broker) giveUp(ctx context.Context, g, u, id string, c access.Claim, sent bool) {
+	_, _ = b.updateLedger(ctx, g, u, nil, func(l *access.Ledger) (bool, error) {
+		return access.GiveUp(l, id, c, sent), nil
+	})
+}
+
+// withinClaim runs a Graph write only while this invocation's claim on the
+// ledger (taken at since) is fresh, and bounds it so that it cannot still
+// be under way when another invocation may take the claim over (WorkGrace
+// after since). A claim that has grown too old is given up (transient): the
+// next attempt claims afresh.
+func (b *Broker) withinClaim(ctx context.Context, since time.Time, write func(context.Context) error) error {
+	left := access.WorkGrace - b.now().Sub(since) - access.WorkGrace/4
+	if left <= 0 {
+		return errClaimExpired
+	}
+	ctx, cancel := context.WithTimeout(ctx, left)
+	defer cancel()
+	return write(ctx)
+}
+
+// newToken returns a random invocation token for ledger claims.
+func newToken() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// join records grant id as relying on the membership of (group, user)
+// without a Graph change (access.Join).
+func (b *Broker) join(ctx context.Context, g, u, id string) error {
+	_, err := b.updateLedger(ctx, g, u, nil, func(l *access.Ledger) (bool, error) {
+		return access.Join(l, id), nil
+	})
+	return err
+}
+
+// withdraw takes id out of the ledger of its user and group without a
+// Graph change (access.Withdraw).
+func (b *Broker) withdraw(ctx context.Context, r *access.Request) error {
+	if r.GroupID == "" || r.Requester == "" {
+		return nil
+	}
+	_, err := b.updateLedger(ctx, r.GroupID, r.Requester, nil, func(l *access.Ledger) (bool, error) {
+		return access.Withdraw(l, r.ID), nil
+	})
+	return err
+}
+
+// confirmAdd is called in PIM mode once r is recorded in the ledger and
+// before the PIM assignment is made. It re-reads the request: when it was
+// ended meanwhile (a cancel or revoke that raced the approval), its end may
+// already have looked at the ledger before r was in it, so r is withdrawn
+// and nothing is assigned. Any other change (another invocation finished
+// the add) also stops this one. Both return errSuperseded.
+func (b *Broker) confirmAdd(ctx context.Context, r *access.Request) error {
+	cur, err := b.load(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if cur != nil && cur.Work != nil && cur.Work.Membership == access.OpAdd && !cur.Work.MembershipDone {
+		return nil
+	}
+	if cur == nil || !cur.State.Holds() {
+		if err := b.withdraw(ctx, r); err != nil {
+			return err
+		}
+	}
+	return errSuperseded
+}
