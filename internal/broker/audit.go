@@ -189,4 +189,3 @@ func safeID(s string) string {
 	}
 	return s
 }
-
