@@ -26,8 +26,9 @@
 // as gzip that is not gzip is refused with 400, as Graph does. Every call is
 // recorded (Calls, CallsTo) and faults can be injected (FailNext, ResetNext,
 // Delay). The directory can behave as Entra really does: membership reads
-// lag behind writes (SetReplicaLag, lag.go). The Sim is safe for concurrent
-// use.
+// lag behind writes (SetReplicaLag, lag.go) and identity requests are
+// throttled by Graph's documented quota with 429 + Retry-After (SetQuota,
+// quota.go). The Sim is safe for concurrent use.
 package graphsim
 
 import (
@@ -73,8 +74,8 @@ type Options struct {
 	// Verify, when set, must accept the bearer token or the call gets 401
 	// InvalidAuthenticationToken. The token is never stored.
 	Verify func(token string) bool
-	// Now is the clock used for call records, PIM schedules and the
-	// replica lag (default time.Now).
+	// Now is the clock used for call records, PIM schedules, the replica
+	// lag and the quota (default time.Now).
 	Now func() time.Time
 	// ReplicaLag, when > 0, makes membership reads answer as of a random
 	// moment within the last ReplicaLag (lag.go; SetReplicaLag).
@@ -93,8 +94,11 @@ type Call struct {
 	Query           string // raw query string
 	Time            time.Time
 	Status          int    // 0 when the connection was reset
-	Fault           string // "", "fail", "reset" or "delay"
+	Fault           string // "", "fail", "reset", "delay" or "quota" (throttled by SetQuota)
 	ContentEncoding string
+	// ResourceUnits and WriteUnits are what the call was charged against
+	// the quota (SetQuota; 0 without one, and off the metered paths).
+	ResourceUnits, WriteUnits int
 	// Body is the request body as received on the wire (before any gzip
 	// decoding); nil when empty. Kept in memory for tests only, never logged.
 	Body []byte
@@ -162,7 +166,8 @@ type Sim struct {
 	pimPolicies map[string]PIMPolicy
 	audit       []map[string]any
 
-	rep replicas // lag.go
+	rep   replicas // lag.go
+	quota quota    // quota.go
 
 	srv    *httptest.Server
 	server *http.Server
@@ -495,6 +500,20 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			writeError(sw, r, hit.status, hit.code, hit.msg, hit.retryAfter)
 			return
 		}
+	}
+	if q := s.admit(idx, callerOf(r).appID, r.Method, path, r.URL.Query()); q.metered {
+		if q.used > 0.8 {
+			h.Set("x-ms-throttle-limit-percentage", strconv.FormatFloat(min(q.used, 1.8), 'f', 1, 64))
+		}
+		if q.retryAfter > 0 {
+			sw.fault = faultQuota
+			h.Set("x-ms-throttle-scope", q.scope)
+			h.Set("x-ms-throttle-information", q.info)
+			code, msg := errorText(http.StatusTooManyRequests)
+			writeError(sw, r, http.StatusTooManyRequests, code, msg, q.retryAfter)
+			return
+		}
+		h.Set("x-ms-resource-unit", strconv.Itoa(q.units))
 	}
 
 	body, err := decodeBody(r.Header.Get("Content-Encoding"), raw)
