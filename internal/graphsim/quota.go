@@ -59,7 +59,7 @@ const (
 
 // Quota is the throttling the Sim applies (SetQuota). A count of 0 leaves
 // that limit out; each limit is a token bucket that holds its count and
-// refills at count per window.
+// refills at count per window (a window of 0 counts as one second).
 type Quota struct {
 	// ResourceUnits one application may spend per ResourceWindow.
 	ResourceUnits  int
@@ -131,11 +131,14 @@ func newBucket(n int, window time.Duration) *bucket {
 	return &bucket{size: float64(n), perSec: float64(n) / window.Seconds(), level: float64(n)}
 }
 
+// refill adds what came back since the last refill (a clock set back adds
+// nothing).
 func (b *bucket) refill(now time.Time) {
-	if !b.at.IsZero() && now.After(b.at) {
+	switch {
+	case b.at.IsZero():
+		b.at = now
+	case now.After(b.at):
 		b.level = math.Min(b.size, b.level+now.Sub(b.at).Seconds()*b.perSec)
-	}
-	if b.at.IsZero() || now.After(b.at) {
 		b.at = now
 	}
 }
