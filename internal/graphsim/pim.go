@@ -99,9 +99,11 @@ func (s *Sim) expireLocked(now time.Time) int {
 			continue
 		}
 		delete(s.pim, k)
+		s.logPIM(a.End, k, a)
 		n++
 		if a.AddedMember && s.t.members[a.GroupID][a.PrincipalID] {
 			delete(s.t.members[a.GroupID], a.PrincipalID)
+			s.logMember(a.End, a.GroupID, a.PrincipalID, true)
 			s.auditMembership(a.End, false, a.GroupID, a.PrincipalID, pimActor)
 		}
 		s.auditPIM(a.End, auditPIMExpired, a, actor{userID: azurePIMUserID, userName: "Azure AD PIM"})
@@ -152,16 +154,20 @@ func (s *Sim) assignLocked(now time.Time, g, u string, d time.Duration, justific
 	if !s.t.members[g][u] {
 		s.t.members[g][u] = true
 		a.AddedMember = true
+		s.logMember(now, g, u, false)
 		s.auditMembership(now, true, g, u, pimActor)
 	}
 	s.pim[pimKey{g, u}] = a
+	s.logPIM(now, pimKey{g, u}, nil)
 	return a
 }
 
 func (s *Sim) endLocked(now time.Time, a *PIMAssignment) {
 	delete(s.pim, pimKey{a.GroupID, a.PrincipalID})
+	s.logPIM(now, pimKey{a.GroupID, a.PrincipalID}, a)
 	if a.AddedMember && s.t.members[a.GroupID][a.PrincipalID] {
 		delete(s.t.members[a.GroupID], a.PrincipalID)
+		s.logMember(now, a.GroupID, a.PrincipalID, true)
 		s.auditMembership(now, false, a.GroupID, a.PrincipalID, pimActor)
 	}
 }
@@ -364,7 +370,7 @@ func (s *Sim) pimInstances(w http.ResponseWriter, r *http.Request) {
 	var vals []map[string]any
 	s.locked(func() {
 		s.expireLocked(s.opts.Now().UTC())
-		for _, a := range s.pim {
+		for _, a := range s.readPIM() {
 			if (want["groupid"] != "" && want["groupid"] != a.GroupID) || (want["principalid"] != "" && want["principalid"] != a.PrincipalID) ||
 				(want["accessid"] != "" && want["accessid"] != "member") {
 				continue

@@ -25,7 +25,10 @@
 // Options.Verify). Request bodies may be gzip-compressed; a body announced
 // as gzip that is not gzip is refused with 400, as Graph does. Every call is
 // recorded (Calls, CallsTo) and faults can be injected (FailNext, ResetNext,
-// Delay). The Sim is safe for concurrent use.
+// Delay). The directory can behave as Entra really does: membership reads
+// lag behind writes (SetReplicaLag, lag.go) and identity requests are
+// throttled by Graph's documented quota with 429 + Retry-After (SetQuota,
+// quota.go). The Sim is safe for concurrent use.
 package graphsim
 
 import (
@@ -71,8 +74,14 @@ type Options struct {
 	// Verify, when set, must accept the bearer token or the call gets 401
 	// InvalidAuthenticationToken. The token is never stored.
 	Verify func(token string) bool
-	// Now is the clock used for call records (default time.Now).
+	// Now is the clock used for call records, PIM schedules, the replica
+	// lag and the quota (default time.Now).
 	Now func() time.Time
+	// ReplicaLag, when > 0, makes membership reads answer as of a random
+	// moment within the last ReplicaLag (lag.go; SetReplicaLag).
+	ReplicaLag time.Duration
+	// ReplicaSeed seeds the random source of those moments.
+	ReplicaSeed int64
 }
 
 // Call is one recorded request.
@@ -85,8 +94,11 @@ type Call struct {
 	Query           string // raw query string
 	Time            time.Time
 	Status          int    // 0 when the connection was reset
-	Fault           string // "", "fail", "reset" or "delay"
+	Fault           string // "", "fail", "reset", "delay" or "quota" (throttled by SetQuota)
 	ContentEncoding string
+	// ResourceUnits and WriteUnits are what the call was charged against
+	// the quota (SetQuota; 0 without one, and off the metered paths).
+	ResourceUnits, WriteUnits int
 	// Body is the request body as received on the wire (before any gzip
 	// decoding); nil when empty. Kept in memory for tests only, never logged.
 	Body []byte
@@ -154,6 +166,9 @@ type Sim struct {
 	pimPolicies map[string]PIMPolicy
 	audit       []map[string]any
 
+	rep   replicas // lag.go
+	quota quota    // quota.go
+
 	srv    *httptest.Server
 	server *http.Server
 }
@@ -167,7 +182,9 @@ func New(opts Options) *Sim {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Sim{opts: opts, t: newTenant(), pim: map[pimKey]*PIMAssignment{}, pimPolicies: map[string]PIMPolicy{}, done: make(chan struct{})}
+	s := &Sim{opts: opts, t: newTenant(), pim: map[pimKey]*PIMAssignment{}, pimPolicies: map[string]PIMPolicy{}, done: make(chan struct{})}
+	s.setReplicaLagLocked(opts.ReplicaLag, opts.ReplicaSeed)
+	return s
 }
 
 // Start serves the Sim on a new loopback httptest server and returns s.
@@ -484,6 +501,20 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if q := s.admit(idx, callerOf(r).appID, r.Method, path, r.URL.Query()); q.metered {
+		if q.used > 0.8 {
+			h.Set("x-ms-throttle-limit-percentage", strconv.FormatFloat(min(q.used, 1.8), 'f', 1, 64))
+		}
+		if q.retryAfter > 0 {
+			sw.fault = faultQuota
+			h.Set("x-ms-throttle-scope", q.scope)
+			h.Set("x-ms-throttle-information", q.info)
+			code, msg := errorText(http.StatusTooManyRequests)
+			writeError(sw, r, http.StatusTooManyRequests, code, msg, q.retryAfter)
+			return
+		}
+		h.Set("x-ms-resource-unit", strconv.Itoa(q.units))
+	}
 
 	body, err := decodeBody(r.Header.Get("Content-Encoding"), raw)
 	if err != nil {
@@ -666,7 +697,7 @@ func (s *Sim) checkMemberGroups(w http.ResponseWriter, r *http.Request, key stri
 	s.locked(func() {
 		u = s.t.resolveUser(key)
 		if u != nil {
-			tg := s.t.transitiveGroups(u.ID)
+			tg := s.readView().transitiveGroups(u.ID)
 			seen := map[string]bool{}
 			for _, g := range in.GroupIDs {
 				k := norm(g)
@@ -726,7 +757,7 @@ func (s *Sim) listMembers(w http.ResponseWriter, r *http.Request, key string) {
 	s.locked(func() {
 		g = s.t.groups[norm(key)]
 		if g != nil {
-			for _, m := range s.t.sortedMembers(g.ID) {
+			for _, m := range s.readView().sortedMembers(g.ID) {
 				if after != "" && m <= after {
 					continue
 				}
@@ -810,8 +841,10 @@ func (s *Sim) addMemberRef(w http.ResponseWriter, r *http.Request, key string, b
 		typ = s.t.objectType(norm(id))
 		exists = g != nil && s.t.members[g.ID][norm(id)]
 		if g != nil && typ != "" && !exists {
+			now := s.opts.Now().UTC()
 			s.t.members[g.ID][norm(id)] = true
-			s.auditMembership(s.opts.Now().UTC(), true, g.ID, norm(id), callerOf(r))
+			s.logMember(now, g.ID, norm(id), false)
+			s.auditMembership(now, true, g.ID, norm(id), callerOf(r))
 		}
 	})
 	switch {
@@ -833,8 +866,10 @@ func (s *Sim) removeMemberRef(w http.ResponseWriter, r *http.Request, key, membe
 		g = s.t.groups[norm(key)]
 		was = g != nil && s.t.members[g.ID][norm(member)]
 		if was {
+			now := s.opts.Now().UTC()
 			delete(s.t.members[g.ID], norm(member))
-			s.auditMembership(s.opts.Now().UTC(), false, g.ID, norm(member), callerOf(r))
+			s.logMember(now, g.ID, norm(member), true)
+			s.auditMembership(now, false, g.ID, norm(member), callerOf(r))
 		}
 	})
 	switch {

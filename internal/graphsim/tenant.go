@@ -65,16 +65,33 @@ func (t *tenant) objectType(id string) string {
 	return ""
 }
 
+// memberView is the direct-membership relation as one read sees it: the
+// tenant's truth, with (replica lag, lag.go) the memberships that changed
+// since the read's moment set back to what they were then.
+type memberView struct {
+	t    *tenant
+	asOf map[edge]bool // nil: the truth
+}
+
+func (t *tenant) truth() memberView { return memberView{t: t} }
+
+func (v memberView) has(group, member string) bool {
+	if on, ok := v.asOf[edge{group, member}]; ok {
+		return on
+	}
+	return v.t.members[group][member]
+}
+
 // transitiveGroups returns every group that object id is a member of,
 // directly or through nested groups (cycles tolerated).
-func (t *tenant) transitiveGroups(id string) map[string]bool {
+func (v memberView) transitiveGroups(id string) map[string]bool {
 	out := map[string]bool{}
 	frontier := []string{id}
 	for len(frontier) > 0 {
 		cur := frontier[0]
 		frontier = frontier[1:]
-		for g, ms := range t.members {
-			if ms[cur] && !out[g] {
+		for g := range v.t.members {
+			if !out[g] && v.has(g, cur) {
 				out[g] = true
 				frontier = append(frontier, g)
 			}
@@ -83,15 +100,27 @@ func (t *tenant) transitiveGroups(id string) map[string]bool {
 	return out
 }
 
-func (t *tenant) sortedMembers(group string) []string {
-	ms := t.members[group]
+// sortedMembers lists the direct members of group that still exist.
+func (v memberView) sortedMembers(group string) []string {
+	ms := v.t.members[group]
 	out := make([]string, 0, len(ms))
 	for m := range ms {
-		out = append(out, m)
+		if v.has(group, m) {
+			out = append(out, m)
+		}
+	}
+	for e, on := range v.asOf {
+		if on && e.group == group && !ms[e.member] && v.t.objectType(e.member) != "" {
+			out = append(out, e.member)
+		}
 	}
 	sort.Strings(out)
 	return out
 }
+
+func (t *tenant) transitiveGroups(id string) map[string]bool { return t.truth().transitiveGroups(id) }
+
+func (t *tenant) sortedMembers(group string) []string { return t.truth().sortedMembers(group) }
 
 // SeedTenant loads the tenant of internal/seed: the groups aks-default,
 // aks-admin, aks-approvers, finance-admins, approvers-nested (member of
@@ -131,14 +160,22 @@ func (s *Sim) SeedTenant() *Sim {
 	for _, u := range users {
 		s.AddUser(User{ID: u.id, UPN: seed.UPN(u.name), DisplayName: u.name, Enabled: u.enabled})
 		for _, g := range u.groups {
-			s.AddMember(g, u.id)
+			s.seedMember(g, u.id)
 		}
 	}
 	s.AddUser(User{ID: seed.UserG01, UPN: seed.GuestUPN, DisplayName: "g01 (guest)", Enabled: true, Guest: true})
-	s.AddMember(seed.GroupAKSDefault, seed.UserG01)
-	s.AddMember(seed.GroupAKSApprovers, seed.GroupNestedApprovers)
-	s.AddMember(seed.GroupAKSDefault, seed.GroupNestedDefault)
+	s.seedMember(seed.GroupAKSDefault, seed.UserG01)
+	s.seedMember(seed.GroupAKSApprovers, seed.GroupNestedApprovers)
+	s.seedMember(seed.GroupAKSDefault, seed.GroupNestedDefault)
 	return s
+}
+
+// seedMember is AddMember for the seed tenant: not in the replica log, so
+// every read sees it even under a lag.
+func (s *Sim) seedMember(group, member string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addMemberLocked(norm(group), norm(member), false)
 }
 
 // AddUser adds or replaces a user.
@@ -164,8 +201,12 @@ func (s *Sim) DeleteUser(id string) {
 		delete(s.t.upns, norm(u.UPN))
 		delete(s.t.users, id)
 	}
-	for _, ms := range s.t.members {
-		delete(ms, id)
+	now := s.opts.Now().UTC()
+	for g, ms := range s.t.members {
+		if ms[id] {
+			delete(ms, id)
+			s.logMember(now, g, id, true)
+		}
 	}
 }
 
@@ -203,21 +244,29 @@ func (s *Sim) SetEnabled(userID string, enabled bool) bool {
 	return true
 }
 
-// AddMember makes member (a user or a group id) a direct member of group.
-// It reports whether the membership is new; false also when the group or
-// member is unknown.
+// AddMember makes member (a user or a group id) a direct member of group,
+// as an administrator would (no audit record; under a replica lag, reads may
+// not see it yet). It reports whether the membership is new; false also when
+// the group or member is unknown.
 func (s *Sim) AddMember(group, member string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	g, m := norm(group), norm(member)
+	return s.addMemberLocked(norm(group), norm(member), true)
+}
+
+func (s *Sim) addMemberLocked(g, m string, log bool) bool {
 	if s.t.groups[g] == nil || s.t.objectType(m) == "" || s.t.members[g][m] {
 		return false
 	}
 	s.t.members[g][m] = true
+	if log {
+		s.logMember(s.opts.Now().UTC(), g, m, false)
+	}
 	return true
 }
 
-// RemoveMember removes a direct member; it reports whether it was one.
+// RemoveMember removes a direct member, as an administrator would (under a
+// replica lag, reads may still see it); it reports whether it was one.
 func (s *Sim) RemoveMember(group, member string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -226,6 +275,7 @@ func (s *Sim) RemoveMember(group, member string) bool {
 		return false
 	}
 	delete(s.t.members[g], m)
+	s.logMember(s.opts.Now().UTC(), g, m, true)
 	return true
 }
 

@@ -1,8 +1,8 @@
 // Package brokertest provides test doubles for the broker's ports: Dir, an
 // in-memory directory (users, enabled and guest flags, nested groups, direct
 // memberships) that implements broker.Directory with call counters, a record
-// of every write and injectable errors per method; and Clock, a settable
-// clock.
+// of every write and injectable errors per method, and an optional replica
+// lag of its reads (SetReplicaLag, lag.go); and Clock, a settable clock.
 package brokertest
 
 import (
@@ -51,6 +51,8 @@ type Dir struct {
 
 	pimEnds    map[pimKey]time.Time
 	pimRefusal string
+
+	rep replicas // lag.go
 }
 
 // NewDir returns an empty tenant.
@@ -128,14 +130,16 @@ func (d *Dir) SetUser(id string, enabled, guest bool) {
 }
 
 // SetMember makes member (a user or a group) a direct member of group, without
-// counting it as a write.
+// counting it as a write (an administrator's change: under a replica lag,
+// reads may not see it yet).
 func (d *Dir) SetMember(group, member string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.setLocked(group, member, true)
 }
 
-// UnsetMember removes a direct membership, without counting it as a write.
+// UnsetMember removes a direct membership, without counting it as a write
+// (under a replica lag, reads may still see it).
 func (d *Dir) UnsetMember(group, member string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -150,6 +154,9 @@ func (d *Dir) setLocked(group, member string, on bool) bool {
 		d.members[group] = m
 	}
 	was := m[member]
+	if was != on {
+		d.rep.record(change{edge: edge{group, member}, wasMember: was})
+	}
 	if on {
 		m[member] = true
 	} else {
@@ -158,14 +165,16 @@ func (d *Dir) setLocked(group, member string, on bool) bool {
 	return was != on
 }
 
-// IsDirectMember reports whether member is a direct member of group.
+// IsDirectMember reports whether member is a direct member of group (the
+// truth, whatever the replica lag).
 func (d *Dir) IsDirectMember(group, member string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.members[strings.ToLower(group)][strings.ToLower(member)]
 }
 
-// DirectMembers lists the direct members of group, sorted.
+// DirectMembers lists the direct members of group, sorted (the truth,
+// whatever the replica lag; MembersPort's DirectMembers lags).
 func (d *Dir) DirectMembers(group string) []string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -288,7 +297,8 @@ func (d *Dir) LookupUser(ctx context.Context, idOrUPN string) (broker.User, erro
 	return broker.User{}, fault.Wrap(fault.ErrNotFound, MLookupUser, fmt.Errorf("user %q not found", idOrUPN))
 }
 
-// MemberOfAny reports which of groupIDs the user is a transitive member of.
+// MemberOfAny reports which of groupIDs the user is a transitive member of
+// (as of a recent moment under a replica lag).
 func (d *Dir) MemberOfAny(ctx context.Context, userID string, groupIDs []string) ([]string, error) {
 	if err := d.enter(ctx, MMemberOfAny, append([]string{userID}, groupIDs...)...); err != nil {
 		return nil, err
@@ -298,25 +308,26 @@ func (d *Dir) MemberOfAny(ctx context.Context, userID string, groupIDs []string)
 	if _, ok := d.users[strings.ToLower(userID)]; !ok {
 		return nil, fault.Wrap(fault.ErrNotFound, MMemberOfAny, fmt.Errorf("user %q not found", userID))
 	}
+	v := d.rep.view()
 	var out []string
 	for _, g := range groupIDs {
-		if d.transitiveLocked(strings.ToLower(g), strings.ToLower(userID), map[string]bool{}) {
+		if d.transitiveLocked(v, strings.ToLower(g), strings.ToLower(userID), map[string]bool{}) {
 			out = append(out, g)
 		}
 	}
 	return out, nil
 }
 
-func (d *Dir) transitiveLocked(group, member string, seen map[string]bool) bool {
+func (d *Dir) transitiveLocked(v readView, group, member string, seen map[string]bool) bool {
 	if seen[group] {
 		return false
 	}
 	seen[group] = true
-	for m := range d.members[group] {
+	for _, m := range d.membersLocked(v, group) {
 		if m == member {
 			return true
 		}
-		if _, isGroup := d.members[m]; isGroup && d.transitiveLocked(m, member, seen) {
+		if _, isGroup := d.members[m]; isGroup && d.transitiveLocked(v, m, member, seen) {
 			return true
 		}
 	}

@@ -36,7 +36,7 @@ func (d *Dir) pim() map[pimKey]time.Time {
 func (d *Dir) SetPIMEnd(group, user string, end time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.pim()[pimKey{strings.ToLower(group), strings.ToLower(user)}] = end
+	d.setPIMLocked(pimKey{strings.ToLower(group), strings.ToLower(user)}, end, true)
 	d.setLocked(group, user, true)
 }
 
@@ -44,7 +44,7 @@ func (d *Dir) SetPIMEnd(group, user string, end time.Time) {
 func (d *Dir) EndPIM(group, user string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	delete(d.pim(), pimKey{strings.ToLower(group), strings.ToLower(user)})
+	d.setPIMLocked(pimKey{strings.ToLower(group), strings.ToLower(user)}, time.Time{}, false)
 	d.setLocked(group, user, false)
 }
 
@@ -71,7 +71,7 @@ func (d *Dir) AssignPIM(ctx context.Context, groupID, userID string, duration ti
 	if _, ok := d.pim()[k]; ok {
 		return "", true, nil
 	}
-	d.pim()[k] = time.Now().Add(duration)
+	d.setPIMLocked(k, time.Now().Add(duration), true)
 	d.setLocked(groupID, userID, true)
 	d.writes = append(d.writes, Write{Op: MAssignPIM, GroupID: k.g, UserID: k.u, Changed: true})
 	return "req-" + k.u, false, nil
@@ -87,26 +87,28 @@ func (d *Dir) RemovePIM(ctx context.Context, groupID, userID string) error {
 	k := pimKey{strings.ToLower(groupID), strings.ToLower(userID)}
 	_, ok := d.pim()[k]
 	if ok {
-		delete(d.pim(), k)
+		d.setPIMLocked(k, time.Time{}, false)
 		d.setLocked(groupID, userID, false)
 	}
 	d.writes = append(d.writes, Write{Op: MRemovePIM, GroupID: k.g, UserID: k.u, Changed: ok})
 	return nil
 }
 
-// PIMEndTime reads the end of the user's PIM membership.
+// PIMEndTime reads the end of the user's PIM membership (as of a recent
+// moment under a replica lag).
 func (d *Dir) PIMEndTime(ctx context.Context, groupID, userID string) (time.Time, bool, error) {
 	if err := d.enter(ctx, MPIMEndTime, groupID, userID); err != nil {
 		return time.Time{}, false, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	end, ok := d.pim()[pimKey{strings.ToLower(groupID), strings.ToLower(userID)}]
+	end, ok := d.pimEndLocked(d.rep.view(), pimKey{strings.ToLower(groupID), strings.ToLower(userID)})
 	return end, ok, nil
 }
 
 // MembersPort returns the directory as the broker's Members port (Dir's own
-// DirectMembers is the test helper without context).
+// DirectMembers is the test helper without context; the port's lags under a
+// replica lag).
 func (d *Dir) MembersPort() broker.Members { return membersPort{d} }
 
 type membersPort struct{ d *Dir }
@@ -115,5 +117,7 @@ func (m membersPort) DirectMembers(ctx context.Context, groupID string) ([]strin
 	if err := m.d.enter(ctx, MDirectMembers, groupID); err != nil {
 		return nil, err
 	}
-	return m.d.DirectMembers(groupID), nil
+	m.d.mu.Lock()
+	defer m.d.mu.Unlock()
+	return m.d.membersLocked(m.d.rep.view(), strings.ToLower(groupID)), nil
 }
