@@ -111,8 +111,9 @@ func (b *Broker) confirmObservation(ctx context.Context, next *access.Request, n
 	}
 	if !confirmed {
 		reason := "audit record contradicted by Graph: " + what
+		record := next.Check.Record
 		next.ObservationContradicted(now, reason)
-		b.recordFinding(ctx, next.ID, next.Check.Record, reason)
+		b.recordFinding(ctx, next.ID, record, reason)
 		return next, nil
 	}
 	if err := b.join(ctx, next.GroupID, next.Requester, next.ID); err != nil {
