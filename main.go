@@ -121,7 +121,7 @@ func serve(ctx context.Context) int {
 	if err != nil {
 		return startFailure(log, err)
 	}
-	opts := broker.Options{Logger: log, ApproverCacheTTL: s.ApproverCacheTTL}
+	opts := broker.Options{Logger: log, ApproverCacheTTL: s.ApproverCacheTTL, ReplicationWindow: s.ReplicationWindow, Deployment: store}
 	if s.ApproverCacheTTL == 0 {
 		opts.ApproverCacheTTL = -1 // off
 	}

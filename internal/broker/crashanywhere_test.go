@@ -80,6 +80,11 @@ func crashRun(t *testing.T, k int, end string) (*env, int, string) {
 		AfterGraph: func(step string, _ *access.Request) error { return kill.point("after " + step) },
 	}
 	e := newEnv(t, hooks)
+	// The real directory: reads lag writes (seeded per fault point), and
+	// drift reconciliation reads the lagging member list at every sweep.
+	e.dir.SetReplicaLag(testLag, e.clock.Now, int64(k))
+	e.b = broker.New(e.store, e.dir, groupSet{profiles{"aks-admin": adminProfile()}}, e.clock,
+		broker.Options{Hooks: hooks, Members: e.dir.MembersPort(), ReplicationWindow: testWindow})
 	e.store.SetHook(func(op string) error { return kill.point("store " + op) })
 	e.dir.SetHook(func(method string, _ ...string) error { return kill.point("graph " + method) })
 

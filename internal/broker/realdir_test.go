@@ -124,7 +124,7 @@ func TestLostAddAnswerIsJitaccesss(t *testing.T) {
 		var err error
 		if method == brokertest.MAddMember {
 			once.Do(func() {
-				e.dir.SetMember(args[0], args[1]) // Graph applied it...
+				e.dir.SetMember(args[0], args[1])  // Graph applied it...
 				err = brokertest.Transient(method) // ...and the answer was lost
 			})
 		}

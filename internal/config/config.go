@@ -41,6 +41,12 @@ const (
 	EnvExpiringLead     = "JIT_EXPIRING_NOTICE_LEAD"
 	EnvApproverCacheTTL = "JIT_APPROVER_CACHE_TTL"
 	EnvPatience         = "JIT_REDELIVERY_PATIENCE"
+	EnvReplication      = "JIT_REPLICATION_WINDOW"
+	// DefaultReplicationWindow is the default of JIT_REPLICATION_WINDOW:
+	// Microsoft describes Entra's replication as typically completing
+	// within seconds (README "The real directory"); a minute is ten times
+	// that, and a longer window only delays conclusions drawn from reads.
+	DefaultReplicationWindow = time.Minute
 	// DefaultRedeliveryPatience is the default of JIT_REDELIVERY_PATIENCE.
 	DefaultRedeliveryPatience = 2 * time.Minute
 	DefaultGraphBaseURL       = "https://graph.microsoft.com/v1.0"
@@ -81,6 +87,11 @@ type Settings struct {
 	// fails transiently is retried within the invocation (default 2 minutes,
 	// at most 4 minutes — under host.json's functionTimeout; 0: off).
 	RedeliveryPatience time.Duration
+	// ReplicationWindow is how long a directory read may lag a write
+	// (DESIGN §6b): reads made sooner after a write decide nothing, and
+	// audit records are checked against Graph this long after they arrive
+	// (default 1 minute, from 1 second to 1 hour).
+	ReplicationWindow time.Duration
 }
 
 // SettingError names the setting at fault.
@@ -233,6 +244,16 @@ func Load(getenv func(string) string) (Settings, error) {
 			bad(EnvPatience, "%q is longer than PT4M: the invocation would outlive host.json's functionTimeout (5 minutes)", v)
 		} else {
 			s.RedeliveryPatience = d
+		}
+	}
+	s.ReplicationWindow = DefaultReplicationWindow
+	if v := get(EnvReplication); v != "" {
+		if d, err := access.ParseDuration(v); err != nil {
+			bad(EnvReplication, "%v", err)
+		} else if d < time.Second || d > time.Hour {
+			bad(EnvReplication, "%q is outside PT1S..PT1H: reads lag writes by seconds, and a longer window delays every check of an audit record", v)
+		} else {
+			s.ReplicationWindow = d
 		}
 	}
 	if s.ContinuationKey != "" && len(s.ContinuationKey) < 16 {

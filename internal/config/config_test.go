@@ -158,3 +158,21 @@ func TestRedeliveryPatience(t *testing.T) {
 		}
 	}
 }
+
+func TestReplicationWindow(t *testing.T) {
+	for v, want := range map[string]time.Duration{"": DefaultReplicationWindow, "PT1S": time.Second, "PT5M": 5 * time.Minute, "PT1H": time.Hour} {
+		m := good()
+		m[EnvReplication] = v
+		s, err := Load(env(m))
+		if err != nil || s.ReplicationWindow != want {
+			t.Fatalf("%q: %v %v, want %v", v, s.ReplicationWindow, err, want)
+		}
+	}
+	for _, v := range []string{"PT0S", "PT2H", "soon", "P1D"} {
+		m := good()
+		m[EnvReplication] = v
+		if _, err := Load(env(m)); err == nil || !strings.Contains(err.Error(), EnvReplication) {
+			t.Fatalf("%q: error %v does not name %s", v, err, EnvReplication)
+		}
+	}
+}

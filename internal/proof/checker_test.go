@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
 	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
@@ -35,6 +36,25 @@ func TestCheckerCatches(t *testing.T) {
 		{"an add with no history", func(ru *run) {
 			_, _ = ru.dir.AddMember(context.Background(), seed.GroupAKSAdmin, ru.users[2])
 		}, "adds in Graph"},
+		{"jitaccess's member outlives its grant", func(ru *run) {
+			// The grant ends as if a stale read had said the member was
+			// gone: nothing removed.
+			r, _ := ru.store.GetRequest(ru.ctx, "r-0")
+			r.State, r.Work, r.DueAt = access.Revoked, nil, time.Time{}
+			if err := ru.store.SaveRequest(ru.ctx, r); err != nil {
+				ru.t.Fatal(err)
+			}
+		}, "every grant ended, but it is still there"},
+		{"an active grant without the access", func(ru *run) {
+			ru.dir.UnsetMember(seed.GroupAKSAdmin, ru.users[1])
+		}, "active without the access"},
+		{"a ledger that forgot jitaccess's member", func(ru *run) {
+			l, _ := ru.store.GetLedger(ru.ctx, seed.GroupAKSAdmin, ru.users[1])
+			l.Added = false
+			if err := ru.store.SaveLedger(ru.ctx, l); err != nil {
+				ru.t.Fatal(err)
+			}
+		}, "added false, but jitaccess's member in Graph true"},
 	}
 	for _, p := range plant {
 		t.Run(p.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,12 +30,16 @@ type instances struct {
 	seq   int
 }
 
+// lagSeeds numbers the replica-lag sources of the race runs.
+var lagSeeds atomic.Uint64
+
 func newInstances(t *testing.T, newStore storeFactory) *instances {
 	clock := brokertest.NewClock(t0)
 	dir, users := newTenant(4)
+	withLag(dir, clock, lagSeeds.Add(1))
 	in := &instances{t: t, ctx: context.Background(), store: newStore(t, clock), dir: dir, clock: clock, users: users}
 	for i := range in.b {
-		in.b[i] = broker.New(in.store, dir, testProfiles(), clock, broker.Options{})
+		in.b[i] = broker.New(in.store, dir, testProfiles(), clock, brokerOptions(dir))
 	}
 	return in
 }
@@ -231,6 +236,10 @@ func TestTwoSweepsAtOnce(t *testing.T) {
 					dir.AddUser(broker.User{ID: u, UPN: fmt.Sprintf("s%03d@%s", i, seed.Domain), Enabled: true})
 					dir.SetMember(seed.GroupAKSDefault, u)
 					in.users = append(in.users, u)
+				}
+				in.clock.Advance(replicaLag) // the new users' eligibility is visible to every read
+				for i := range 30 {
+					u := userID(100 + i)
 					rid := fmt.Sprintf("g-%d", i)
 					grants = append(grants, rid)
 					in.race(in.request(rid, u, "aks-admin"))

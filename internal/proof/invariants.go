@@ -119,6 +119,10 @@ func Check(ctx context.Context, w World) *Report {
 	}
 	// The tenant against the store.
 	adds, removes := map[key]int{}, map[key]int{}
+	// jitaccessMember: jitaccess's last effective write of (group, user)
+	// added the member (DESIGN §6b.2: it stays jitaccess's until jitaccess
+	// removes it).
+	jitaccessMember := map[key]bool{}
 	for _, wr := range w.Dir.Writes() {
 		k := key{strings.ToLower(wr.GroupID), strings.ToLower(wr.UserID)}
 		switch wr.Op {
@@ -126,12 +130,16 @@ func Check(ctx context.Context, w World) *Report {
 			if !isTarget[k[0]] {
 				rep.fail("Graph write %s to group %s, which is no profile's target", wr.Op, wr.GroupID)
 			}
+			if wr.Op == brokertest.MRemoveMember {
+				jitaccessMember[k] = false // whoever had removed it, it is gone now
+			}
 			if !wr.Changed {
 				continue
 			}
 			if wr.Op == brokertest.MAddMember {
 				adds[k]++
 				rep.Adds++
+				jitaccessMember[k] = true
 			} else {
 				removes[k]++
 				rep.Removes++
@@ -147,6 +155,16 @@ func Check(ctx context.Context, w World) *Report {
 			want := len(active[k]) > 0 || w.PreExisting[k]
 			if w.Settled && member != want {
 				rep.fail("user %s in group %s: member %v, but active grants %v, pre-existing %v", u, g, member, active[k], w.PreExisting[k])
+			}
+			// No member jitaccess added survives the end of every grant
+			// (DESIGN §6b.2), whatever reads said on the way.
+			if w.Settled && member && jitaccessMember[k] && len(active[k]) == 0 {
+				rep.fail("user %s in group %s: jitaccess added the member and every grant ended, but it is still there", u, g)
+			}
+			// Active means the access exists once the replication window has
+			// passed (the checker runs after the final sweeps, past it).
+			if w.Settled && len(active[k]) > 0 && !member && !w.Dir.IsTransitiveMember(g, u) {
+				rep.fail("user %s in group %s: grants %v are active without the access", u, g, active[k])
 			}
 			// Per (group, user), not per request: with overlapping grants the
 			// first adds and the last removes (DESIGN §6a).
@@ -171,6 +189,10 @@ func Check(ctx context.Context, w World) *Report {
 				sort.Strings(want)
 				if l.Busy != "" || !slices.Equal(grants, want) {
 					rep.fail("ledger %s/%s: grants %v busy %q, active grants %v", g, u, l.Grants, l.Busy, active[k])
+				}
+				l.Normalize()
+				if l.Added != (jitaccessMember[k] && member) {
+					rep.fail("ledger %s/%s: added %v, but jitaccess's member in Graph %v", g, u, l.Added, jitaccessMember[k] && member)
 				}
 			}
 		}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +30,39 @@ var t0 = time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
 type profiles map[string]access.Profile
 
 func (p profiles) Profile(name string) (access.Profile, bool) { v, ok := p[name]; return v, ok }
+
+// ForGroup and TargetGroups let drift reconciliation run (broker.GroupProfiles).
+func (p profiles) ForGroup(id string) []access.Profile {
+	var out []access.Profile
+	for _, name := range slices.Sorted(maps.Keys(p)) {
+		if strings.EqualFold(p[name].TargetGroupID, id) {
+			out = append(out, p[name])
+		}
+	}
+	return out
+}
+
+func (p profiles) TargetGroups() []string { return []string{seed.GroupAKSAdmin} }
+
+// The directory as it really behaves (DESIGN §6b): every membership read
+// of the test runs sees the tenant as of a random moment within the last
+// replicaLag; the brokers' replication window is replicationWindow.
+const (
+	replicaLag        = 10 * time.Second
+	replicationWindow = 15 * time.Second
+)
+
+// brokerOptions are the options of every broker of the proof suites: drift
+// reconciliation on (it reads the lagging member lists) and the window.
+func brokerOptions(dir *brokertest.Dir) broker.Options {
+	return broker.Options{Members: dir.MembersPort(), ReplicationWindow: replicationWindow}
+}
+
+// withLag turns the tenant's replica lag on (seeded, on clock).
+func withLag(dir *brokertest.Dir, clock *brokertest.Clock, seedN uint64) *brokertest.Dir {
+	dir.SetReplicaLag(replicaLag, clock.Now, int64(seedN))
+	return dir
+}
 
 func testProfiles() profiles {
 	base := access.Profile{
@@ -148,7 +184,7 @@ type run struct {
 
 func newRun(t *testing.T, store broker.Store, dir *brokertest.Dir, users []string, n int, clock *brokertest.Clock) *run {
 	ru := &run{t: t, ctx: context.Background(), store: store, dir: dir, clock: clock, users: users}
-	ru.b = broker.New(store, dir, testProfiles(), clock, broker.Options{})
+	ru.b = broker.New(store, dir, testProfiles(), clock, brokerOptions(dir))
 	for i := range n {
 		ru.ids = append(ru.ids, "r-"+strconv.Itoa(i))
 	}
@@ -268,9 +304,10 @@ func modelCheck(t *testing.T, seedN uint64, n int, newStore storeFactory, st *mo
 	want := model.finals()
 	model.check()
 
-	// The test run: duplicated and shuffled.
+	// The test run: duplicated and shuffled, on a directory whose reads lag.
 	clock2 := brokertest.NewClock(t0)
 	dir2, _ := newTenant(8)
+	withLag(dir2, clock2, seedN)
 	test := newRun(t, newStore(t, clock2), dir2, users, n, clock2)
 	var all []ev
 	var endDeliveries [][]byte

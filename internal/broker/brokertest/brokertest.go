@@ -174,6 +174,15 @@ func (d *Dir) IsDirectMember(group, member string) bool {
 }
 
 // DirectMembers lists the direct members of group, sorted (the truth,
+
+// IsTransitiveMember reports whether member is a member of group, directly
+// or through nested groups (the truth, whatever the replica lag).
+func (d *Dir) IsTransitiveMember(group, member string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.transitiveLocked(readView{}, strings.ToLower(group), strings.ToLower(member), map[string]bool{})
+}
+
 // whatever the replica lag; MembersPort's DirectMembers lags).
 func (d *Dir) DirectMembers(group string) []string {
 	d.mu.Lock()
