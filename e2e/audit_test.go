@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -33,6 +34,28 @@ func (e *env) audit(events ...[]byte) {
 func (e *env) auditLog() {
 	e.t.Helper()
 	e.audit(e.graph.AuditRecords(), []byte("not json"), []byte(`{"records":{}}`))
+}
+
+// fresh dates an audit fixture now (its records' time and
+// activityDateTime): records older than the deployment are not acted on
+// (DESIGN §6b.3), and the fixtures were captured before it.
+func fresh(b []byte) []byte {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	b = freshTime.ReplaceAll(b, []byte(`"time":"`+now+`"`))
+	return freshActivity.ReplaceAll(b, []byte(`"activityDateTime":"`+now+`"`))
+}
+
+var (
+	freshTime     = regexp.MustCompile(`"time":"[^"]*"`)
+	freshActivity = regexp.MustCompile(`"activityDateTime":"[^"]*"`)
+)
+
+// afterWindow waits out the replication window (JIT_REPLICATION_WINDOW in
+// the tests) and sweeps: the checks audit records triggered are decided.
+func (e *env) afterWindow() {
+	e.t.Helper()
+	time.Sleep(1100 * time.Millisecond)
+	e.sweep()
 }
 
 func wantHistory(t *testing.T, v view, want ...string) {
@@ -67,7 +90,9 @@ func TestAuditPortalActivationThenExpiry(t *testing.T) {
 	if v.State != "expired" {
 		t.Fatalf("after expiry: %+v", v)
 	}
-	wantHistory(t, v, "observed", "expired", "sessions-revoked")
+	// PIM's end record is noted (a claim, checked with Graph); the end is
+	// PIM's own, which the sweep reaches.
+	wantHistory(t, v, "observed", "note", "expired", "sessions-revoked")
 	if n := e.graph.RevokeCount(seed.UserN01); n != 1 {
 		var lines []string
 		for _, l := range strings.Split(e.proc.output(), "\n") {
@@ -88,11 +113,12 @@ func TestAuditPortalDeactivation(t *testing.T) {
 		t.Fatal("deactivation refused")
 	}
 	e.auditLog()
+	e.afterWindow()
 	v := e.mustGet("pim-" + strings.ToLower(rid))
 	if v.State != "cancelled" {
 		t.Fatalf("after deactivation: %+v", v)
 	}
-	wantHistory(t, v, "observed", "cancelled", "sessions-revoked")
+	wantHistory(t, v, "observed", "note", "cancelled", "sessions-revoked")
 	if n := e.graph.RevokeCount(seed.UserN01); n != 1 {
 		t.Fatalf("revocations %d, want 1", n)
 	}
@@ -124,7 +150,7 @@ func oobFixture(t *testing.T) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	return fresh(b)
 }
 
 const oobID = "oob-directory_93154481-5703-42a7-89a5-b7de6fbace8e_fi4u8_64698073"
@@ -235,6 +261,10 @@ func TestDriftRepaired(t *testing.T) {
 	e.send(access.TypeApproved, map[string]string{"requestId": "drift-1", "approver": seed.UPN("p01")})
 	e.graph.RemoveMember(seed.GroupAKSAdmin, seed.UserN01)
 	e.sweep()
+	if v := e.mustGet("drift-1"); v.State != "active" {
+		t.Fatalf("one listing ended the grant: %s", v.State)
+	}
+	e.afterWindow() // a second read after the window confirms it
 	v := e.mustGet("drift-1")
 	if v.State != "revoked" || !strings.Contains(v.Reason, "vanished") {
 		t.Fatalf("vanished member: %+v", v)
@@ -260,25 +290,47 @@ func TestDriftRepaired(t *testing.T) {
 	}
 }
 
-// `jitaccess send audit` plays a portal PIM activation (the shipped sample)
-// into the running deployment through the host's Event Hubs path.
+// `jitaccess send audit` plays a portal PIM activation (the shipped sample,
+// dated now) into the running deployment through the host's Event Hubs
+// path. The activation is real in the simulated PIM, which confirms it.
 func TestCLISendAudit(t *testing.T) {
 	e := newEnv(t)
-	f := filepath.Join(repoRoot, "handlers", "testdata", "audit", "pim_activation.json")
+	e.graph.SetPIMPolicy(seed.GroupAKSAdmin, graphsim.PIMPolicy{})
+	if e.graph.ActivatePIM(seed.GroupAKSAdmin, seed.UserN01, 2*time.Second, "INC-4711") == "" {
+		t.Fatal("activation refused by the simulator")
+	}
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "handlers", "testdata", "audit", "pim_activation.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "pim_activation.json")
+	if err := os.WriteFile(f, fresh(raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	out, errOut, code := runCLI(t, "send", "audit", "--file", f, "--sandbox", e.host.URL())
 	if code != 0 {
 		t.Fatalf("exit %d: %s %s", code, out, errOut)
 	}
-	// The sample's activation ended long ago: recorded, then ended by the
-	// sweep with the sessions revoked.
-	v := e.mustGet("pim-9b8a7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d")
-	if v.Source != "pim" || v.Requester != seed.UserN01 {
+	const id = "pim-9b8a7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
+	v := e.mustGet(id)
+	if v.Source != "pim" || v.Requester != seed.UserN01 || v.State != "active" {
 		t.Fatalf("observed: %+v", v)
 	}
+	end, _ := time.Parse(time.RFC3339Nano, v.EndsAt)
+	time.Sleep(time.Until(end) + 100*time.Millisecond)
+	e.graph.ExpirePIM(time.Now())
 	e.sweep()
-	v = e.mustGet("pim-9b8a7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d")
+	v = e.mustGet(id)
 	wantHistory(t, v, "observed", "expired", "sessions-revoked")
 	if e.graph.RevokeCount(seed.UserN01) != 1 {
 		t.Fatalf("revocations %d", e.graph.RevokeCount(seed.UserN01))
+	}
+	// The sample as shipped is last month's record: older than this
+	// deployment, it is not acted on.
+	if _, _, code := runCLI(t, "send", "audit", "--file", filepath.Join(repoRoot, "handlers", "testdata", "audit", "pim_activation.json"), "--sandbox", e.host.URL()); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if v2 := e.mustGet(id); len(v2.History) != len(v.History) {
+		t.Fatalf("an old record acted on: %v", v2.types())
 	}
 }

@@ -146,6 +146,9 @@ func (e *env) environ() []string {
 		// Redeliveries come at once, as most tests expect; patience_test.go
 		// turns the in-invocation patience on.
 		"JIT_REDELIVERY_PATIENCE": "PT0S",
+		// Audit records are checked with Graph a second after they arrive
+		// (the shortest window; realdir_test.go lags the reads).
+		"JIT_REPLICATION_WINDOW": "PT1S",
 		"PATH":                    os.Getenv("PATH"),
 		"HOME":                    os.Getenv("HOME"),
 	}
