@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Ledger", testLedger},
 		{"LedgerConcurrentCAS", testLedgerRace},
 		{"Ping", testPing},
+		{"FarObservedEnd", testFarObservedEnd},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -994,5 +995,43 @@ func testPing(t *testing.T, s Store) {
 	}
 	if err := broker.Lister(s).Ping(ctx(t)); err != nil {
 		t.Fatalf("Lister.Ping: %v", err)
+	}
+}
+
+// testFarObservedEnd: an observed PIM activation whose end is more than a
+// year away (a legitimate value to store; the broker decides whether to
+// clamp it when it observes it) is stored and read back whole, listed among
+// the active requests, and not due before its time.
+func testFarObservedEnd(t *testing.T, s Store) {
+	now := time.Now().UTC().Truncate(time.Second)
+	p := access.Profile{Name: "p1", TargetGroupID: "g1"}
+	cases := []struct {
+		id  string
+		end time.Time
+	}{
+		{"far-400d", now.Add(400 * 24 * time.Hour)},
+		{"far-30y", now.AddDate(30, 0, 0)},
+	}
+	for _, c := range cases {
+		r := access.Observe(c.id, access.SourcePIM, p, "user-1", "u1@example.test", now, c.end,
+			access.HObserved, "PIM", "observed", "audit:"+c.id)
+		mustSave(t, s, r)
+		got := mustGet(t, s, c.id)
+		sameRequest(t, c.id, got, expectUTC(r))
+		if !got.EndsAt.Equal(c.end) || got.Duration != r.Duration {
+			t.Fatalf("%s: ends %v duration %v, want %v and %v", c.id, got.EndsAt, got.Duration, c.end, r.Duration)
+		}
+	}
+	if got := ids(list(t, s, broker.ListFilter{State: access.Active})); !slices.Equal(got, []string{"far-30y", "far-400d"}) {
+		t.Fatalf("active: %v", got)
+	}
+	if got := ids(list(t, s, broker.ListFilter{})); len(got) != 2 {
+		t.Fatalf("all: %v", got)
+	}
+	if got := due(t, s, now.Add(time.Hour), 10); len(got) != 0 {
+		t.Fatalf("due now: %v", got)
+	}
+	if got := reallyDue(t, s, now.Add(401*24*time.Hour), due(t, s, now.Add(401*24*time.Hour), 10)); !slices.Equal(got, []string{"far-400d"}) {
+		t.Fatalf("due in 401 days: %v", got)
 	}
 }
