@@ -1011,6 +1011,7 @@ func testFarObservedEnd(t *testing.T, s Store) {
 	}{
 		{"far-400d", now.Add(400 * 24 * time.Hour)},
 		{"far-30y", now.AddDate(30, 0, 0)},
+		{"far-9999", time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)}, // past time.Duration's range and UnixNano's
 	}
 	for _, c := range cases {
 		r := access.Observe(c.id, access.SourcePIM, p, "user-1", "u1@example.test", now, c.end,
@@ -1022,10 +1023,10 @@ func testFarObservedEnd(t *testing.T, s Store) {
 			t.Fatalf("%s: ends %v duration %v, want %v and %v", c.id, got.EndsAt, got.Duration, c.end, r.Duration)
 		}
 	}
-	if got := ids(list(t, s, broker.ListFilter{State: access.Active})); !slices.Equal(got, []string{"far-30y", "far-400d"}) {
+	if got := ids(list(t, s, broker.ListFilter{State: access.Active})); !slices.Equal(got, []string{"far-30y", "far-400d", "far-9999"}) {
 		t.Fatalf("active: %v", got)
 	}
-	if got := ids(list(t, s, broker.ListFilter{})); len(got) != 2 {
+	if got := ids(list(t, s, broker.ListFilter{})); len(got) != 3 {
 		t.Fatalf("all: %v", got)
 	}
 	if got := due(t, s, now.Add(time.Hour), 10); len(got) != 0 {

@@ -21,11 +21,7 @@ func rejectionPartition(day time.Time) string { return "rej-" + day.UTC().Format
 
 func rejectionRowKey(rej access.Rejection) string {
 	h := sha256.Sum256([]byte(rej.EventID + "\x00" + rej.Type + "\x00" + rej.RequestID + "\x00" + rej.Reason + "\x00" + rej.At.Format(time.RFC3339Nano)))
-	n := rej.At.UnixNano()
-	if n < 0 {
-		n = 0
-	}
-	return fmt.Sprintf("%019d_%s", math.MaxInt64-n, hex.EncodeToString(h[:8]))
+	return fmt.Sprintf("%019d_%s", math.MaxInt64-unixNano(rej.At), hex.EncodeToString(h[:8]))
 }
 
 // RecordRejection stores a rejected event. The same rejection recorded twice

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -111,12 +112,22 @@ func dueKey(at time.Time, id string) string {
 	return dueTimeKey(at) + "_" + id
 }
 
-func dueTimeKey(at time.Time) string {
-	n := at.UnixNano()
-	if n < 0 {
-		n = 0
+func dueTimeKey(at time.Time) string { return fmt.Sprintf("%019d", unixNano(at)) }
+
+// maxNanoTime is the latest time whose UnixNano fits an int64 (2262-04-11).
+var maxNanoTime = time.Unix(0, math.MaxInt64)
+
+// unixNano is t's UnixNano clamped to [0, MaxInt64]: UnixNano itself is
+// undefined past 2262 (it wraps), and a due entry of a grant observed to end
+// in, say, 9999 would then sort as due at once and be handed to every sweep.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		return 0
+	case t.After(maxNanoTime):
+		return math.MaxInt64
 	}
-	return fmt.Sprintf("%019d", n)
+	return t.UnixNano()
 }
 
 // indexPK is the one partition of the index table: due entries and state
