@@ -132,6 +132,24 @@
 // delete with If-Match when the ledger becomes empty (no grants, not busy,
 // not pre-existing). A missing ledger is returned empty with Version "".
 //
+// # Rows it cannot read
+//
+// A row the store cannot decode — a damaged body, a value out of range, a
+// layout written by a newer version — fails no listing (DESIGN §6b point 4).
+// ListRequests leaves such a state row out of Items and names its request id
+// in ListPage.Skipped; DueRequests leaves out a checked entry (one more than
+// StaleAfter overdue) whose state row cannot be decoded, so that it does not
+// take a slot of every sweep; RecentRejections leaves such a rejection out.
+// Each is logged (Options.Logger: the id and the kind of problem, never the
+// data). GetRequest of such a request, or of one whose history rows cannot
+// be decoded, fails with fault.ErrUnreadable inside fault.ErrPermanent (an
+// *fault.UnreadableError names it); a list item carries no history, so a
+// request whose history rows are damaged is still listed.
+//
+// Due index keys clamp UnixNano to [0, MaxInt64]: a request due after
+// 2262 (an observed end in 9999) is due at the end of the key space rather
+// than, UnixNano wrapping, at once.
+//
 // # Keys
 //
 // Request ids, group ids and user ids become keys; a key may not contain

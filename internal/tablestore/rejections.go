@@ -51,7 +51,8 @@ func (s *Store) RecordRejection(ctx context.Context, rej access.Rejection) error
 }
 
 // RecentRejections returns today's and yesterday's rejections (UTC days of
-// the store's clock), newest first, at most limit.
+// the store's clock), newest first, at most limit. A row that cannot be
+// decoded is left out and logged (its keys only).
 func (s *Store) RecentRejections(ctx context.Context, limit int) ([]access.Rejection, error) {
 	const op = "recent rejections"
 	if limit <= 0 {
@@ -87,7 +88,9 @@ func (s *Store) RecentRejections(ctx context.Context, limit int) ([]access.Rejec
 					}
 				}
 				if err != nil {
-					return nil, fault.Wrap(fault.ErrPermanent, op, err)
+					// One bad row never fails the listing: it is left out.
+					s.unreadable(ctx, op, fault.WrapUnreadable(op, rawKey(raw), err))
+					continue
 				}
 				rej.At = utc(rej.At)
 				out = append(out, rej)
