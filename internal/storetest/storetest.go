@@ -15,6 +15,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"sort"
@@ -26,6 +30,7 @@ import (
 
 	"github.com/jitaccess/jitaccess/internal/access"
 	"github.com/jitaccess/jitaccess/internal/broker"
+	"github.com/jitaccess/jitaccess/internal/dashboard"
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
@@ -1057,7 +1062,7 @@ const secret = "SECRET-free-text"
 // testUnreadable plants rows the store cannot decode — JSON cut short, a
 // field of another type (as a newer version might write), a value out of
 // range — and checks that listings (each way a store lists, paged or not),
-// due requests and rejections still work, that the bad rows
+// due requests, rejections and the dashboard still work, that the bad rows
 // are named in ListPage.Skipped exactly once, and that reading one by id
 // fails with fault.ErrUnreadable without quoting the data.
 func testUnreadable(t *testing.T, s Store) {
@@ -1165,6 +1170,24 @@ func testUnreadable(t *testing.T, s Store) {
 	next.State = access.Expired
 	mustSave(t, s, next)
 	mustSave(t, s, simpleRequest("ur-new", access.Pending))
+
+	// The dashboard shows the page, and says what it could not read.
+	h := dashboard.New(dashboard.Options{Store: s, Now: func() time.Time { return now },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/dashboard", nil))
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK {
+		t.Fatalf("dashboard: %d\n%s", rec.Code, body)
+	}
+	for _, want := range []string{"3 stored requests could not be read", "ur-a2", "ur-e2", "ur-p2", "ur-a1", "ur-new"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("dashboard lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "SECRET") {
+		t.Fatal("dashboard shows data of a damaged row")
+	}
 }
 
 // listSkipping pages through a listing and returns its items and the ids
