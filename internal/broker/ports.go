@@ -72,6 +72,16 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
+// Deployment remembers when this deployment (its store: for Table Storage,
+// its table prefix) first ran: the first call ever made records its now,
+// and every later call — in any instance, whatever its now — returns that
+// same time (two instances starting together agree on one of their nows).
+// The time is UTC, truncated to the microsecond. Errors wrap
+// fault.ErrTransient (storage unreachable) or fault.ErrPermanent.
+type Deployment interface {
+	DeployedAt(ctx context.Context, now time.Time) (time.Time, error)
+}
+
 // Clock is injected so that tests control time.
 type Clock interface{ Now() time.Time }
 
