@@ -61,6 +61,7 @@ const (
 	OpPing             = "Ping"
 	OpListRequests     = "ListRequests"
 	OpRecentRejections = "RecentRejections"
+	OpDeployedAt       = "DeployedAt"
 	// OpAny in FailNext matches whichever operation comes next.
 	OpAny = "*"
 )
@@ -147,14 +148,16 @@ type Store struct {
 	reqs       map[string]*stored
 	ledgers    map[string]*ledger
 	rejections []access.Rejection
+	deployedAt time.Time
 	fail       map[string][]error
 	hook       func(op string) error
 	ops        map[string]int
 }
 
 var (
-	_ broker.Store  = (*Store)(nil)
-	_ broker.Lister = (*Store)(nil)
+	_ broker.Store      = (*Store)(nil)
+	_ broker.Lister     = (*Store)(nil)
+	_ broker.Deployment = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -511,6 +514,24 @@ func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
 // grants, not busy, not pre-existing); such a ledger is deleted on save.
 func LedgerEmpty(l *access.Ledger) bool {
 	return l.Empty()
+}
+
+// DeployedAt returns the now of the first call ever made on this store
+// (UTC, truncated to the microsecond, as the table store keeps it); later
+// calls return that same time.
+func (s *Store) DeployedAt(ctx context.Context, now time.Time) (time.Time, error) {
+	now = now.UTC().Truncate(time.Microsecond)
+	if now.IsZero() {
+		return time.Time{}, fault.Wrap(fault.ErrPermanent, "deployed at", errors.New("no time given"))
+	}
+	if err := s.enter(ctx, OpDeployedAt); err != nil {
+		return time.Time{}, err
+	}
+	defer s.mu.Unlock()
+	if s.deployedAt.IsZero() {
+		s.deployedAt = now
+	}
+	return s.deployedAt, nil
 }
 
 // Ping always answers (unless a fault is injected).

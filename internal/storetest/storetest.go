@@ -38,6 +38,7 @@ import (
 type Store interface {
 	broker.Store
 	broker.Lister
+	broker.Deployment
 }
 
 // Corrupter damages a stored request the way storage damage, a bug or a
@@ -85,6 +86,8 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Ping", testPing},
 		{"FarObservedEnd", testFarObservedEnd},
 		{"UnreadableRowBreaksNothing", testUnreadable},
+		{"DeployedAt", testDeployedAt},
+		{"DeployedAtConcurrentFirstCalls", testDeployedAtRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1218,4 +1221,71 @@ func listSkipping(t *testing.T, s Store, f broker.ListFilter) (items []*access.R
 	}
 	t.Fatal("pagination does not end")
 	return nil, nil
+}
+
+// testDeployedAt: the first call records its now (UTC, to the microsecond);
+// every later call returns that time, whatever its own now.
+func testDeployedAt(t *testing.T, s Store) {
+	first := time.Date(2026, 11, 23, 10, 4, 5, 123456789, time.FixedZone("CET", 3600))
+	want := first.UTC().Truncate(time.Microsecond)
+	deployed := func(now time.Time) time.Time {
+		t.Helper()
+		at, err := s.DeployedAt(ctx(t), now)
+		if err != nil {
+			t.Fatalf("DeployedAt(%v): %v", now, err)
+		}
+		if at.Location() != time.UTC {
+			t.Fatalf("DeployedAt = %v, not in UTC", at)
+		}
+		return at
+	}
+	if got := deployed(first); !got.Equal(want) || got != want {
+		t.Fatalf("first call: %v, want %v", got, want)
+	}
+	for _, now := range []time.Time{first.Add(time.Hour), first.AddDate(1, 0, 0), first.Add(-time.Hour), first} {
+		if got := deployed(now); got != want {
+			t.Fatalf("a later call with now %v: %v, want the first %v", now, got, want)
+		}
+	}
+	if _, err := s.DeployedAt(ctx(t), time.Time{}); !fault.Permanent(err) {
+		t.Fatalf("DeployedAt(zero) = %v, want a permanent refusal", err)
+	}
+	// Requests and the rest of the store are not disturbed by it.
+	mustSave(t, s, simpleRequest("dep-1", access.Active))
+	if got := ids(list(t, s, broker.ListFilter{})); !slices.Equal(got, []string{"dep-1"}) {
+		t.Fatalf("list after DeployedAt: %v", got)
+	}
+	if got := due(t, s, time.Now().Add(24*time.Hour), 10); len(got) != 0 {
+		t.Fatalf("due after DeployedAt: %v", got)
+	}
+}
+
+// testDeployedAtRace: first calls racing (instances starting together) all
+// return the same time, one of their nows, and so does every later call.
+func testDeployedAtRace(t *testing.T, s Store) {
+	const workers = 8
+	base := time.Now().UTC().Truncate(time.Microsecond)
+	var wg sync.WaitGroup
+	got := make([]time.Time, workers)
+	errs := make([]error, workers)
+	for i := range workers {
+		wg.Go(func() {
+			got[i], errs[i] = s.DeployedAt(ctx(t), base.Add(time.Duration(i)*time.Millisecond))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i] != got[0] {
+			t.Fatalf("racing first calls disagree: %v", got)
+		}
+	}
+	if d := got[0].Sub(base); d < 0 || d >= workers*time.Millisecond || d%time.Millisecond != 0 {
+		t.Fatalf("DeployedAt = %v, not one of the callers' nows (%v + i ms)", got[0], base)
+	}
+	if later, err := s.DeployedAt(ctx(t), base.Add(time.Hour)); err != nil || later != got[0] {
+		t.Fatalf("later call: %v %v, want %v", later, err, got[0])
+	}
 }

@@ -13,7 +13,8 @@
 // starting with a letter, so that names stay valid Azure table names):
 //
 //	<prefix>requests    one partition per request
-//	<prefix>index       the due index and the state index (one partition)
+//	<prefix>index       the due index and the state index (partition "idx"),
+//	                    and when the deployment first ran (partition "meta")
 //	<prefix>rejections  rejected events without usable request id
 //	<prefix>ledgers     membership ledgers
 //
@@ -131,6 +132,15 @@
 // JSON in Body; insert for Version "", replace with If-Match otherwise, and
 // delete with If-Match when the ledger becomes empty (no grants, not busy,
 // not pre-existing). A missing ledger is returned empty with Version "".
+//
+// # When the deployment first ran (<prefix>index, PartitionKey "meta", RowKey "deployment")
+//
+// DeployedAt (broker.Deployment) reads the entity's At (Edm.DateTime) and,
+// when it is missing, inserts it with the caller's now (UTC, to the
+// microsecond). Instances starting together both insert; the service keeps
+// the first, the other gets EntityAlreadyExists and reads it, so all return
+// the same time. The Store remembers the answer: one point read per process,
+// then none. Index queries name the partition "idx", so they never see it.
 //
 // # Rows it cannot read
 //

@@ -76,12 +76,14 @@ type Store struct {
 
 	roundTrips atomic.Int64
 	ready      atomic.Bool
+	deployed   atomic.Pointer[time.Time] // DeployedAt's answer, once known
 	ensureMu   sync.Mutex
 }
 
 var (
-	_ broker.Store  = (*Store)(nil)
-	_ broker.Lister = (*Store)(nil)
+	_ broker.Store      = (*Store)(nil)
+	_ broker.Lister     = (*Store)(nil)
+	_ broker.Deployment = (*Store)(nil)
 )
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,52}$`)
@@ -215,6 +217,7 @@ func (s *Store) DeleteTables(ctx context.Context) error {
 		}
 	}
 	s.ready.Store(false)
+	s.deployed.Store(nil)
 	return errors.Join(errs...)
 }
 
