@@ -106,7 +106,7 @@ func serve(ctx context.Context) int {
 	if err != nil {
 		return startFailure(log, err)
 	}
-	store, err := openTableStore(s, cred)
+	store, err := openTableStore(s, cred, log)
 	if err != nil {
 		return startFailure(log, err)
 	}

@@ -141,7 +141,7 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 	if err != nil {
 		return fail(err)
 	}
-	store := memstore.New()
+	store := memstore.New(memstore.WithLogger(c.Log))
 	// Scheduled expiry through the host stand-in's queue, and notifications
 	// to the log, so the sandbox behaves like a deployment with Service Bus.
 	var host *devhost.Host

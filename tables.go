@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
@@ -9,8 +10,8 @@ import (
 	"github.com/jitaccess/jitaccess/internal/tablestore"
 )
 
-func openTableStore(s config.Settings, cred azcore.TokenCredential) (*tablestore.Store, error) {
-	opts := tablestore.Options{Prefix: s.TablePrefix}
+func openTableStore(s config.Settings, cred azcore.TokenCredential, log *slog.Logger) (*tablestore.Store, error) {
+	opts := tablestore.Options{Prefix: s.TablePrefix, Logger: log}
 	if s.TablesConnString != "" {
 		st, err := tablestore.NewFromConnectionString(s.TablesConnString, opts)
 		if err != nil {

@@ -33,7 +33,8 @@ import (
 //
 // HTTP functions (forwarded /api/...) answer plain HTTP with JSON errors
 // {"error": "..."}: 400 bad input, 404 unknown, 503 storage unavailable
-// (transient), 500 anything else.
+// (transient), 500 a stored request that cannot be decoded (fault.ErrUnreadable;
+// the error says so, the log says why) or anything else.
 
 // invocationResult is the custom handler's answer (HttpScriptInvocationResult
 // in azure-functions-host).
@@ -185,6 +186,11 @@ func readError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err err
 	switch {
 	case fault.NotFound(err):
 		writeError(w, http.StatusNotFound, "not found")
+	case fault.Unreadable(err):
+		// The error names the record and the kind of problem, never its data.
+		log.ErrorContext(r.Context(), "stored data cannot be read", "errorKind", "unreadable", "error", clip(err.Error(), 300))
+		writeError(w, http.StatusInternalServerError, "this request is stored but cannot be read (damaged, or written by a newer "+
+			"version of jitaccess); listings leave it out and nothing acts on it until an operator repairs or removes it; the log says what is wrong")
 	case fault.Transient(err), errors.Is(err, context.DeadlineExceeded):
 		log.WarnContext(r.Context(), "read failed", "errorKind", errorKind(err), "error", clip(err.Error(), 300))
 		w.Header().Set("Retry-After", "5")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -96,7 +97,16 @@ func (d Duration) String() string { return FormatDuration(time.Duration(d)) }
 // MarshalJSON writes the duration as an ISO 8601 string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
-// UnmarshalJSON reads an ISO 8601 string.
+// UnmarshalJSON reads an ISO 8601 string: whatever MarshalJSON wrote, for
+// every time.Duration, reads back exactly.
+//
+// It is not input validation: JSON of a Duration is stored data (a request
+// as the store keeps it), and a stored value is read as it was written.
+// Bounds belong where a value comes in (ParseDuration for sender input and
+// settings; the broker for an observed end). Reading with ParseDuration's
+// bounds made an observed activation ending more than a year away — a value
+// the domain writes itself (Observe: EndsAt − at) — unreadable once stored,
+// which failed every listing that met it.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -106,10 +116,113 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		*d = 0
 		return nil
 	}
+	if v, ok := parseFormatted(s); ok {
+		*d = Duration(v)
+		return nil
+	}
+	// Not FormatDuration's form (another spelling, e.g. PT1.5H): read as
+	// sender input is.
 	v, err := ParseDuration(s)
 	if err != nil {
 		return err
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// parseFormatted reads exactly what FormatDuration writes:
+// -?P(nD)?(T(nH)?(nM)?(n(.f)?S)?)?, with at most nine fractional digits,
+// for the whole range of time.Duration (integer arithmetic, overflow
+// refused). ok is false for anything else.
+func parseFormatted(s string) (time.Duration, bool) {
+	neg := strings.HasPrefix(s, "-")
+	if neg {
+		s = s[1:]
+	}
+	s, ok := strings.CutPrefix(s, "P")
+	if !ok || s == "" {
+		return 0, false
+	}
+	var total uint64
+	add := func(n, unit uint64) bool {
+		if n > math.MaxUint64/unit {
+			return false
+		}
+		n *= unit
+		if total > math.MaxUint64-n {
+			return false
+		}
+		total += n
+		return true
+	}
+	// number reads leading digits (at least one, at most 20).
+	number := func() (uint64, bool) {
+		i := 0
+		for i < len(s) && i <= 20 && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == 0 || i > 20 {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(s[:i], 10, 64)
+		s = s[i:]
+		return n, err == nil
+	}
+	if s[0] != 'T' {
+		n, ok := number()
+		if !ok || !strings.HasPrefix(s, "D") || !add(n, uint64(24*time.Hour)) {
+			return 0, false
+		}
+		s = s[1:]
+	}
+	if s != "" {
+		rest, ok := strings.CutPrefix(s, "T")
+		if !ok || rest == "" {
+			return 0, false
+		}
+		s = rest
+		for _, u := range []struct {
+			sign byte
+			unit time.Duration
+		}{{'H', time.Hour}, {'M', time.Minute}} {
+			i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+			if i > 0 && s[i] == u.sign {
+				n, ok := number()
+				if !ok || !add(n, uint64(u.unit)) {
+					return 0, false
+				}
+				s = s[1:]
+			}
+		}
+		if s != "" {
+			n, ok := number()
+			if !ok || !add(n, uint64(time.Second)) {
+				return 0, false
+			}
+			if frac, ok := strings.CutPrefix(s, "."); ok {
+				i := 0
+				for i < len(frac) && frac[i] >= '0' && frac[i] <= '9' {
+					i++
+				}
+				if i == 0 || i > 9 {
+					return 0, false
+				}
+				f, _ := strconv.ParseUint(frac[:i]+strings.Repeat("0", 9-i), 10, 64)
+				if !add(f, 1) {
+					return 0, false
+				}
+				s = frac[i:]
+			}
+			if s != "S" {
+				return 0, false
+			}
+		}
+	}
+	switch {
+	case !neg && total <= math.MaxInt64:
+		return time.Duration(total), true
+	case neg && total <= 1<<63:
+		return -time.Duration(total), true // 1<<63 converts to MinInt64, whose negation is itself
+	}
+	return 0, false
 }

@@ -1,6 +1,7 @@
 package access
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -42,4 +43,69 @@ func FuzzDuration(f *testing.F) {
 			t.Fatalf("JSON %q: %v %v", out, time.Duration(j), err)
 		}
 	})
+}
+
+// FuzzDurationJSON: a Duration's JSON reads back exactly, for every
+// time.Duration (stored requests carry durations jitaccess did not bound
+// itself, e.g. an observed activation's end minus its start), and reading
+// arbitrary text never panics.
+func FuzzDurationJSON(f *testing.F) {
+	for _, d := range []int64{0, 1, -1, int64(time.Hour), int64(400 * 24 * time.Hour), int64(MaxAnyDuration) + 1,
+		1<<63 - 1, -1 << 63, int64(292 * 365 * 24 * time.Hour), 86400e9 + 1} {
+		f.Add(d, "")
+	}
+	for _, s := range []string{"P400D", "PT1H30M", "P106751DT23H47M16.854775807S", "P106751DT23H47M16.854775808S",
+		"-P106751DT23H47M16.854775808S", "P99999999999999999999D", "PT1.1234567891S", "P1DT", "PT", "P", "PT1M1H", "P1Y"} {
+		f.Add(int64(0), s)
+	}
+	f.Fuzz(func(t *testing.T, n int64, s string) {
+		d := Duration(n)
+		b, err := json.Marshal(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Duration
+		if err := json.Unmarshal(b, &back); err != nil || back != d {
+			t.Fatalf("%d → %s → %d, %v", n, b, back, err)
+		}
+		if s == "" {
+			return
+		}
+		q, _ := json.Marshal(s)
+		var v Duration
+		if err := json.Unmarshal(q, &v); err == nil {
+			if p, ok := parseFormatted(s); ok && time.Duration(v) != p {
+				t.Fatalf("%q read as %v, formatted form says %v", s, time.Duration(v), p)
+			}
+		}
+		// Whatever ParseDuration accepts, the JSON reads the same.
+		if p, err := ParseDuration(s); err == nil {
+			if err := json.Unmarshal(q, &v); err != nil || time.Duration(v) != p {
+				t.Fatalf("%q: ParseDuration %v, JSON %v %v", s, p, time.Duration(v), err)
+			}
+		}
+	})
+}
+
+func TestStoredDurationEdges(t *testing.T) {
+	for s, want := range map[string]time.Duration{
+		"P400D":                         400 * 24 * time.Hour,
+		"P106751DT23H47M16.854775807S":  1<<63 - 1,
+		"-P106751DT23H47M16.854775808S": -1 << 63,
+		"PT0S":                          0,
+		"PT0.000000001S":                1,
+		"P1DT12H":                       36 * time.Hour,
+		"PT1.5H":                        90 * time.Minute, // not FormatDuration's form: read by the fallback
+	} {
+		var d Duration
+		if err := json.Unmarshal([]byte(`"`+s+`"`), &d); err != nil || time.Duration(d) != want {
+			t.Errorf("%s: %v %v, want %v", s, time.Duration(d), err, want)
+		}
+	}
+	for _, s := range []string{"P106751DT23H47M16.854775808S", "P99999999999999999999D", "P1Y", "P1M", "nonsense", "P", "PT"} {
+		var d Duration
+		if err := json.Unmarshal([]byte(`"`+s+`"`), &d); err == nil {
+			t.Errorf("%s read as %v", s, time.Duration(d))
+		}
+	}
 }

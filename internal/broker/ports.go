@@ -72,6 +72,16 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
+// Deployment remembers when this deployment (its store: for Table Storage,
+// its table prefix) first ran: the first call ever made records its now,
+// and every later call — in any instance, whatever its now — returns that
+// same time (two instances starting together agree on one of their nows).
+// The time is UTC, truncated to the microsecond. Errors wrap
+// fault.ErrTransient (storage unreachable) or fault.ErrPermanent.
+type Deployment interface {
+	DeployedAt(ctx context.Context, now time.Time) (time.Time, error)
+}
+
 // Clock is injected so that tests control time.
 type Clock interface{ Now() time.Time }
 
@@ -95,11 +105,21 @@ type ListFilter struct {
 type ListPage struct {
 	Items []*access.Request
 	Next  string
+	// Skipped are the ids of stored requests in this page's range that
+	// match the filter as far as the store can tell but cannot be decoded
+	// (damaged, a value out of range, written by a newer version): they are
+	// left out of Items, so that one bad row never fails a listing, and
+	// GetRequest of such an id fails with fault.ErrUnreadable. A page with
+	// Skipped may hold fewer than Limit items while Next is not "".
+	Skipped []string
 }
 
 // Lister is what the read API and the dashboard need from the store. Listing
 // by a non-final state (pending, active and the in-flight ones) reads an index
-// whose size is what is open now, not all history.
+// whose size is what is open now, not all history. A stored row that cannot
+// be decoded never fails a listing: it is reported in ListPage.Skipped (and
+// left out of RecentRejections); GetRequest of it fails with
+// fault.ErrUnreadable inside fault.ErrPermanent.
 type Lister interface {
 	GetRequest(ctx context.Context, id string) (*access.Request, error)
 	ListRequests(ctx context.Context, f ListFilter) (ListPage, error)

@@ -31,7 +31,10 @@
 // first, otherwise the window shows what the first page holds.
 //
 // When the store fails the answer is 503 with a page saying storage is
-// unreachable (it keeps refreshing, so it recovers by itself).
+// unreachable (it keeps refreshing, so it recovers by itself). A stored
+// request that cannot be decoded does not fail the page: the listings skip
+// it (broker.ListPage.Skipped) and "Needs attention" says "N stored requests
+// could not be read" with their ids, which the log explains.
 package dashboard
 
 import (
@@ -92,6 +95,9 @@ const (
 	// MaxText is how many characters of a free-text field are displayed; the
 	// full text is in the title attribute.
 	MaxText = 120
+	// MaxUnreadableShown bounds the ids of unreadable stored requests the
+	// page names (the count is always whole).
+	MaxUnreadableShown = 20
 )
 
 // allowedParams are the query parameters the page understands.

@@ -53,6 +53,7 @@ section h2 .count{font-size:.8rem;font-weight:600;color:var(--muted-fg);backgrou
 .hint{margin:0 0 .6rem;color:var(--muted);font-size:.85rem}
 .empty{margin:.4rem 0 0;color:var(--muted);font-style:italic}
 .more{margin:.5rem 0 0;color:var(--busy-fg);font-size:.85rem}
+.unreadable{margin:.4rem 0 .6rem;padding:.5rem .7rem;border-left:4px solid var(--bad-fg);overflow-wrap:anywhere}
 .scroll{overflow-x:auto}
 table{width:100%;border-collapse:collapse;font-size:.875rem}
 caption{caption-side:top;text-align:left;color:var(--muted);font-size:.8rem;padding:0 0 .4rem}
@@ -186,8 +187,11 @@ const pageSource = `<!DOCTYPE html>
 </section>
 
 <section id="attention" aria-labelledby="attention-h">
-<h2 id="attention-h">Needs attention <span class="count">{{len .Attention.Rows}}</span></h2>
+<h2 id="attention-h">Needs attention <span class="count">{{.AttentionCount}}</span></h2>
 <p class="hint">Failed requests of the last 7 days, and membership or session work unfinished for more than 5 minutes (the sweep keeps retrying it).</p>
+{{- with .Unreadable}}{{if .N}}
+<p class="unreadable" role="alert"><strong>{{.N}} stored {{.Noun}} could not be read</strong> (damaged, or written by a newer version of jitaccess), so {{if eq .N 1}}it is{{else}}they are{{end}} left out of this page and nothing acts on {{if eq .N 1}}it{{else}}them{{end}}; the log names the problem: {{range $i, $id := .IDs}}{{if $i}}, {{end}}<code>{{$id.Short}}</code>{{end}}{{if .More}} and {{.More}} more{{end}}.</p>
+{{- end}}{{end}}
 {{- if .Attention.Rows}}
 <div class="scroll" role="region" aria-labelledby="attention-h" tabindex="0">
 <table>
@@ -208,7 +212,9 @@ const pageSource = `<!DOCTYPE html>
 </table>
 </div>
 {{- else}}
+{{- if not .Unreadable.N}}
 <p class="empty">Nothing needs attention.</p>
+{{- end}}
 {{- end}}
 {{- if .Attention.More}}{{template "more"}}{{end}}
 </section>

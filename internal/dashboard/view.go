@@ -221,6 +221,43 @@ type page struct {
 	Endings   section[endingRow]
 	Denied    section[deniedRow]
 	Findings  section[findingRow]
+
+	// Unreadable are the ids of stored requests the listings skipped because
+	// they cannot be decoded (shown under needs attention).
+	Unreadable unreadable
+}
+
+// AttentionCount is how many things need attention: rows and unreadable
+// requests.
+func (p *page) AttentionCount() int { return len(p.Attention.Rows) + p.Unreadable.N() }
+
+// unreadable is what the page says about stored requests it could not read.
+type unreadable struct {
+	IDs  []text // the first MaxUnreadableShown ids
+	More int    // how many more there are
+}
+
+// N is how many there are.
+func (u unreadable) N() int { return len(u.IDs) + u.More }
+
+// Noun is "request" or "requests" for N.
+func (u unreadable) Noun() string {
+	if u.N() == 1 {
+		return "request"
+	}
+	return "requests"
+}
+
+func newUnreadable(ids []string) unreadable {
+	var u unreadable
+	for i, id := range ids {
+		if i == MaxUnreadableShown {
+			u.More = len(ids) - i
+			break
+		}
+		u.IDs = append(u.IDs, newText(id))
+	}
+	return u
 }
 
 type errorPage struct {
@@ -234,8 +271,9 @@ type errorPage struct {
 
 // listed is what one ListRequests call returned.
 type listed struct {
-	items []*access.Request
-	more  bool
+	items   []*access.Request
+	more    bool
+	skipped []string
 }
 
 var listedStates = []access.State{
@@ -262,7 +300,7 @@ func (h *handler) gather(ctx context.Context, profile string, now time.Time) (*p
 				errs = append(errs, fmt.Errorf("list %s: %w", st, err))
 				return
 			}
-			res[st] = listed{items: pg.Items, more: pg.Next != ""}
+			res[st] = listed{items: pg.Items, more: pg.Next != "", skipped: pg.Skipped}
 		})
 	}
 	if profile == "" {
@@ -287,6 +325,17 @@ func (h *handler) gather(ctx context.Context, profile string, now time.Time) (*p
 	p := &page{Profile: profile, Now: newStamp(now)}
 	build(p, res, rejs, profile, now)
 	return p, nil
+}
+
+// skippedIDs are the ids the listings skipped as unreadable, once each, in
+// order.
+func skippedIDs(res map[access.State]listed) []string {
+	var ids []string
+	for _, l := range res {
+		ids = append(ids, l.skipped...)
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // withHistory replaces listed requests whose history the listing left out
@@ -449,6 +498,9 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		p.Attention.Rows = append(p.Attention.Rows, a.row)
 	}
 	p.Attention.More = more(access.Failed, access.Activating, access.Ending)
+	// Stored requests no listing could read: nobody can act on them but an
+	// operator (DESIGN §6b point 4: they break nothing, and they show).
+	p.Unreadable = newUnreadable(skippedIDs(res))
 
 	// Recent endings.
 	type end struct {
@@ -587,7 +639,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 	p.Counts = []count{
 		{"Active grants", n(len(p.Active.Rows), p.Active.More), "active", tone(len(p.Active.Rows), "ok")},
 		{"Pending approvals", n(len(p.Pending.Rows), p.Pending.More), "pending", tone(len(p.Pending.Rows), "info")},
-		{"Need attention", n(len(p.Attention.Rows), p.Attention.More), "attention", tone(len(p.Attention.Rows), "bad")},
+		{"Need attention", n(p.AttentionCount(), p.Attention.More), "attention", tone(p.AttentionCount(), "bad")},
 		{"Ended (24 h)", n(len(p.Endings.Rows), p.Endings.More), "endings", tone(len(p.Endings.Rows), "muted")},
 		{"Denied / rejected (24 h)", n(len(p.Denied.Rows), p.Denied.More), "denied", tone(len(p.Denied.Rows), "muted")},
 		{"Out-of-band members", n(stillThere, p.Findings.More), "outofband", tone(stillThere, "bad")},

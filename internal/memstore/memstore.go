@@ -21,9 +21,14 @@
 //     fault.ErrPermanent), a request too large for a table entity and a save
 //     appending more than MaxHistoryPerSave entries are refused
 //     (fault.ErrPermanent), and the same rejection recorded twice is kept once.
+//   - A stored request that cannot be decoded never fails a listing: it is
+//     left out of Items and named in ListPage.Skipped, left out of
+//     DueRequests, logged (id only) and GetRequest of it fails with
+//     fault.ErrUnreadable.
 //
-// On top of that it offers fault injection (FailNext, SetHook) and operation
-// counters for tests. It is safe for concurrent use.
+// On top of that it offers fault injection (FailNext, SetHook,
+// CorruptRequest) and operation counters for tests. It is safe for
+// concurrent use.
 package memstore
 
 import (
@@ -32,6 +37,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +61,7 @@ const (
 	OpPing             = "Ping"
 	OpListRequests     = "ListRequests"
 	OpRecentRejections = "RecentRejections"
+	OpDeployedAt       = "DeployedAt"
 	// OpAny in FailNext matches whichever operation comes next.
 	OpAny = "*"
 )
@@ -111,6 +119,10 @@ type Option func(*Store)
 // RecentRejections (default time.Now).
 func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
 
+// WithLogger sets where stored requests that cannot be decoded are reported
+// (ids and the kind of problem only; default: nowhere).
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
 type stored struct {
 	body    []byte // JSON of the request without history
 	history []access.HistoryEntry
@@ -129,20 +141,23 @@ type ledger struct {
 // Store is the in-memory store. The zero value is not usable; call New.
 type Store struct {
 	now func() time.Time
+	log *slog.Logger
 
 	mu         sync.Mutex
 	seq        uint64
 	reqs       map[string]*stored
 	ledgers    map[string]*ledger
 	rejections []access.Rejection
+	deployedAt time.Time
 	fail       map[string][]error
 	hook       func(op string) error
 	ops        map[string]int
 }
 
 var (
-	_ broker.Store  = (*Store)(nil)
-	_ broker.Lister = (*Store)(nil)
+	_ broker.Store      = (*Store)(nil)
+	_ broker.Lister     = (*Store)(nil)
+	_ broker.Deployment = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -156,6 +171,9 @@ func New(opts ...Option) *Store {
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return s
 }
@@ -256,7 +274,7 @@ func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, err
 	if !ok || !validKey(id) {
 		return nil, fault.Wrap(fault.ErrNotFound, "get request", fmt.Errorf("request %q", id))
 	}
-	r, err := st.decode()
+	r, err := st.decode(id)
 	if err != nil {
 		return nil, err
 	}
@@ -267,10 +285,10 @@ func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, err
 	return r, nil
 }
 
-func (st *stored) decode() (*access.Request, error) {
+func (st *stored) decode(id string) (*access.Request, error) {
 	var r access.Request
 	if err := json.Unmarshal(st.body, &r); err != nil {
-		return nil, fault.Wrap(fault.ErrPermanent, "decode request", err)
+		return nil, fault.WrapUnreadable("decode request", id, err)
 	}
 	normalize(&r)
 	r.History = nil
@@ -370,6 +388,10 @@ func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]st
 	var all []due
 	for id, st := range s.reqs {
 		if !st.dueAt.IsZero() && !st.dueAt.After(now) {
+			if _, err := st.decode(id); err != nil {
+				s.unreadable(ctx, OpDueRequests, err)
+				continue
+			}
 			all = append(all, due{st.dueAt, id})
 		}
 	}
@@ -446,7 +468,7 @@ func (s *Store) GetLedger(ctx context.Context, groupID, userID string) (*access.
 	}
 	var l access.Ledger
 	if err := json.Unmarshal(st.body, &l); err != nil {
-		return nil, fault.Wrap(fault.ErrPermanent, "decode ledger", err)
+		return nil, fault.WrapUnreadable("decode ledger", "ledger "+ledgerKey(groupID, userID), err)
 	}
 	l.BusySince = utc(l.BusySince)
 	l.GroupID, l.UserID, l.Version = groupID, userID, st.version
@@ -494,6 +516,24 @@ func LedgerEmpty(l *access.Ledger) bool {
 	return l.Empty()
 }
 
+// DeployedAt returns the now of the first call ever made on this store
+// (UTC, truncated to the microsecond, as the table store keeps it); later
+// calls return that same time.
+func (s *Store) DeployedAt(ctx context.Context, now time.Time) (time.Time, error) {
+	now = now.UTC().Truncate(time.Microsecond)
+	if now.IsZero() {
+		return time.Time{}, fault.Wrap(fault.ErrPermanent, "deployed at", errors.New("no time given"))
+	}
+	if err := s.enter(ctx, OpDeployedAt); err != nil {
+		return time.Time{}, err
+	}
+	defer s.mu.Unlock()
+	if s.deployedAt.IsZero() {
+		s.deployedAt = now
+	}
+	return s.deployedAt, nil
+}
+
 // Ping always answers (unless a fault is injected).
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.enter(ctx, OpPing); err != nil {
@@ -536,18 +576,46 @@ func (s *Store) ListRequests(ctx context.Context, f broker.ListFilter) (broker.L
 	}
 	slices.Sort(ids)
 	var page broker.ListPage
-	if len(ids) > limit {
-		ids = ids[:limit]
-		page.Next = ids[limit-1]
-	}
-	for _, id := range ids {
-		r, err := s.reqs[id].decode()
+	for i, id := range ids {
+		if len(page.Items) == limit {
+			page.Next = ids[i-1]
+			break
+		}
+		r, err := s.reqs[id].decode(id)
 		if err != nil {
-			return broker.ListPage{}, err
+			s.unreadable(ctx, OpListRequests, err)
+			page.Skipped = append(page.Skipped, id)
+			continue
 		}
 		page.Items = append(page.Items, r)
 	}
 	return page, nil
+}
+
+// unreadable logs a stored request that cannot be decoded and is left out
+// (the error names the id and the kind of problem, never the data).
+func (s *Store) unreadable(ctx context.Context, op string, err error) {
+	var u *fault.UnreadableError
+	if errors.As(err, &u) {
+		s.log.WarnContext(ctx, "stored request cannot be read; left out", "op", op, "requestId", u.ID, "problem", u.Problem)
+	}
+}
+
+// CorruptRequest is fault injection for tests: it replaces the stored body of
+// request id by body (bytes the store may be unable to decode, as damage or a
+// newer version would leave them), keeping what it lists and schedules the
+// request by (state, profile, requester, due time) and its history.
+func (s *Store) CorruptRequest(_ context.Context, id, body string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.reqs[id]
+	if !ok {
+		return fault.Wrap(fault.ErrNotFound, "corrupt request", fmt.Errorf("request %q", id))
+	}
+	c := *st
+	c.body = []byte(body)
+	s.reqs[id] = &c
+	return nil
 }
 
 func utc(t time.Time) time.Time {

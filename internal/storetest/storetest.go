@@ -15,6 +15,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"sort"
@@ -26,6 +30,7 @@ import (
 
 	"github.com/jitaccess/jitaccess/internal/access"
 	"github.com/jitaccess/jitaccess/internal/broker"
+	"github.com/jitaccess/jitaccess/internal/dashboard"
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
@@ -33,6 +38,19 @@ import (
 type Store interface {
 	broker.Store
 	broker.Lister
+	broker.Deployment
+}
+
+// Corrupter damages a stored request the way storage damage, a bug or a
+// newer version of jitaccess would, so that the suite can prove that one
+// bad row breaks nothing (DESIGN §6b point 4). Every store under test must
+// offer it: as fault injection (memstore) or through a wrapper its test
+// builds (tablestore writes the row with a raw table client).
+type Corrupter interface {
+	// CorruptRequest replaces the stored JSON of request id by body,
+	// keeping what the store lists and schedules the request by (state,
+	// profile, requester, due time).
+	CorruptRequest(ctx context.Context, id, body string) error
 }
 
 // MaxHistoryPerSave is the number of history entries a single save must
@@ -66,6 +84,10 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Ledger", testLedger},
 		{"LedgerConcurrentCAS", testLedgerRace},
 		{"Ping", testPing},
+		{"FarObservedEnd", testFarObservedEnd},
+		{"UnreadableRowBreaksNothing", testUnreadable},
+		{"DeployedAt", testDeployedAt},
+		{"DeployedAtConcurrentFirstCalls", testDeployedAtRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -994,5 +1016,276 @@ func testPing(t *testing.T, s Store) {
 	}
 	if err := broker.Lister(s).Ping(ctx(t)); err != nil {
 		t.Fatalf("Lister.Ping: %v", err)
+	}
+}
+
+// testFarObservedEnd: an observed PIM activation whose end is more than a
+// year away (a legitimate value to store; the broker decides whether to
+// clamp it when it observes it) is stored and read back whole, listed among
+// the active requests, and not due before its time.
+func testFarObservedEnd(t *testing.T, s Store) {
+	now := time.Now().UTC().Truncate(time.Second)
+	p := access.Profile{Name: "p1", TargetGroupID: "g1"}
+	cases := []struct {
+		id  string
+		end time.Time
+	}{
+		{"far-400d", now.Add(400 * 24 * time.Hour)},
+		{"far-30y", now.AddDate(30, 0, 0)},
+		{"far-9999", time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)}, // past time.Duration's range and UnixNano's
+	}
+	for _, c := range cases {
+		r := access.Observe(c.id, access.SourcePIM, p, "user-1", "u1@example.test", now, c.end,
+			access.HObserved, "PIM", "observed", "audit:"+c.id)
+		mustSave(t, s, r)
+		got := mustGet(t, s, c.id)
+		sameRequest(t, c.id, got, expectUTC(r))
+		if !got.EndsAt.Equal(c.end) || got.Duration != r.Duration {
+			t.Fatalf("%s: ends %v duration %v, want %v and %v", c.id, got.EndsAt, got.Duration, c.end, r.Duration)
+		}
+	}
+	if got := ids(list(t, s, broker.ListFilter{State: access.Active})); !slices.Equal(got, []string{"far-30y", "far-400d", "far-9999"}) {
+		t.Fatalf("active: %v", got)
+	}
+	if got := ids(list(t, s, broker.ListFilter{})); len(got) != 3 {
+		t.Fatalf("all: %v", got)
+	}
+	if got := due(t, s, now.Add(time.Hour), 10); len(got) != 0 {
+		t.Fatalf("due now: %v", got)
+	}
+	if got := reallyDue(t, s, now.Add(401*24*time.Hour), due(t, s, now.Add(401*24*time.Hour), 10)); !slices.Equal(got, []string{"far-400d"}) {
+		t.Fatalf("due in 401 days: %v", got)
+	}
+}
+
+// secret marks free text in the damaged rows: it must never show in an
+// error (errors are logged).
+const secret = "SECRET-free-text"
+
+// testUnreadable plants rows the store cannot decode — JSON cut short, a
+// field of another type (as a newer version might write), a value out of
+// range — and checks that listings (each way a store lists, paged or not),
+// due requests, rejections and the dashboard still work, that the bad rows
+// are named in ListPage.Skipped exactly once, and that reading one by id
+// fails with fault.ErrUnreadable without quoting the data.
+func testUnreadable(t *testing.T, s Store) {
+	c, ok := s.(Corrupter)
+	if !ok {
+		t.Fatalf("%T does not implement storetest.Corrupter", s)
+	}
+	now := time.Now().UTC()
+	past := now.Add(-time.Minute)
+	type row struct {
+		id   string
+		st   access.State
+		due  time.Time
+		body string // "" = a good request
+	}
+	rows := []row{
+		{"ur-a1", access.Active, past, ""},
+		{"ur-a2", access.Active, past.Add(-time.Second), `{"state":"active","justification":"` + secret}, // due first
+		{"ur-a3", access.Active, past.Add(time.Second), ""},
+		{"ur-e1", access.Expired, time.Time{}, ""},
+		{"ur-e2", access.Expired, time.Time{}, `{"state":"expired","duration":"P1Y","justification":"` + secret + `"}`},
+		{"ur-p1", access.Pending, time.Time{}, ""},
+		{"ur-p2", access.Pending, time.Time{}, `{"state":"pending","approvals":"` + secret + `","history":{}}`},
+	}
+	for _, r := range rows {
+		req := simpleRequest(r.id, r.st)
+		req.DueAt = r.due
+		mustSave(t, s, req)
+		if r.body != "" {
+			if err := c.CorruptRequest(ctx(t), r.id, r.body); err != nil {
+				t.Fatalf("CorruptRequest(%s): %v", r.id, err)
+			}
+		}
+	}
+
+	// Reading a damaged request by id: a permanent, unreadable error that
+	// names the id and quotes nothing.
+	for _, id := range []string{"ur-a2", "ur-e2", "ur-p2"} {
+		for what, get := range map[string]func(context.Context, string) (*access.Request, error){
+			"Store": s.GetRequest, "Lister": broker.Lister(s).GetRequest} {
+			_, err := get(ctx(t), id)
+			if !fault.Unreadable(err) || !fault.Permanent(err) || fault.NotFound(err) || fault.Transient(err) {
+				t.Fatalf("%s.GetRequest(%s) = %v, want fault.ErrUnreadable inside fault.ErrPermanent", what, id, err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, id) || strings.Contains(msg, "SECRET") {
+				t.Fatalf("%s.GetRequest(%s): error %q must name the id and quote no data", what, id, msg)
+			}
+		}
+	}
+	if r := mustGet(t, s, "ur-a1"); r.State != access.Active {
+		t.Fatalf("good neighbour: %+v", r)
+	}
+
+	// Listings: each way, whole and paged, every bad row named once.
+	for _, tc := range []struct {
+		f              broker.ListFilter
+		items, skipped []string
+	}{
+		{broker.ListFilter{State: access.Active}, []string{"ur-a1", "ur-a3"}, []string{"ur-a2"}},
+		{broker.ListFilter{State: access.Pending}, []string{"ur-p1"}, []string{"ur-p2"}},
+		{broker.ListFilter{State: access.Expired}, []string{"ur-e1"}, []string{"ur-e2"}},
+		{broker.ListFilter{State: access.Active, Profile: "p1"}, []string{"ur-a1", "ur-a3"}, []string{"ur-a2"}},
+		{broker.ListFilter{}, []string{"ur-a1", "ur-a3", "ur-e1", "ur-p1"}, []string{"ur-a2", "ur-e2", "ur-p2"}},
+		{broker.ListFilter{Requester: "user-1"}, []string{"ur-a1", "ur-a3", "ur-e1", "ur-p1"}, []string{"ur-a2", "ur-e2", "ur-p2"}},
+	} {
+		for _, limit := range []int{1, 2, 100} {
+			f := tc.f
+			f.Limit = limit
+			items, skipped := listSkipping(t, s, f)
+			sort.Strings(skipped)
+			if !slices.Equal(ids(items), tc.items) || !slices.Equal(skipped, tc.skipped) {
+				t.Fatalf("list %+v: items %v skipped %v, want %v and %v", f, ids(items), skipped, tc.items, tc.skipped)
+			}
+		}
+	}
+
+	// Due requests: the good ones, in order; a damaged one is never an error.
+	good := func(got []string) []string {
+		return slices.DeleteFunc(slices.Clone(got), func(id string) bool { return id == "ur-a2" })
+	}
+	if got := due(t, s, now, 10); !slices.Equal(good(got), []string{"ur-a1", "ur-a3"}) {
+		t.Fatalf("due now: %v", got)
+	}
+	// Long overdue, the store checks entries against their rows: the damaged
+	// one (which nobody can act on) must not take a slot of the limit.
+	later := now.Add(time.Hour)
+	if got := due(t, s, later, 10); !slices.Equal(got, []string{"ur-a1", "ur-a3"}) {
+		t.Fatalf("due in an hour: %v", got)
+	}
+	if got := due(t, s, later, 1); !slices.Equal(got, []string{"ur-a1"}) {
+		t.Fatalf("due in an hour, limit 1: %v", got)
+	}
+	if rd := reallyDue(t, s, later, due(t, s, later, 10)); !slices.Equal(rd, []string{"ur-a1", "ur-a3"}) {
+		t.Fatalf("really due: %v", rd)
+	}
+
+	// The rest of the store goes on working.
+	if err := s.RecordRejection(ctx(t), access.Rejection{At: now, EventID: "ur-ev", Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	if rejs, err := s.RecentRejections(ctx(t), 10); err != nil || len(rejs) != 1 {
+		t.Fatalf("RecentRejections: %v %v", rejs, err)
+	}
+	next := mustGet(t, s, "ur-a3")
+	next.State = access.Expired
+	mustSave(t, s, next)
+	mustSave(t, s, simpleRequest("ur-new", access.Pending))
+
+	// The dashboard shows the page, and says what it could not read.
+	h := dashboard.New(dashboard.Options{Store: s, Now: func() time.Time { return now },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/dashboard", nil))
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK {
+		t.Fatalf("dashboard: %d\n%s", rec.Code, body)
+	}
+	for _, want := range []string{"3 stored requests could not be read", "ur-a2", "ur-e2", "ur-p2", "ur-a1", "ur-new"} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("dashboard lacks %q:\n%s", want, body)
+		}
+	}
+	if strings.Contains(body, "SECRET") {
+		t.Fatal("dashboard shows data of a damaged row")
+	}
+}
+
+// listSkipping pages through a listing and returns its items and the ids
+// it skipped.
+func listSkipping(t *testing.T, s Store, f broker.ListFilter) (items []*access.Request, skipped []string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for range 1000 {
+		page, err := s.ListRequests(ctx(t), f)
+		if err != nil {
+			t.Fatalf("ListRequests(%+v): %v", f, err)
+		}
+		if len(page.Items) > f.Limit {
+			t.Fatalf("page of %d items for limit %d", len(page.Items), f.Limit)
+		}
+		for _, id := range append(ids(page.Items), page.Skipped...) {
+			if seen[id] {
+				t.Fatalf("list %+v: %s listed or skipped twice", f, id)
+			}
+			seen[id] = true
+		}
+		items = append(items, page.Items...)
+		skipped = append(skipped, page.Skipped...)
+		if page.Next == "" {
+			return items, skipped
+		}
+		f.After = page.Next
+	}
+	t.Fatal("pagination does not end")
+	return nil, nil
+}
+
+// testDeployedAt: the first call records its now (UTC, to the microsecond);
+// every later call returns that time, whatever its own now.
+func testDeployedAt(t *testing.T, s Store) {
+	first := time.Date(2026, 11, 23, 10, 4, 5, 123456789, time.FixedZone("CET", 3600))
+	want := first.UTC().Truncate(time.Microsecond)
+	deployed := func(now time.Time) time.Time {
+		t.Helper()
+		at, err := s.DeployedAt(ctx(t), now)
+		if err != nil {
+			t.Fatalf("DeployedAt(%v): %v", now, err)
+		}
+		if at.Location() != time.UTC {
+			t.Fatalf("DeployedAt = %v, not in UTC", at)
+		}
+		return at
+	}
+	if got := deployed(first); !got.Equal(want) || got != want {
+		t.Fatalf("first call: %v, want %v", got, want)
+	}
+	for _, now := range []time.Time{first.Add(time.Hour), first.AddDate(1, 0, 0), first.Add(-time.Hour), first} {
+		if got := deployed(now); got != want {
+			t.Fatalf("a later call with now %v: %v, want the first %v", now, got, want)
+		}
+	}
+	if _, err := s.DeployedAt(ctx(t), time.Time{}); !fault.Permanent(err) {
+		t.Fatalf("DeployedAt(zero) = %v, want a permanent refusal", err)
+	}
+	// Requests and the rest of the store are not disturbed by it.
+	mustSave(t, s, simpleRequest("dep-1", access.Active))
+	if got := ids(list(t, s, broker.ListFilter{})); !slices.Equal(got, []string{"dep-1"}) {
+		t.Fatalf("list after DeployedAt: %v", got)
+	}
+	if got := due(t, s, time.Now().Add(24*time.Hour), 10); len(got) != 0 {
+		t.Fatalf("due after DeployedAt: %v", got)
+	}
+}
+
+// testDeployedAtRace: first calls racing (instances starting together) all
+// return the same time, one of their nows, and so does every later call.
+func testDeployedAtRace(t *testing.T, s Store) {
+	const workers = 8
+	base := time.Now().UTC().Truncate(time.Microsecond)
+	var wg sync.WaitGroup
+	got := make([]time.Time, workers)
+	errs := make([]error, workers)
+	for i := range workers {
+		wg.Go(func() {
+			got[i], errs[i] = s.DeployedAt(ctx(t), base.Add(time.Duration(i)*time.Millisecond))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i] != got[0] {
+			t.Fatalf("racing first calls disagree: %v", got)
+		}
+	}
+	if d := got[0].Sub(base); d < 0 || d >= workers*time.Millisecond || d%time.Millisecond != 0 {
+		t.Fatalf("DeployedAt = %v, not one of the callers' nows (%v + i ms)", got[0], base)
+	}
+	if later, err := s.DeployedAt(ctx(t), base.Add(time.Hour)); err != nil || later != got[0] {
+		t.Fatalf("later call: %v %v, want %v", later, err, got[0])
 	}
 }

@@ -13,7 +13,8 @@
 // starting with a letter, so that names stay valid Azure table names):
 //
 //	<prefix>requests    one partition per request
-//	<prefix>index       the due index and the state index (one partition)
+//	<prefix>index       the due index and the state index (partition "idx"),
+//	                    and when the deployment first ran (partition "meta")
 //	<prefix>rejections  rejected events without usable request id
 //	<prefix>ledgers     membership ledgers
 //
@@ -131,6 +132,33 @@
 // JSON in Body; insert for Version "", replace with If-Match otherwise, and
 // delete with If-Match when the ledger becomes empty (no grants, not busy,
 // not pre-existing). A missing ledger is returned empty with Version "".
+//
+// # When the deployment first ran (<prefix>index, PartitionKey "meta", RowKey "deployment")
+//
+// DeployedAt (broker.Deployment) reads the entity's At (Edm.DateTime) and,
+// when it is missing, inserts it with the caller's now (UTC, to the
+// microsecond). Instances starting together both insert; the service keeps
+// the first, the other gets EntityAlreadyExists and reads it, so all return
+// the same time. The Store remembers the answer: one point read per process,
+// then none. Index queries name the partition "idx", so they never see it.
+//
+// # Rows it cannot read
+//
+// A row the store cannot decode — a damaged body, a value out of range, a
+// layout written by a newer version — fails no listing (DESIGN §6b point 4).
+// ListRequests leaves such a state row out of Items and names its request id
+// in ListPage.Skipped; DueRequests leaves out a checked entry (one more than
+// StaleAfter overdue) whose state row cannot be decoded, so that it does not
+// take a slot of every sweep; RecentRejections leaves such a rejection out.
+// Each is logged (Options.Logger: the id and the kind of problem, never the
+// data). GetRequest of such a request, or of one whose history rows cannot
+// be decoded, fails with fault.ErrUnreadable inside fault.ErrPermanent (an
+// *fault.UnreadableError names it); a list item carries no history, so a
+// request whose history rows are damaged is still listed.
+//
+// Due index keys clamp UnixNano to [0, MaxInt64]: a request due after
+// 2262 (an observed end in 9999) is due at the end of the key space rather
+// than, UnixNano wrapping, at once.
 //
 // # Keys
 //

@@ -3,6 +3,7 @@ package tablestore
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -30,7 +31,9 @@ const (
 // first: one range query on the due index. Entries whose due time is more
 // than StaleAfter in the past are checked against their request (a point
 // read each) and, when stale, deleted; younger entries are returned as
-// they are (the caller re-reads).
+// they are (the caller re-reads). A checked request whose state row cannot
+// be decoded is left out and logged: nobody can act on it, and handing it
+// to every sweep would take a slot of each.
 func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]string, error) {
 	const op = "due requests"
 	if limit <= 0 {
@@ -61,7 +64,8 @@ func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]st
 		for _, raw := range page.Entities {
 			e, err := decodeEntity(raw)
 			if err != nil {
-				return nil, fault.Wrap(fault.ErrPermanent, op, err)
+				s.unreadable(ctx, op, fault.WrapUnreadable(op, rawKey(raw), err))
+				continue
 			}
 			tk, id, ok := strings.Cut(strings.TrimPrefix(e.RowKey, duePrefix), "_")
 			if !ok || !strings.HasPrefix(e.RowKey, duePrefix) {
@@ -72,18 +76,26 @@ func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]st
 				check = append(check, id)
 			}
 		}
-		states, err := s.stateRows(ctx, check)
+		states, bad, err := s.stateRows(ctx, check)
 		if err != nil {
 			return nil, err
 		}
 		stale := s.now().Add(-s.staleAfter)
 		for _, en := range entries {
+			if err := bad[en.id]; err != nil {
+				s.unreadable(ctx, op, fault.WrapUnreadable(op, en.id, err))
+				continue
+			}
 			st, checked := states[en.id]
 			if !checked {
 				out = append(out, en.id)
 				continue
 			}
 			if st != nil && str(st, "DueKey") == en.key {
+				if _, err := decodeState(st, st.ETag); err != nil {
+					s.unreadable(ctx, op, fault.WrapUnreadable(op, en.id, err))
+					continue
+				}
 				out = append(out, en.id)
 				continue
 			}
@@ -109,12 +121,14 @@ func more(p aztables.ListEntitiesResponse) *string {
 	return p.NextRowKey
 }
 
-// stateRows point-reads the state rows of ids in parallel. The map has an
-// entry for every id: nil when the request does not exist.
-func (s *Store) stateRows(ctx context.Context, ids []string) (map[string]*aztables.EDMEntity, error) {
+// stateRows point-reads the state rows of ids in parallel. The first map has
+// an entry for every id whose row could be read as an entity: nil when the
+// request does not exist; bad holds why the others could not.
+func (s *Store) stateRows(ctx context.Context, ids []string) (rows map[string]*aztables.EDMEntity, bad map[string]error, err error) {
 	out := make(map[string]*aztables.EDMEntity, len(ids))
+	bad = map[string]error{}
 	if len(ids) == 0 {
-		return out, nil
+		return out, bad, nil
 	}
 	var (
 		mu    sync.Mutex
@@ -134,10 +148,14 @@ func (s *Store) stateRows(ctx context.Context, ids []string) (map[string]*aztabl
 			resp, err := s.requests.GetEntity(ctx, id, stateRowKey, nil)
 			var e *aztables.EDMEntity
 			if err == nil {
-				e, err = decodeEntity(resp.Value)
-				if e != nil {
-					e.ETag = string(resp.ETag)
+				var derr error
+				if e, derr = decodeEntity(resp.Value); derr != nil {
+					mu.Lock()
+					bad[id] = derr
+					mu.Unlock()
+					return
 				}
+				e.ETag = string(resp.ETag)
 			} else if entityMissing(err) {
 				err = nil
 			}
@@ -154,9 +172,21 @@ func (s *Store) stateRows(ctx context.Context, ids []string) (map[string]*aztabl
 	}
 	wg.Wait()
 	if first != nil {
-		return nil, first
+		return nil, nil, first
 	}
-	return out, nil
+	return out, bad, nil
+}
+
+// rawKey is the PartitionKey (else RowKey) of an entity that cannot be
+// decoded as a whole, for the log and ListPage.Skipped ("" if none can be
+// read).
+func rawKey(raw []byte) string {
+	var k struct{ PartitionKey, RowKey string }
+	_ = json.Unmarshal(raw, &k)
+	if k.RowKey == stateRowKey || k.RowKey == "" {
+		return k.PartitionKey
+	}
+	return k.PartitionKey + "/" + k.RowKey
 }
 
 // Continuation tokens: kind, then the service's continuation.
@@ -248,15 +278,21 @@ func (s *Store) listTable(ctx context.Context, f broker.ListFilter, limit int) (
 			return broker.ListPage{}, s.fail(op, err)
 		}
 		for _, raw := range resp.Entities {
+			id := rawKey(raw)
 			e, err := decodeEntity(raw)
 			if err == nil {
+				id = e.PartitionKey
 				var r *access.Request
 				if r, err = decodeState(e, ""); err == nil {
 					page.Items = append(page.Items, r)
 					continue
 				}
 			}
-			return broker.ListPage{}, fault.Wrap(fault.ErrPermanent, op, err)
+			// One bad row never fails the listing: it is named instead.
+			s.unreadable(ctx, op, fault.WrapUnreadable(op, id, err))
+			if id != "" {
+				page.Skipped = append(page.Skipped, id)
+			}
 		}
 		page.Next = encodeToken(tokTable, resp)
 		if page.Next == "" || len(page.Items) >= limit {
@@ -299,17 +335,24 @@ func (s *Store) listIndex(ctx context.Context, prefix string, f broker.ListFilte
 		for _, raw := range resp.Entities {
 			e, err := decodeEntity(raw)
 			if err != nil {
-				return broker.ListPage{}, fault.Wrap(fault.ErrPermanent, op, err)
+				s.unreadable(ctx, op, fault.WrapUnreadable(op, rawKey(raw), err))
+				continue
 			}
 			rows = append(rows, e)
 			ids = append(ids, strings.TrimPrefix(e.RowKey, prefix))
 		}
-		states, err := s.stateRows(ctx, ids)
+		states, bad, err := s.stateRows(ctx, ids)
 		if err != nil {
 			return broker.ListPage{}, err
 		}
 		for _, row := range rows {
-			st := states[strings.TrimPrefix(row.RowKey, prefix)]
+			id := strings.TrimPrefix(row.RowKey, prefix)
+			if err := bad[id]; err != nil {
+				s.unreadable(ctx, op, fault.WrapUnreadable(op, id, err))
+				page.Skipped = append(page.Skipped, id)
+				continue
+			}
+			st := states[id]
 			if st == nil || str(st, "State") != string(f.State) ||
 				(f.Profile != "" && str(st, "Profile") != f.Profile) || (f.Requester != "" && str(st, "Requester") != f.Requester) {
 				// Stale: the request moved on (or a save is in progress).
@@ -320,7 +363,10 @@ func (s *Store) listIndex(ctx context.Context, prefix string, f broker.ListFilte
 			}
 			r, err := decodeState(st, st.ETag)
 			if err != nil {
-				return broker.ListPage{}, fault.Wrap(fault.ErrPermanent, op, err)
+				// One bad row never fails the listing: it is named instead.
+				s.unreadable(ctx, op, fault.WrapUnreadable(op, id, err))
+				page.Skipped = append(page.Skipped, id)
+				continue
 			}
 			page.Items = append(page.Items, r)
 		}

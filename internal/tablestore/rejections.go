@@ -21,11 +21,7 @@ func rejectionPartition(day time.Time) string { return "rej-" + day.UTC().Format
 
 func rejectionRowKey(rej access.Rejection) string {
 	h := sha256.Sum256([]byte(rej.EventID + "\x00" + rej.Type + "\x00" + rej.RequestID + "\x00" + rej.Reason + "\x00" + rej.At.Format(time.RFC3339Nano)))
-	n := rej.At.UnixNano()
-	if n < 0 {
-		n = 0
-	}
-	return fmt.Sprintf("%019d_%s", math.MaxInt64-n, hex.EncodeToString(h[:8]))
+	return fmt.Sprintf("%019d_%s", math.MaxInt64-unixNano(rej.At), hex.EncodeToString(h[:8]))
 }
 
 // RecordRejection stores a rejected event. The same rejection recorded twice
@@ -55,7 +51,8 @@ func (s *Store) RecordRejection(ctx context.Context, rej access.Rejection) error
 }
 
 // RecentRejections returns today's and yesterday's rejections (UTC days of
-// the store's clock), newest first, at most limit.
+// the store's clock), newest first, at most limit. A row that cannot be
+// decoded is left out and logged (its keys only).
 func (s *Store) RecentRejections(ctx context.Context, limit int) ([]access.Rejection, error) {
 	const op = "recent rejections"
 	if limit <= 0 {
@@ -91,7 +88,9 @@ func (s *Store) RecentRejections(ctx context.Context, limit int) ([]access.Rejec
 					}
 				}
 				if err != nil {
-					return nil, fault.Wrap(fault.ErrPermanent, op, err)
+					// One bad row never fails the listing: it is left out.
+					s.unreadable(ctx, op, fault.WrapUnreadable(op, rawKey(raw), err))
+					continue
 				}
 				rej.At = utc(rej.At)
 				out = append(out, rej)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -111,12 +112,22 @@ func dueKey(at time.Time, id string) string {
 	return dueTimeKey(at) + "_" + id
 }
 
-func dueTimeKey(at time.Time) string {
-	n := at.UnixNano()
-	if n < 0 {
-		n = 0
+func dueTimeKey(at time.Time) string { return fmt.Sprintf("%019d", unixNano(at)) }
+
+// maxNanoTime is the latest time whose UnixNano fits an int64 (2262-04-11).
+var maxNanoTime = time.Unix(0, math.MaxInt64)
+
+// unixNano is t's UnixNano clamped to [0, MaxInt64]: UnixNano itself is
+// undefined past 2262 (it wraps), and a due entry of a grant observed to end
+// in, say, 9999 would then sort as due at once and be handed to every sweep.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, 0)):
+		return 0
+	case t.After(maxNanoTime):
+		return math.MaxInt64
 	}
-	return fmt.Sprintf("%019d", n)
+	return t.UnixNano()
 }
 
 // indexPK is the one partition of the index table: due entries and state
@@ -186,13 +197,13 @@ func putBody(props map[string]any, body string, maxParts int, what string) error
 func getBody(e *aztables.EDMEntity) (string, error) {
 	n, ok := e.Properties["BodyParts"].(int32)
 	if !ok || n < 1 || n > 64 {
-		return "", fmt.Errorf("entity %s/%s has no valid BodyParts", e.PartitionKey, e.RowKey)
+		return "", fault.Problem("row %s has no valid BodyParts", e.RowKey)
 	}
 	var b strings.Builder
 	for i := range int(n) {
 		p, ok := e.Properties[bodyProp(i)].(string)
 		if !ok {
-			return "", fmt.Errorf("entity %s/%s lacks %s", e.PartitionKey, e.RowKey, bodyProp(i))
+			return "", fault.Problem("row %s lacks %s", e.RowKey, bodyProp(i))
 		}
 		b.WriteString(p)
 	}
@@ -216,20 +227,20 @@ func decodeEntity(b []byte) (*aztables.EDMEntity, error) {
 func metaOf(e *aztables.EDMEntity, etag string) (meta, error) {
 	hl, ok := e.Properties["HistoryLen"].(int32)
 	if !ok || hl < 0 {
-		return meta{}, fmt.Errorf("state row of %s has no valid HistoryLen", e.PartitionKey)
+		return meta{}, fault.Problem("state row has no valid HistoryLen")
 	}
 	// Rows written before history went inline have no HistoryRows: all
 	// their history is in history rows.
 	rows := hl
 	if v, ok := e.Properties["HistoryRows"]; ok {
 		if rows, ok = v.(int32); !ok || rows < 0 || rows > hl {
-			return meta{}, fmt.Errorf("state row of %s has no valid HistoryRows", e.PartitionKey)
+			return meta{}, fault.Problem("state row has no valid HistoryRows")
 		}
 	}
 	var gone [][2]string
 	if g := str(e, "IdxGone"); g != "" {
 		if err := json.Unmarshal([]byte(g), &gone); err != nil {
-			return meta{}, fmt.Errorf("state row of %s has no valid IdxGone", e.PartitionKey)
+			return meta{}, fault.Problem("state row has no valid IdxGone")
 		}
 	}
 	if etag == "" {
@@ -239,7 +250,9 @@ func metaOf(e *aztables.EDMEntity, etag string) (meta, error) {
 		Idx: str(e, "Idx"), IdxSig: str(e, "IdxSig"), IdxETag: str(e, "IdxETag")}, nil
 }
 
-// decodeState turns a state row into a request without history (list items).
+// decodeState turns a state row into a request without history (list
+// items). Its errors describe the row without quoting it (wrap them with
+// fault.WrapUnreadable).
 func decodeState(e *aztables.EDMEntity, etag string) (*access.Request, error) {
 	r, _, err := decodeRow(e, etag)
 	if err != nil {
@@ -250,7 +263,8 @@ func decodeState(e *aztables.EDMEntity, etag string) (*access.Request, error) {
 }
 
 // decodeRow turns a state row into a request whose History holds the inline
-// entries only, and returns the Version bookkeeping.
+// entries only, and returns the Version bookkeeping. Its errors describe the
+// row without quoting it (wrap them with fault.WrapUnreadable).
 func decodeRow(e *aztables.EDMEntity, etag string) (*access.Request, meta, error) {
 	m, err := metaOf(e, etag)
 	if err != nil {
@@ -262,11 +276,11 @@ func decodeRow(e *aztables.EDMEntity, etag string) (*access.Request, meta, error
 	}
 	var r access.Request
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
-		return nil, m, fmt.Errorf("state row of %s: %w", e.PartitionKey, err)
+		return nil, m, err
 	}
 	normalize(&r)
 	if len(r.History) != m.HLen-m.HRows {
-		return nil, m, fmt.Errorf("state row of %s: %d inline history entries, the row says %d", e.PartitionKey, len(r.History), m.HLen-m.HRows)
+		return nil, m, fault.Problem("%d inline history entries, the state row says %d", len(r.History), m.HLen-m.HRows)
 	}
 	r.ID = e.PartitionKey
 	r.Version = m.version()
@@ -274,16 +288,16 @@ func decodeRow(e *aztables.EDMEntity, etag string) (*access.Request, meta, error
 	return &r, m, nil
 }
 
-// pointRead decodes the answer of a point read of a state row (history
-// inline only).
-func pointRead(op string, resp aztables.GetEntityResponse) (*access.Request, meta, error) {
+// pointRead decodes the answer of a point read of the state row of request
+// id (history inline only); a row it cannot decode is fault.ErrUnreadable.
+func pointRead(op, id string, resp aztables.GetEntityResponse) (*access.Request, meta, error) {
 	e, err := decodeEntity(resp.Value)
 	if err != nil {
-		return nil, meta{}, fault.Wrap(fault.ErrPermanent, op, err)
+		return nil, meta{}, fault.WrapUnreadable(op, id, err)
 	}
 	r, m, err := decodeRow(e, string(resp.ETag))
 	if err != nil {
-		return nil, m, fault.Wrap(fault.ErrPermanent, op, err)
+		return nil, m, fault.WrapUnreadable(op, id, err)
 	}
 	return r, m, nil
 }
@@ -307,7 +321,7 @@ func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, err
 		}
 		return nil, s.fail(op, err)
 	}
-	r, m, err := pointRead(op, resp)
+	r, m, err := pointRead(op, id, resp)
 	if err != nil {
 		return nil, err
 	}
@@ -339,7 +353,7 @@ func (s *Store) historyRows(ctx context.Context, id string, n int) ([]access.His
 		for _, raw := range page.Entities {
 			e, err := decodeEntity(raw)
 			if err != nil {
-				return nil, fault.Wrap(fault.ErrPermanent, op, err)
+				return nil, fault.WrapUnreadable(op, id, err)
 			}
 			if strings.HasPrefix(e.RowKey, historyPrefix) {
 				rows = append(rows, e)
@@ -348,19 +362,19 @@ func (s *Store) historyRows(ctx context.Context, id string, n int) ([]access.His
 	}
 	slices.SortFunc(rows, func(a, b *aztables.EDMEntity) int { return strings.Compare(a.RowKey, b.RowKey) })
 	if len(rows) < n {
-		return nil, fault.Wrap(fault.ErrPermanent, op, fmt.Errorf("request %q: %d history rows, the state row says %d", id, len(rows), n))
+		return nil, fault.WrapUnreadable(op, id, fault.Problem("%d history rows, the state row says %d", len(rows), n))
 	}
 	hist := make([]access.HistoryEntry, n)
 	for i, h := range rows[:n] {
 		if h.RowKey != historyRowKey(i+1) {
-			return nil, fault.Wrap(fault.ErrPermanent, op, fmt.Errorf("request %q: history row %s where %s belongs", id, h.RowKey, historyRowKey(i+1)))
+			return nil, fault.WrapUnreadable(op, id, fault.Problem("history row %s where %s belongs", h.RowKey, historyRowKey(i+1)))
 		}
 		body, err := getBody(h)
 		if err == nil {
 			err = json.Unmarshal([]byte(body), &hist[i])
 		}
 		if err != nil {
-			return nil, fault.Wrap(fault.ErrPermanent, op, fmt.Errorf("request %q history %d: %w", id, i+1, err))
+			return nil, fault.WrapUnreadable(op, id, err)
 		}
 	}
 	return hist, nil
@@ -598,7 +612,7 @@ func (s *Store) storedInline(ctx context.Context, id string, old meta) ([]access
 	if string(resp.ETag) != old.ETag {
 		return nil, fault.Wrap(fault.ErrConflict, op, fmt.Errorf("request %q changed since it was read", id))
 	}
-	r, _, err := pointRead(op, resp)
+	r, _, err := pointRead(op, id, resp)
 	if err != nil {
 		return nil, err
 	}

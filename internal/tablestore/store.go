@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/jitaccess/jitaccess/internal/broker"
+	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
 // DefaultPrefix is the table name prefix when none is configured.
@@ -51,6 +54,10 @@ type Options struct {
 	// StaleAfter is how old an index entry that disagrees with its request
 	// must be before it is deleted (default 10 minutes).
 	StaleAfter time.Duration
+	// Logger receives a warning for each stored row a listing leaves out
+	// because it cannot be decoded (ids and the kind of problem only, never
+	// the row's data). Default: nowhere.
+	Logger *slog.Logger
 }
 
 // Store is the Table Storage implementation of broker.Store and
@@ -59,6 +66,7 @@ type Store struct {
 	prefix     string
 	now        func() time.Time
 	staleAfter time.Duration
+	log        *slog.Logger
 
 	svc        *aztables.ServiceClient
 	requests   *aztables.Client
@@ -68,12 +76,14 @@ type Store struct {
 
 	roundTrips atomic.Int64
 	ready      atomic.Bool
+	deployed   atomic.Pointer[time.Time] // DeployedAt's answer, once known
 	ensureMu   sync.Mutex
 }
 
 var (
-	_ broker.Store  = (*Store)(nil)
-	_ broker.Lister = (*Store)(nil)
+	_ broker.Store      = (*Store)(nil)
+	_ broker.Lister     = (*Store)(nil)
+	_ broker.Deployment = (*Store)(nil)
 )
 
 var prefixPattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{0,52}$`)
@@ -144,7 +154,10 @@ func prepare(opts Options) (*Store, *aztables.ClientOptions, error) {
 	if retries <= 0 {
 		retries = -1 // azcore: negative = no retries
 	}
-	s := &Store{prefix: opts.Prefix, now: opts.Now, staleAfter: opts.StaleAfter}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Store{prefix: opts.Prefix, now: opts.Now, staleAfter: opts.StaleAfter, log: opts.Logger}
 	inner := opts.Transport
 	if inner == nil {
 		inner = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -204,6 +217,7 @@ func (s *Store) DeleteTables(ctx context.Context) error {
 		}
 	}
 	s.ready.Store(false)
+	s.deployed.Store(nil)
 	return errors.Join(errs...)
 }
 
@@ -227,6 +241,16 @@ func (s *Store) Ping(ctx context.Context) error {
 		return nil
 	}
 	return s.fail("ping", err)
+}
+
+// unreadable logs a stored row a listing leaves out because it cannot be
+// decoded: the error names the record and the kind of problem, never its
+// data.
+func (s *Store) unreadable(ctx context.Context, op string, err error) {
+	var u *fault.UnreadableError
+	if errors.As(err, &u) {
+		s.log.WarnContext(ctx, "stored row cannot be read; left out", "op", op, "id", u.ID, "problem", u.Problem)
+	}
 }
 
 // fail translates an error and notices vanished tables.

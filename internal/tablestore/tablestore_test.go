@@ -2,9 +2,12 @@ package tablestore_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/jitaccess/jitaccess/internal/azurite"
 	"github.com/jitaccess/jitaccess/internal/storetest"
@@ -38,5 +41,27 @@ func open(t testing.TB, opts tablestore.Options) *tablestore.Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, tablestore.Options{}) })
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		s, table := openTables(t)
+		return corruptible{s, table("requests")}
+	})
+}
+
+// corruptible is a store with a raw client of its requests table, so that
+// the suite can damage a stored row (storetest.Corrupter).
+type corruptible struct {
+	*tablestore.Store
+	raw *aztables.Client
+}
+
+// CorruptRequest replaces the body of the state row, keeping its columns
+// (State, Profile, Requester, DueKey, …) and the index entries.
+func (c corruptible) CorruptRequest(ctx context.Context, id, body string) error {
+	ent, err := json.Marshal(aztables.EDMEntity{Entity: aztables.Entity{PartitionKey: id, RowKey: "state"},
+		Properties: map[string]any{"BodyParts": int32(1), "Body": body}})
+	if err != nil {
+		return err
+	}
+	_, err = c.raw.UpdateEntity(ctx, ent, &aztables.UpdateEntityOptions{UpdateMode: aztables.UpdateModeMerge})
+	return err
 }
