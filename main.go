@@ -115,6 +115,12 @@ func serve(ctx context.Context) int {
 		// Keep serving: /api/health says 503 and invocations fail as
 		// transient (so messages come back) until storage answers.
 		log.Warn("tables not ready", "error", err.Error())
+	} else if at, err := store.DeployedAt(ensureCtx, time.Now().UTC()); err != nil {
+		// Recorded by the first audit batch instead.
+		log.Warn("deployment start not recorded", "error", err.Error())
+	} else {
+		// Audit records older than this are history, not news (DESIGN §6b.3).
+		log.Info("deployment", "firstStarted", at.Format(time.RFC3339))
 	}
 	cancel()
 	dir, err := graph.New(cred, graph.Options{BaseURL: s.GraphBaseURL, Scope: s.GraphScope})

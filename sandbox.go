@@ -95,6 +95,13 @@ jitaccess sandbox is running at %[1]s  (Ctrl-C to stop)
 	return 0
 }
 
+// The sandbox's simulated directory lags like Entra; its replication
+// window is short so that audit checks are decided within a sweep or two.
+const (
+	sandboxReplicaLag        = 2 * time.Second
+	sandboxReplicationWindow = 5 * time.Second
+)
+
 type sandboxConfig struct {
 	Addr, AppDir, Sweep string
 	Profiles            *policy.Set
@@ -125,6 +132,9 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 	// The simulated tenant, requiring tokens from that identity.
 	// It is served through a logger so the sandbox log shows every Graph call.
 	sim := graphsim.New(graphsim.Options{Verify: ids.Verify}).SeedTenant()
+	// Like Entra, the simulated tenant's reads lag its writes by a few
+	// seconds, replica by replica (DESIGN §6b).
+	sim.SetReplicaLag(sandboxReplicaLag, time.Now().UnixNano())
 	gln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return fail(err)
@@ -150,6 +160,10 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 		Scheduler:    devhostScheduler{host: func() *devhost.Host { return host }},
 		Publisher:    logPublisher{log: c.Log},
 		ExpiringLead: 10 * time.Second,
+		// A short window (the simulated lag is 2 s) so that the walk-through
+		// shows checks decided within a sweep or two.
+		ReplicationWindow: sandboxReplicationWindow,
+		Deployment:        store,
 	}
 	withAudit(&opts, dir, "", config.DefaultReconcileMaxGraphCalls)
 	b := broker.New(store, dir, c.Profiles, broker.SystemClock{}, opts)

@@ -45,10 +45,3 @@ type GroupProfiles interface {
 type RequestLister interface {
 	ListRequests(ctx context.Context, f ListFilter) (ListPage, error)
 }
-
-// Deployment remembers when this deployment first ran (created on the first
-// call, then read), so that audit records older than the deployment are not
-// acted on. The store implements it.
-type Deployment interface {
-	DeployedAt(ctx context.Context, now time.Time) (time.Time, error)
-}

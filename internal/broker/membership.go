@@ -159,6 +159,14 @@ func (b *Broker) holderFacts(ctx context.Context, l *access.Ledger, except strin
 			continue
 		}
 		r, err := b.load(ctx, id)
+		if fault.Unreadable(err) {
+			// A stored request that cannot be decoded holds nothing jitaccess
+			// can vouch for: it never keeps a member past the grants that
+			// can be read (the listing and the dashboard name it).
+			b.log.WarnContext(ctx, "ledger names an unreadable request", "requestId", id)
+			h.Gone = append(h.Gone, id)
+			continue
+		}
 		if err != nil {
 			return h, err
 		}
