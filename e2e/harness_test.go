@@ -149,8 +149,8 @@ func (e *env) environ() []string {
 		// Audit records are checked with Graph a second after they arrive
 		// (the shortest window; realdir_test.go lags the reads).
 		"JIT_REPLICATION_WINDOW": "PT1S",
-		"PATH":                    os.Getenv("PATH"),
-		"HOME":                    os.Getenv("HOME"),
+		"PATH":                   os.Getenv("PATH"),
+		"HOME":                   os.Getenv("HOME"),
 	}
 	for k, v := range e.vars {
 		vars[k] = v
