@@ -77,6 +77,9 @@ param approverCacheTtl string = 'PT1M'
 @description('How long a redelivered request event that fails transiently is retried within the invocation before the host redelivers it (ISO 8601, JIT_REDELIVERY_PATIENCE, at most PT4M); PT0S turns it off.')
 param redeliveryPatience string = 'PT2M'
 
+@description('How long a directory read may lag a write (ISO 8601, JIT_REPLICATION_WINDOW, PT1S..PT1H): reads made sooner after jitaccess\'s own write decide nothing, and audit records are checked with Graph this long after they arrive.')
+param replicationWindow string = 'PT1M'
+
 @secure()
 @description('Key for the read API continuation tokens (JIT_CONTINUATION_KEY, >= 16 chars). Default: generated at each deployment (tokens issued before a redeploy become invalid).')
 param continuationKey string = newGuid()
@@ -230,6 +233,7 @@ var appSettings = {
   JIT_EXPIRING_NOTICE_LEAD: expiringNoticeLead
   JIT_APPROVER_CACHE_TTL: approverCacheTtl
   JIT_REDELIVERY_PATIENCE: redeliveryPatience
+  JIT_REPLICATION_WINDOW: replicationWindow
 }
 // END app settings
 
