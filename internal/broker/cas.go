@@ -54,12 +54,26 @@ func (b *Broker) retryOnConflict(ctx context.Context, attempt func() error) erro
 // request as stored after the update (the saved version, or the loaded one
 // when nothing was saved).
 func (b *Broker) updateRequest(ctx context.Context, id string, decide func(cur *access.Request) (*access.Request, error)) (*access.Request, error) {
+	return b.updateRequestFrom(ctx, id, nil, decide)
+}
+
+// updateRequestFrom is updateRequest whose first attempt starts from held,
+// a version this invocation read or saved itself, to spare a read; only a
+// lost compare-and-swap reads the request again.
+func (b *Broker) updateRequestFrom(ctx context.Context, id string, held *access.Request, decide func(cur *access.Request) (*access.Request, error)) (*access.Request, error) {
 	var out *access.Request
+	first := true
 	err := b.retryOnConflict(ctx, func() error {
-		cur, err := b.load(ctx, id)
-		if err != nil {
-			return err
+		var cur *access.Request
+		if first && held != nil {
+			cur = held
+		} else {
+			var err error
+			if cur, err = b.load(ctx, id); err != nil {
+				return err
+			}
 		}
+		first = false
 		next, err := decide(cur)
 		if err != nil || next == nil {
 			out = cur

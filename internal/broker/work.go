@@ -117,14 +117,10 @@ func workStep(w *access.Work) string {
 // that no longer holds the grant. applied is false when the stored request
 // had moved on (someone else carried it on; continue from there).
 func (b *Broker) saveStep(ctx context.Context, r *access.Request, step string, apply func(*access.Request)) (*access.Request, bool, error) {
-	first := true
 	applied := false
-	out, err := b.updateRequest(ctx, r.ID, func(cur *access.Request) (*access.Request, error) {
-		if first {
-			// The version this invocation holds: no re-read unless the
-			// save loses.
-			first, cur = false, r
-		}
+	// The first attempt starts from the version this invocation holds: no
+	// re-read unless the save loses.
+	out, err := b.updateRequestFrom(ctx, r.ID, r, func(cur *access.Request) (*access.Request, error) {
 		applied = false
 		if cur == nil || cur.Work == nil || workStep(cur.Work) != step {
 			return nil, nil // someone else moved it on; carry on from there
@@ -160,11 +156,7 @@ func (b *Broker) workFailed(ctx context.Context, r *access.Request, cause error)
 	if ctx.Err() != nil && !fault.Permanent(cause) {
 		return cause
 	}
-	first := true
-	_, err := b.updateRequest(ctx, r.ID, func(cur *access.Request) (*access.Request, error) {
-		if first {
-			first, cur = false, r
-		}
+	_, err := b.updateRequestFrom(ctx, r.ID, r, func(cur *access.Request) (*access.Request, error) {
 		if cur == nil || cur.Work == nil {
 			return nil, nil
 		}
