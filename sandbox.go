@@ -152,6 +152,11 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 		return fail(err)
 	}
 	store := memstore.New(memstore.WithLogger(c.Log))
+	// This deployment starts now: audit records older than this are not
+	// acted on (DESIGN §6b.3).
+	if _, err := store.DeployedAt(ctx, time.Now().UTC()); err != nil {
+		return fail(err)
+	}
 	// Scheduled expiry through the host stand-in's queue, and notifications
 	// to the log, so the sandbox behaves like a deployment with Service Bus.
 	var host *devhost.Host
