@@ -57,7 +57,7 @@ func (r *Request) Suspect(now time.Time, c Check, note string) bool {
 		return false
 	}
 	if r.Check != nil {
-		if c.Record == "" || containsString(r.EventIDs, c.Record) {
+		if c.Record == "" || r.Seen(c.Record) {
 			return false
 		}
 		r.rememberEvent(c.Record)
@@ -65,10 +65,9 @@ func (r *Request) Suspect(now time.Time, c Check, note string) bool {
 	}
 	cc := c
 	r.Check = &cc
-	if note != "" {
-		r.addHistory(now, HNote, System, note, c.Record)
+	if note == "" || !r.RecordRefusal(now, HNote, System, note, c.Record) {
+		r.rememberEvent(c.Record)
 	}
-	r.rememberEvent(c.Record)
 	if r.DueAt.IsZero() || c.Due.Before(r.DueAt) {
 		r.DueAt = c.Due
 	}
@@ -110,7 +109,9 @@ func (r *Request) CheckConfirmed(now time.Time, detail string) {
 func (r *Request) CheckContradicted(now time.Time, finding string) {
 	r.Check = nil
 	if finding != "" {
-		r.addHistory(now, HNote, System, finding, "")
+		// A sender's claim: bounded like refusals (the rejections log keeps
+		// every finding).
+		r.RecordRefusal(now, HNote, System, finding, "")
 	}
 	r.DueAt = r.nextDue(r.EndsAt)
 }
@@ -157,13 +158,4 @@ func (r *Request) nextDue(end time.Time) time.Time {
 		return r.Check.Due
 	}
 	return end
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

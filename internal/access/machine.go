@@ -23,6 +23,18 @@ const (
 	WorkGrace = 30 * time.Second
 	// maxEventIDs bounds the remembered CloudEvent ids per request.
 	maxEventIDs = 256
+	// MaxRecordedRefusals bounds the rejected and refused events (and the
+	// notes of audit records Graph contradicted) a request's history
+	// records: past it they go to the rejections log only, and the request
+	// is not written. Nothing a sender controls grows a request without
+	// bound (DESIGN §6b.4), and a flood of bad events never competes with
+	// the request's end for its compare-and-swap.
+	MaxRecordedRefusals = 64
+	// MaxParked bounds the events kept for a request that has not arrived.
+	MaxParked = 8
+	// maxEventKey is the longest event id remembered as is; longer ones are
+	// remembered as a hash (the dedupe list is bounded in bytes too).
+	maxEventKey = 64
 )
 
 // Input is everything the machine needs to apply one event.
@@ -48,13 +60,17 @@ type Outcome struct {
 	Refused bool
 	// Reason for a rejection or refusal.
 	Reason string
+	// Unrecorded: the rejection or refusal is past the request's bound
+	// (MaxRecordedRefusals, MaxParked). The request is unchanged; the
+	// caller records the event in the rejections log instead.
+	Unrecorded bool
 }
 
 // Apply applies an event to a request (nil when none is stored under the
 // event's requestId) and returns the next version of the request. It never
 // modifies r. Every rule of DESIGN §6 that does not need I/O is decided here.
 func Apply(r *Request, in Input) (*Request, Outcome) {
-	if r != nil && slices.Contains(r.EventIDs, in.Event.ID) {
+	if r != nil && r.Seen(in.Event.ID) {
 		return r, Outcome{Duplicate: true}
 	}
 	var next *Request
@@ -88,6 +104,10 @@ func Apply(r *Request, in Input) (*Request, Outcome) {
 
 // park keeps an event that arrived before its request.
 func park(next *Request, in Input) (*Request, Outcome) {
+	if len(next.Parked) >= MaxParked {
+		return next, Outcome{Rejected: true, Unrecorded: true,
+			Reason: fmt.Sprintf("more than %d events arrived before their request", MaxParked)}
+	}
 	next.Parked = append(next.Parked, ParkedEvent{Event: in.Event, Actor: in.Actor, Received: in.Now})
 	next.rememberEvent(in.Event.ID)
 	if next.DueAt.IsZero() {
@@ -210,7 +230,9 @@ func create(parked *Request, in Input) (*Request, Outcome) {
 func apply(r *Request, in Input) Outcome {
 	ev, a, now := in.Event, in.Actor, in.Now
 	refuse := func(reason string) Outcome {
-		r.addHistory(now, HRefused, a.Label(), shortType(ev.Type)+": "+reason, ev.ID)
+		if !r.RecordRefusal(now, HRefused, a.Label(), shortType(ev.Type)+": "+reason, ev.ID) {
+			return Outcome{Refused: true, Reason: reason, Unrecorded: true}
+		}
 		return Outcome{Changed: true, Refused: true, Reason: reason}
 	}
 	switch ev.Type {
@@ -219,7 +241,9 @@ func apply(r *Request, in Input) Outcome {
 			return Outcome{Duplicate: true}
 		}
 		reason := "requestId is already used by a request with different content"
-		r.addHistory(now, HRejected, a.Label(), reason, ev.ID)
+		if !r.RecordRefusal(now, HRejected, a.Label(), reason, ev.ID) {
+			return Outcome{Rejected: true, Reason: reason, Unrecorded: true}
+		}
 		return Outcome{Changed: true, Rejected: true, Reason: reason}
 
 	case TypeExpire:
@@ -514,11 +538,44 @@ func (r *Request) addHistory(at time.Time, typ, actor, detail, eventID string) {
 	r.History = append(r.History, HistoryEntry{At: at, Type: typ, Actor: actor, Detail: detail, EventID: eventID})
 }
 
+// RecordRefusal appends a rejected or refused entry (or a note a sender
+// caused) to the history, unless the request already records
+// MaxRecordedRefusals of them; the event id is remembered with it. It
+// reports whether the entry was recorded (false: the caller records the
+// event in the rejections log and leaves the request as it is).
+func (r *Request) RecordRefusal(at time.Time, typ, actor, detail, eventID string) bool {
+	if r.Refusals >= MaxRecordedRefusals {
+		return false
+	}
+	r.Refusals++
+	r.addHistory(at, typ, actor, detail, eventID)
+	r.rememberEvent(eventID)
+	return true
+}
+
+// Seen reports whether the event id was applied to the request before.
+func (r *Request) Seen(id string) bool {
+	if id == "" {
+		return false
+	}
+	return slices.Contains(r.EventIDs, eventKey(id)) || slices.Contains(r.EventIDs, id)
+}
+
+// eventKey is how an event id is remembered: as is up to maxEventKey
+// characters, else as a hash of it.
+func eventKey(id string) string {
+	if len(id) <= maxEventKey {
+		return id
+	}
+	h := sha256.Sum256([]byte(id))
+	return "#" + hex.EncodeToString(h[:16])
+}
+
 func (r *Request) rememberEvent(id string) {
-	if id == "" || slices.Contains(r.EventIDs, id) {
+	if id == "" || r.Seen(id) {
 		return
 	}
-	r.EventIDs = append(r.EventIDs, id)
+	r.EventIDs = append(r.EventIDs, eventKey(id))
 	if len(r.EventIDs) > maxEventIDs {
 		r.EventIDs = r.EventIDs[len(r.EventIDs)-maxEventIDs:]
 	}

@@ -171,8 +171,16 @@ type Request struct {
 	// Fingerprint identifies the content of the requested event, so that the
 	// same requestId with different content is told apart from a redelivery.
 	Fingerprint string `json:"fingerprint,omitempty"`
-	// EventIDs are the CloudEvent ids already applied (dedupe by id).
+	// EventIDs are the CloudEvent ids (and audit record keys) already
+	// applied, newest last, at most 256, ids over 64 characters as a hash
+	// (Seen). An id that rolls off may be applied again: every event is
+	// idempotent by state (a second approval, cancel or revoke is refused,
+	// a second request with the same content is a duplicate), so the price
+	// is a refused entry, never a second effect.
 	EventIDs []string `json:"eventIds,omitempty"`
+	// Refusals counts the rejected and refused entries (and notes of
+	// records Graph contradicted) in the history (MaxRecordedRefusals).
+	Refusals int `json:"refusals,omitempty"`
 	// Work is the Graph work recorded as intent and not finished yet.
 	Work *Work `json:"work,omitempty"`
 	// Check is a conclusion an audit record or a directory read suggested,

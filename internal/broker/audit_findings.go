@@ -3,7 +3,6 @@ package broker
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"time"
 
@@ -53,7 +52,7 @@ func (b *Broker) holders(ctx context.Context, g, u string) ([]*access.Request, e
 // nothing else), so a redelivery is a no-op.
 func (b *Broker) remember(ctx context.Context, id, key string) error {
 	_, err := b.updateRequest(ctx, id, func(cur *access.Request) (*access.Request, error) {
-		if cur == nil || slices.Contains(cur.EventIDs, key) {
+		if cur == nil || cur.Seen(key) {
 			return nil, nil
 		}
 		next := cur.Clone()
@@ -75,7 +74,7 @@ func (b *Broker) observePIM(ctx context.Context, f audit.Finding, p access.Profi
 		return err
 	}
 	for _, h := range hs {
-		if slices.Contains(h.EventIDs, key) {
+		if h.Seen(key) {
 			return nil
 		}
 		if h.State.Holds() && h.PIMManaged() {
@@ -196,7 +195,7 @@ func (b *Broker) suspectHolders(ctx context.Context, f audit.Finding, pick func(
 	var errs []error
 	for _, h := range hs {
 		_, err := b.updateRequest(ctx, h.ID, func(cur *access.Request) (*access.Request, error) {
-			if cur == nil || slices.Contains(cur.EventIDs, key) || cur.State != access.Active || cur.Work != nil {
+			if cur == nil || cur.Seen(key) || cur.State != access.Active || cur.Work != nil {
 				return nil, nil
 			}
 			c, note, ok := pick(cur)
@@ -284,7 +283,7 @@ func (b *Broker) outOfBand(ctx context.Context, f audit.Finding, p access.Profil
 		return err
 	}
 	for _, h := range hs {
-		if h.State.Holds() || slices.Contains(h.EventIDs, key) {
+		if h.State.Holds() || h.Seen(key) {
 			// Held by a grant jitaccess knows: not out-of-band.
 			return nil
 		}

@@ -167,6 +167,12 @@ func (b *Broker) HandleEvent(ctx context.Context, body []byte) error {
 	if err != nil {
 		return err
 	}
+	if out.Unrecorded {
+		// Past the request's bound (access.MaxRecordedRefusals,
+		// MaxParked): recorded in the rejections log, the request untouched.
+		b.log.InfoContext(ctx, "event refused or rejected past the request's bound", "eventId", ev.ID, "requestId", ev.RequestID, "type", ev.Type)
+		return b.store.RecordRejection(ctx, access.Rejection{At: b.now(), EventID: ev.ID, Type: safeType(ev.Type), RequestID: ev.RequestID, Reason: out.Reason})
+	}
 	if !applied {
 		b.log.InfoContext(ctx, "event duplicate or no-op", "eventId", ev.ID, "requestId", ev.RequestID, "type", ev.Type)
 	} else {
@@ -198,7 +204,7 @@ func (b *Broker) resolve(ctx context.Context, ev access.Event, r *access.Request
 	if p, ok := b.profiles.Profile(name); ok {
 		in.Profile = &p
 	}
-	if r != nil && r.State != access.Awaiting && containsID(r.EventIDs, ev.ID) {
+	if r != nil && r.State != access.Awaiting && r.Seen(ev.ID) {
 		return in, nil // a duplicate: no lookups needed
 	}
 	if ev.Type == access.TypeExpire {
@@ -323,14 +329,16 @@ func (b *Broker) reject(ctx context.Context, inv *access.InvalidError) error {
 			keepApart = true
 			return nil, nil
 		default:
-			if inv.EventID != "" && containsID(r.EventIDs, inv.EventID) {
+			if inv.EventID != "" && r.Seen(inv.EventID) {
 				return nil, nil
 			}
 			next = r.Clone()
 		}
-		next.History = append(next.History, access.HistoryEntry{At: now, Type: access.HRejected, Detail: inv.Reason, EventID: inv.EventID})
-		if inv.EventID != "" {
-			next.EventIDs = append(next.EventIDs, inv.EventID)
+		if !next.RecordRefusal(now, access.HRejected, "", inv.Reason, inv.EventID) {
+			// Past the request's bound: the rejections log keeps it, and
+			// the request (and its end) is not touched.
+			keepApart = true
+			return nil, nil
 		}
 		return next, nil
 	})

@@ -2,6 +2,8 @@ package broker_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -273,5 +275,52 @@ func TestObservedEndBeyondAYearIsClamped(t *testing.T) {
 	page, err := e.store.ListRequests(e.ctx, broker.ListFilter{State: access.Active, Limit: 10})
 	if err != nil || len(page.Items) != 1 {
 		t.Fatalf("listing: %v %v", page.Items, err)
+	}
+}
+
+// A flood of invalid events aimed at one active grant (issue: 2,000 events
+// with long CloudEvent ids grew the request past what one entity holds, and
+// its end could not be saved). The request stays bounded; the rejections log
+// keeps the rest; the grant ends on time, its member removed and its
+// sessions revoked once.
+func TestFloodOfInvalidEventsIsBounded(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.activate("r-1", seed.UPN("n01"), "PT10M")
+	long := strings.Repeat("x", 250)
+	for i := range 2000 {
+		id := fmt.Sprintf("%s-%05d", long, i)
+		var b []byte
+		if i%2 == 0 {
+			// Invalid: rejected.
+			b = body(id, access.TypeApproved, map[string]any{"requestId": "r-1", "approver": 7})
+		} else {
+			// Valid but not allowed: refused (the requester approving).
+			b = body(id, access.TypeApproved, map[string]any{"requestId": "r-1", "approver": seed.UPN("n01")})
+		}
+		e.handle(b)
+	}
+	got := e.get("r-1")
+	raw, _ := json.Marshal(got)
+	if len(got.History) > 10+access.MaxRecordedRefusals || len(got.EventIDs) > 256 || len(raw) > 64<<10 {
+		t.Fatalf("request grew with the flood: %d history entries, %d ids, %d bytes", len(got.History), len(got.EventIDs), len(raw))
+	}
+	for _, id := range got.EventIDs {
+		if len(id) > 64 {
+			t.Fatalf("dedupe key of %d characters", len(id))
+		}
+	}
+	if n := e.store.Ops()[memstore.OpRecordRejection]; n != 2000-access.MaxRecordedRefusals {
+		t.Fatalf("rejections logged: %d, want %d", n, 2000-access.MaxRecordedRefusals)
+	}
+	// A redelivery of an early refused event is still a duplicate.
+	e.handle(body(fmt.Sprintf("%s-%05d", long, 1), access.TypeApproved, map[string]any{"requestId": "r-1", "approver": seed.UPN("n01")}))
+	if n := len(e.get("r-1").History); n != len(got.History) {
+		t.Fatalf("a redelivered refused event was recorded again (%d → %d)", len(got.History), n)
+	}
+	e.clock.Set(r.EndsAt)
+	e.sweep()
+	e.want("r-1", access.Expired)
+	if e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) || e.dir.RevokedFor(seed.UserN01) != 1 {
+		t.Fatal("the flooded grant did not end")
 	}
 }
