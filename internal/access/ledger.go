@@ -62,6 +62,11 @@ type Ledger struct {
 	// it. Its claim's compare-and-swap fails when the entry is written
 	// after it read the ledger, and it finds the entry when it reads after.
 	Ended []string `json:"ended,omitempty"`
+	// Revoked are the latest request ids whose end revoked the user's
+	// sessions without the request recording it (its end could not be
+	// saved: DESIGN §6b.4), bounded like Released, so that the next sweep
+	// does not revoke them again.
+	Revoked []string `json:"revoked,omitempty"`
 	// BusySince is when Busy was taken.
 	BusySince time.Time `json:"busySince,omitzero"`
 	// BusyToken identifies the invocation holding Busy. Two invocations of
@@ -95,6 +100,7 @@ func (l *Ledger) Clone() *Ledger {
 	c.Grants = slices.Clone(l.Grants)
 	c.Released = slices.Clone(l.Released)
 	c.Ended = slices.Clone(l.Ended)
+	c.Revoked = slices.Clone(l.Revoked)
 	return &c
 }
 

@@ -382,9 +382,9 @@ func (b *Broker) Sweep(ctx context.Context) error {
 
 func (b *Broker) sweepOne(ctx context.Context, id string) error {
 	flushed := false
-	var work *access.Request
+	var work, ending *access.Request
 	err := b.retryOnConflict(ctx, func() error {
-		work = nil
+		work, ending = nil, nil
 		r, err := b.load(ctx, id)
 		if err != nil || r == nil {
 			return err
@@ -422,6 +422,9 @@ func (b *Broker) sweepOne(ctx context.Context, id string) error {
 		base := r.Clone()
 		expiring := b.opts.Publisher != nil && base.QueueExpiring(now, b.opts.ExpiringLead)
 		next, out := access.Tick(base, now)
+		if next.State == access.Ending && next.Work != nil {
+			ending = next
+		}
 		if !out.Changed && !expiring {
 			if r.DueAt.Equal(now) || r.DueAt.Before(now) {
 				// Nothing to do although due (e.g. a notice retried above):
@@ -443,6 +446,11 @@ func (b *Broker) sweepOne(ctx context.Context, id string) error {
 		}
 		return nil
 	})
+	if unsavable(err) && ending != nil {
+		// The end was decided but cannot be recorded: carry it out all the
+		// same (DESIGN §6b.4).
+		return b.endUnsaved(ctx, ending, err, false)
+	}
 	if err != nil || work == nil {
 		return err
 	}

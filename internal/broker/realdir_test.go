@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -322,5 +323,44 @@ func TestFloodOfInvalidEventsIsBounded(t *testing.T) {
 	e.want("r-1", access.Expired)
 	if e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) || e.dir.RevokedFor(seed.UserN01) != 1 {
 		t.Fatal("the flooded grant did not end")
+	}
+}
+
+// When a grant's end cannot be saved (a permanent storage refusal), the
+// removal and the session revocation still happen, once, through the
+// membership ledger; the request stays due, past its end.
+func TestEndThatCannotBeSaved(t *testing.T) {
+	for _, failAt := range []int{1, 2, 3} { // the end, the removal's record, the revocation's record
+		t.Run(fmt.Sprint(failAt), func(t *testing.T) {
+			e := newEnv(t, nil)
+			r := e.activate("r-1", seed.UPN("n01"), "PT10M")
+			var mu sync.Mutex
+			saves := 0
+			e.store.SetHook(func(op string) error {
+				if op != memstore.OpSaveRequest {
+					return nil
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				saves++
+				if saves >= failAt {
+					return fault.Wrap(fault.ErrPermanent, "save request", errors.New("needs 16 properties, over the limit of 15 (injected)"))
+				}
+				return nil
+			})
+			e.clock.Set(r.EndsAt)
+			_ = e.b.Sweep(e.ctx)
+			for range 3 {
+				e.clock.Advance(2 * time.Minute)
+				_ = e.b.Sweep(e.ctx)
+			}
+			if e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) || e.dir.RevokedFor(seed.UserN01) != 1 || e.dir.WriteCount(brokertest.MRemoveMember) != 1 {
+				t.Fatalf("member %v, revocations %d, removals %d", e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01),
+					e.dir.RevokedFor(seed.UserN01), e.dir.WriteCount(brokertest.MRemoveMember))
+			}
+			if got := e.get("r-1"); got.State.Ended() {
+				t.Fatalf("the end was saved after all: %s", got.State)
+			}
+		})
 	}
 }

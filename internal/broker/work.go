@@ -52,6 +52,12 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 			}
 			apply = func(x *access.Request) { x.MembershipDone(b.now(), res.changed, res.detail) }
 		case StepRevoke:
+			if b.revokedUnrecorded(ctx, r) {
+				// Revoked already by an end whose record could not be
+				// saved (endUnsaved): record it, do not revoke again.
+				apply = func(x *access.Request) { x.SessionsRevoked(b.now()) }
+				break
+			}
 			if err = b.hookBefore(StepRevoke, r); err == nil {
 				err = b.dir.RevokeSessions(ctx, r.Requester)
 				if err == nil {
@@ -77,6 +83,11 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 			return b.workFailed(ctx, r, err)
 		}
 		next, applied, err := b.saveStep(ctx, r, step, apply)
+		if unsavable(err) && r.Work.Membership == access.OpRemove {
+			// The step happened but cannot be recorded: finish the end
+			// without its record (DESIGN §6b.4).
+			return b.endUnsaved(ctx, r, err, step == StepRevoke)
+		}
 		if err != nil {
 			return err
 		}
