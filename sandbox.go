@@ -172,7 +172,7 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 	}
 	withAudit(&opts, dir, "", config.DefaultReconcileMaxGraphCalls)
 	b := broker.New(store, dir, c.Profiles, broker.SystemClock{}, opts)
-	h := handlers.New(handlerDeps(b, store, dir, c.Profiles, c.Log, config.Settings{RedeliveryPatience: config.DefaultRedeliveryPatience}))
+	h := handlers.New(handlerDeps(b, store, dir, c.Profiles, c.Log, config.Settings{RedeliveryPatience: config.DefaultRedeliveryPatience, SweepSchedule: c.Sweep}))
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -71,12 +71,19 @@ type Options struct {
 	// Logger receives errors (default: JSON to stdout). Only ids, states,
 	// kinds and counts are logged, never free text from requests.
 	Logger *slog.Logger
+	// SweepInterval is the interval of the expiry sweep (default
+	// DefaultSweepInterval): a grant still active more than this past its
+	// end needs attention (DESIGN §6b.4).
+	SweepInterval time.Duration
 }
 
 // Tunables (exported so tests and docs can refer to them).
 const (
 	// DefaultRefresh is the default reload interval.
 	DefaultRefresh = 15 * time.Second
+	// DefaultSweepInterval is Options.SweepInterval's default (the
+	// contract's schedule, every minute).
+	DefaultSweepInterval = time.Minute
 	// ListLimit bounds every listing the page makes.
 	ListLimit = 200
 	// RejectionLimit bounds the rejections without request id read per page.

@@ -323,7 +323,7 @@ func (h *handler) gather(ctx context.Context, profile string, now time.Time) (*p
 	}
 	h.withHistory(ctx, res, now)
 	p := &page{Profile: profile, Now: newStamp(now)}
-	build(p, res, rejs, profile, now)
+	build(p, res, rejs, profile, now, h.o.SweepInterval)
 	return p, nil
 }
 
@@ -393,7 +393,7 @@ func (h *handler) withHistory(ctx context.Context, res map[access.State]listed, 
 	}
 }
 
-func build(p *page, res map[access.State]listed, rejs []access.Rejection, profile string, now time.Time) {
+func build(p *page, res map[access.State]listed, rejs []access.Rejection, profile string, now time.Time, sweep time.Duration) {
 	more := func(states ...access.State) bool {
 		for _, s := range states {
 			if res[s].more {
@@ -493,6 +493,21 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 			Problem: newText(workProblem(w)), Since: newStamp(w.Since), Age: span(now.Sub(w.Since)),
 		}, w.Since})
 	}, access.Activating, access.Ending, access.Active, access.Pending)
+	// A grant past its end by more than one sweep interval: the sweep has
+	// not ended it (DESIGN §6b.4) — what an alert fires on.
+	if sweep <= 0 {
+		sweep = DefaultSweepInterval
+	}
+	each(func(r *access.Request) {
+		if r.EndsAt.IsZero() || r.Work != nil || now.Sub(r.EndsAt) <= sweep {
+			return
+		}
+		atts = append(atts, att{attentionRow{
+			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile), State: stateBadge(r.State),
+			Problem: newText(fmt.Sprintf("end overdue by %s (more than one sweep interval): the sweep has not ended this grant; see the log", span(now.Sub(r.EndsAt)))),
+			Since:   newStamp(r.EndsAt), Age: span(now.Sub(r.EndsAt)),
+		}, r.EndsAt})
+	}, access.Active)
 	slices.SortStableFunc(atts, func(a, b att) int { return b.at.Compare(a.at) })
 	for _, a := range atts {
 		p.Attention.Rows = append(p.Attention.Rows, a.row)
