@@ -525,14 +525,24 @@ func (r *Request) Fail(now time.Time, reason string) {
 
 // Retry notes a failed attempt at the work and pushes the next sweep attempt
 // back (exponential, capped), so a failing dependency is not hammered.
+//
+// An end's work backs off at most MaxEndBackoff: the dependency that failed
+// is not hammered (the Graph adapter also waits out throttling), but an end
+// is retried by the first sweep after an outage, so that no outage keeps a
+// membership longer than it lasts plus one sweep interval (DESIGN §6b.4).
 func (r *Request) Retry(now time.Time) {
 	r.Work.Attempts++
 	backoff := WorkGrace << min(r.Work.Attempts, 6)
-	if backoff > 15*time.Minute {
-		backoff = 15 * time.Minute
+	limit := 15 * time.Minute
+	if r.Work.Membership == OpRemove {
+		limit = MaxEndBackoff
 	}
-	r.DueAt = now.Add(backoff)
+	r.DueAt = now.Add(min(backoff, limit))
 }
+
+// MaxEndBackoff bounds how far a failed end's next attempt is pushed back:
+// the contract's sweep interval.
+const MaxEndBackoff = time.Minute
 
 func (r *Request) addHistory(at time.Time, typ, actor, detail, eventID string) {
 	r.History = append(r.History, HistoryEntry{At: at, Type: typ, Actor: actor, Detail: detail, EventID: eventID})

@@ -349,8 +349,10 @@ func TestTransientRemoveBacksOff(t *testing.T) {
 		t.Fatal("second injected failure not reported")
 	}
 	r = e.want("r-1", access.Ending)
-	if r.Work.Attempts != 2 || r.DueAt.Sub(first) <= first.Sub(r.EndsAt) {
-		t.Fatalf("no back-off: first due %v, second %v", first, r.DueAt)
+	// An end backs off, but never past one sweep interval (MaxEndBackoff):
+	// the first sweep after an outage finishes it (DESIGN §6b.4).
+	if r.Work.Attempts != 2 || r.DueAt.Sub(first) < access.WorkGrace || r.DueAt.Sub(first) > access.MaxEndBackoff {
+		t.Fatalf("back-off: first due %v, second %v", first, r.DueAt)
 	}
 	e.clock.Set(r.DueAt)
 	e.sweep()
