@@ -526,23 +526,19 @@ func (r *Request) Fail(now time.Time, reason string) {
 // Retry notes a failed attempt at the work and pushes the next sweep attempt
 // back (exponential, capped), so a failing dependency is not hammered.
 //
-// An end's work backs off at most MaxEndBackoff: the dependency that failed
-// is not hammered (the Graph adapter also waits out throttling), but an end
-// is retried by the first sweep after an outage, so that no outage keeps a
-// membership longer than it lasts plus one sweep interval (DESIGN §6b.4).
+// An end's work is due again at once: the next sweep retries it. The
+// sweep's interval is its backoff (one attempt per sweep, and the Graph
+// adapter waits out throttling), and no failure pushes an end past the
+// first sweep after the outage ends (DESIGN §6b.4): a backoff counted from
+// the last failed redelivery would.
 func (r *Request) Retry(now time.Time) {
 	r.Work.Attempts++
-	backoff := WorkGrace << min(r.Work.Attempts, 6)
-	limit := 15 * time.Minute
 	if r.Work.Membership == OpRemove {
-		limit = MaxEndBackoff
+		r.DueAt = now
+		return
 	}
-	r.DueAt = now.Add(min(backoff, limit))
+	r.DueAt = now.Add(min(WorkGrace<<min(r.Work.Attempts, 6), 15*time.Minute))
 }
-
-// MaxEndBackoff bounds how far a failed end's next attempt is pushed back:
-// the contract's sweep interval.
-const MaxEndBackoff = time.Minute
 
 func (r *Request) addHistory(at time.Time, typ, actor, detail, eventID string) {
 	r.History = append(r.History, HistoryEntry{At: at, Type: typ, Actor: actor, Detail: detail, EventID: eventID})

@@ -402,7 +402,10 @@ func (b *Broker) sweepOne(ctx context.Context, id string) error {
 			b.flushOutcomes(ctx, r)
 			return errLookAgain
 		}
-		if r.Check != nil && !now.Before(r.Check.Due) {
+		// A pending check is decided before the grant's end, never instead
+		// of it: past the end, the end comes first (it clears the check),
+		// so that a check Graph cannot answer now never holds an end up.
+		if r.Check != nil && !now.Before(r.Check.Due) && (r.EndsAt.IsZero() || now.Before(r.EndsAt) || r.State != access.Active) {
 			next, err := b.runCheck(ctx, r, now)
 			if err != nil || next == nil {
 				return err
