@@ -44,7 +44,9 @@ type window struct{ from, to time.Time }
 
 type windows []window
 
-func (w window) String() string { return w.from.Format(time.TimeOnly) + "–" + w.to.Format(time.TimeOnly) }
+func (w window) String() string {
+	return w.from.Format(time.TimeOnly) + "–" + w.to.Format(time.TimeOnly)
+}
 
 func (ws windows) active(t time.Time) bool {
 	for _, w := range ws {
