@@ -7,11 +7,13 @@ import (
 )
 
 // Replica lag (DESIGN §6b, §10). Azure RBAC is eventually consistent:
-// Microsoft's RBAC troubleshooting guide says role assignment changes can
-// take up to 10 minutes to take effect, and that listing a principal's
-// assignments right after removing one can still show it for 5-10 minutes
-// ("Symptom - Role assignment changes are not being detected", "Removing
-// role assignments ... takes several minutes"). Under a replica lag d
+// Microsoft's RBAC troubleshooting guide says ARM caches and role
+// assignment changes can take up to 10 minutes to take effect ("Symptom -
+// Role assignment changes are not being detected"), and that a listing of a
+// principal's assignments can still show a removed one for 5-10 minutes (it
+// blames PowerShell's cache there). Reads are modelled as hints that may
+// predate any write, the conservative reading DESIGN §6b asks for. Under a
+// replica lag d
 // (Options.ReplicaLag, SetReplicaLag) every read
 //
 //	GET {scope}/providers/Microsoft.Authorization/roleAssignments[?$filter=...]   (every page on its own)
