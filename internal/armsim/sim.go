@@ -85,11 +85,11 @@ const ResourceType = "Microsoft.Authorization/roleAssignments"
 
 // ARM's texts for the answers callers interpret.
 const (
-	MsgExists            = "The role assignment already exists."
-	MsgUpdateNotPermited = "Tenant ID, application ID, principal ID, and scope are not allowed to be updated."
-	MsgLimitExceeded     = "No more role assignments can be created."
-	MsgMissingAuth       = "Authentication failed. The 'Authorization' header is missing."
-	MsgInvalidToken      = "The access token is invalid."
+	MsgExists             = "The role assignment already exists."
+	MsgUpdateNotPermitted = "Tenant ID, application ID, principal ID, and scope are not allowed to be updated."
+	MsgLimitExceeded      = "No more role assignments can be created."
+	MsgMissingAuth        = "Authentication failed. The 'Authorization' header is missing."
+	MsgInvalidToken       = "The access token is invalid."
 )
 
 // DefaultMaxAssignmentsPerSubscription is Azure's limit of role assignments
@@ -804,7 +804,7 @@ func (s *Sim) put(w http.ResponseWriter, q *request, scope, name string) {
 		now := s.opts.Now().UTC()
 		if a := s.assigns[name]; a != nil {
 			if !strings.EqualFold(a.Scope, scope) || a.PrincipalID != principal || a.RoleGUID() != g {
-				status, code, msg = http.StatusBadRequest, "RoleAssignmentUpdateNotPermitted", MsgUpdateNotPermited
+				status, code, msg = http.StatusBadRequest, "RoleAssignmentUpdateNotPermitted", MsgUpdateNotPermitted
 				return
 			}
 			before := *a
