@@ -98,6 +98,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
 
+	"github.com/jitaccess/jitaccess/internal/arm/armid"
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
@@ -148,11 +149,11 @@ type Assignment struct {
 // assignment at a subscription or resource group is inherited by the
 // cluster and its namespaces).
 func (a Assignment) Grants(scope, roleDefinitionID string) bool {
-	g, err := RoleDefinitionGUID(roleDefinitionID)
+	g, err := armid.RoleDefinitionGUID(roleDefinitionID)
 	if err != nil {
 		return false
 	}
-	ag, err := RoleDefinitionGUID(a.RoleDefinitionID)
+	ag, err := armid.RoleDefinitionGUID(a.RoleDefinitionID)
 	if err != nil || ag != g {
 		return false
 	}
@@ -302,10 +303,10 @@ func toAssignment(r *armauthorization.RoleAssignment) Assignment {
 
 // checkScopeName validates what goes into the request path.
 func checkScopeName(op, scope, name string) error {
-	if _, err := ParseScope(scope); err != nil {
+	if _, err := armid.ParseScope(scope); err != nil {
 		return fault.Wrap(fault.ErrPermanent, "arm "+op, err)
 	}
-	if !validName(name) {
+	if !armid.IsGUID(name) {
 		return fault.Wrap(fault.ErrPermanent, "arm "+op, fmt.Errorf("role assignment name %q is not a GUID", name))
 	}
 	return nil
@@ -323,11 +324,11 @@ func (c *Client) Assign(ctx context.Context, scope, roleDefinitionID, principalI
 	if err := checkScopeName(op, scope, name); err != nil {
 		return false, err
 	}
-	roleID, err := RoleDefinitionResourceID(scope, roleDefinitionID)
+	roleID, err := armid.RoleDefinitionResourceID(scope, roleDefinitionID)
 	if err != nil {
 		return false, fault.Wrap(fault.ErrPermanent, "arm "+op, err)
 	}
-	if !IsGUID(principalID) {
+	if !armid.IsGUID(principalID) {
 		return false, fault.Wrap(fault.ErrPermanent, "arm "+op, fmt.Errorf("principal id %q is not a GUID", principalID))
 	}
 	principal := strings.ToLower(principalID)
@@ -354,8 +355,8 @@ func (c *Client) Assign(ctx context.Context, scope, roleDefinitionID, principalI
 	}
 	// The answer must describe what was asked for.
 	a := toAssignment(&got)
-	gotRole, _ := RoleDefinitionGUID(a.RoleDefinitionID)
-	wantRole, _ := RoleDefinitionGUID(roleID)
+	gotRole, _ := armid.RoleDefinitionGUID(a.RoleDefinitionID)
+	wantRole, _ := armid.RoleDefinitionGUID(roleID)
 	switch {
 	case a.Name != "" && a.Name != strings.ToLower(name),
 		a.PrincipalID != "" && a.PrincipalID != principal,
@@ -398,7 +399,7 @@ func (c *Client) Delete(ctx context.Context, scope, name string) (bool, error) {
 // Use Assignment.Grants to find the ones that give a role at scope.
 func (c *Client) List(ctx context.Context, scope, principalID string) ([]Assignment, error) {
 	const op = "list role assignments"
-	if !IsGUID(principalID) {
+	if !armid.IsGUID(principalID) {
 		return nil, fault.Wrap(fault.ErrPermanent, "arm "+op, fmt.Errorf("principal id %q is not a GUID", principalID))
 	}
 	// The SDK sends $filter unencoded (x-ms-skip-url-encoding): encode it.
@@ -416,7 +417,7 @@ func (c *Client) ListAtScope(ctx context.Context, scope string) ([]Assignment, e
 // listing (the SDK's pager cannot resume after an error); the whole
 // listing is one attempt.
 func (c *Client) list(ctx context.Context, op, scope, filter string) ([]Assignment, error) {
-	if _, err := ParseScope(scope); err != nil {
+	if _, err := armid.ParseScope(scope); err != nil {
 		return nil, fault.Wrap(fault.ErrPermanent, "arm "+op, err)
 	}
 	var out []Assignment

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jitaccess/jitaccess/internal/arm/armid"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -128,7 +129,7 @@ func TestBaseURL(t *testing.T) {
 func TestAssign(t *testing.T) {
 	e := newEnv(t, armsim.Options{}, Options{})
 	ctx := ctxT(t)
-	name := AssignmentName("req-1")
+	name := armid.AssignmentName("req-1")
 
 	created, err := e.c.Assign(ctx, cluster, roleAdmin, strings.ToUpper(userN01), name)
 	if err != nil || !created || !e.sim.HasAssignment(cluster, roleAdmin, userN01) {
@@ -157,16 +158,16 @@ func TestAssign(t *testing.T) {
 	}
 	// Another request for the same user, role and scope: the user already
 	// holds it (ours from req-1, or standing): not created, no error.
-	if created, err = e.c.Assign(ctx, cluster, roleAdmin, userN01, AssignmentName("req-2")); err != nil || created {
+	if created, err = e.c.Assign(ctx, cluster, roleAdmin, userN01, armid.AssignmentName("req-2")); err != nil || created {
 		t.Fatalf("exists: %v %v", created, err)
 	}
 	// A standing assignment made by someone else.
 	e.sim.AddAssignment(armsim.Assignment{Scope: cluster, RoleDefinitionID: roleAdmin, PrincipalID: userP01})
-	if created, err = e.c.Assign(ctx, cluster, roleAdmin, userP01, AssignmentName("req-3")); err != nil || created {
+	if created, err = e.c.Assign(ctx, cluster, roleAdmin, userP01, armid.AssignmentName("req-3")); err != nil || created {
 		t.Fatalf("standing: %v %v", created, err)
 	}
 	// A namespace is another scope.
-	if created, err = e.c.Assign(ctx, nsScope, roleAdmin, userN01, AssignmentName("req-4")); err != nil || !created ||
+	if created, err = e.c.Assign(ctx, nsScope, roleAdmin, userN01, armid.AssignmentName("req-4")); err != nil || !created ||
 		!e.sim.HasAssignment(nsScope, roleAdmin, userN01) {
 		t.Fatalf("namespace: %v %v", created, err)
 	}
@@ -177,19 +178,19 @@ func TestAssign(t *testing.T) {
 		t.Fatalf("name taken: %v", err)
 	}
 	// A role ARM does not know: permanent.
-	if _, err = e.c.Assign(ctx, cluster, "11111111-1111-4111-8111-111111111111", userN01, AssignmentName("req-5")); !fault.Permanent(err) ||
+	if _, err = e.c.Assign(ctx, cluster, "11111111-1111-4111-8111-111111111111", userN01, armid.AssignmentName("req-5")); !fault.Permanent(err) ||
 		!errors.As(err, &ae) || ae.Code != CodeRoleDefinitionDoesNotExist {
 		t.Fatalf("unknown role: %v", err)
 	}
 	// A cluster that does not exist (any more): not found.
 	gone := strings.Replace(cluster, "aks1", "aks-gone", 1)
-	if _, err = e.c.Assign(ctx, gone, roleAdmin, userN01, AssignmentName("req-6")); !fault.NotFound(err) ||
+	if _, err = e.c.Assign(ctx, gone, roleAdmin, userN01, armid.AssignmentName("req-6")); !fault.NotFound(err) ||
 		!errors.As(err, &ae) || ae.Code != "ResourceNotFound" {
 		t.Fatalf("unknown cluster: %v", err)
 	}
 	// 403: jitaccess may not write it.
 	e.sim.FailNext("PUT", 1, 403, 0)
-	if _, err = e.c.Assign(ctx, cluster, roleAdmin, userN01, AssignmentName("req-7")); !fault.Permanent(err) ||
+	if _, err = e.c.Assign(ctx, cluster, roleAdmin, userN01, armid.AssignmentName("req-7")); !fault.Permanent(err) ||
 		!errors.As(err, &ae) || ae.Code != "AuthorizationFailed" {
 		t.Fatalf("403: %v", err)
 	}
@@ -204,13 +205,13 @@ func TestAssignPrincipalNotFoundIsTransient(t *testing.T) {
 	msg := "Principal " + strings.ReplaceAll(userN01, "-", "") + " does not exist in the directory " + idsim.DefaultTenantID + "."
 	// Refused twice (not processed: retried in place), then seen.
 	e.sim.FailNextWith("PUT", 2, 400, CodePrincipalNotFound, msg, 0)
-	created, err := e.c.Assign(ctxT(t), cluster, roleAdmin, userN01, AssignmentName("r"))
+	created, err := e.c.Assign(ctxT(t), cluster, roleAdmin, userN01, armid.AssignmentName("r"))
 	if err != nil || !created || e.sim.CountCalls("PUT", "") != 3 || len(waits()) != 2 {
 		t.Fatalf("%v %v, %d calls, waits %v", created, err, e.sim.CountCalls("PUT", ""), waits())
 	}
 	// Still not visible after the retries: transient, for redelivery.
 	e.sim.FailNextWith("PUT", -1, 400, CodePrincipalNotFound, msg, 0)
-	_, err = e.c.Assign(ctxT(t), nsScope, roleAdmin, userN01, AssignmentName("r2"))
+	_, err = e.c.Assign(ctxT(t), nsScope, roleAdmin, userN01, armid.AssignmentName("r2"))
 	var ae *APIError
 	if !fault.Transient(err) || !errors.As(err, &ae) || ae.Code != CodePrincipalNotFound {
 		t.Fatalf("persistent: %v", err)
@@ -220,7 +221,7 @@ func TestAssignPrincipalNotFoundIsTransient(t *testing.T) {
 func TestDelete(t *testing.T) {
 	e := newEnv(t, armsim.Options{}, Options{})
 	ctx := ctxT(t)
-	name := AssignmentName("req-1")
+	name := armid.AssignmentName("req-1")
 	if _, err := e.c.Assign(ctx, cluster, roleAdmin, userN01, name); err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +249,7 @@ func TestDelete(t *testing.T) {
 	}
 	// Someone else's assignment is never touched by our name.
 	other := e.sim.AddAssignment(armsim.Assignment{Scope: cluster, RoleDefinitionID: roleAdmin, PrincipalID: userP01})
-	if removed, err := e.c.Delete(ctx, cluster, AssignmentName("req-2")); err != nil || removed {
+	if removed, err := e.c.Delete(ctx, cluster, armid.AssignmentName("req-2")); err != nil || removed {
 		t.Fatalf("not ours: %v %v", removed, err)
 	}
 	if _, ok := e.sim.Assignment(other); !ok {
@@ -268,8 +269,8 @@ func TestList(t *testing.T) {
 	e.sim.AddScope(subScope)
 	atSub := e.sim.AddAssignment(armsim.Assignment{Scope: subScope, RoleDefinitionID: roleReader, PrincipalID: userN01})
 	atRG := e.sim.AddAssignment(armsim.Assignment{Scope: rgScope, RoleDefinitionID: roleAdmin, PrincipalID: userP01, PrincipalType: "Group"})
-	mine := AssignmentName("req-1")
-	inNS := AssignmentName("req-2")
+	mine := armid.AssignmentName("req-1")
+	inNS := armid.AssignmentName("req-2")
 	for _, a := range []struct{ scope, name string }{{cluster, mine}, {nsScope, inNS}} {
 		if _, err := e.c.Assign(ctx, a.scope, roleAdmin, userN01, a.name); err != nil {
 			t.Fatal(err)
@@ -342,7 +343,7 @@ func TestList(t *testing.T) {
 func TestValidationSendsNothing(t *testing.T) {
 	e := newEnv(t, armsim.Options{}, Options{})
 	ctx := ctxT(t)
-	name := AssignmentName("r")
+	name := armid.AssignmentName("r")
 	checks := []struct {
 		name string
 		call func() error
@@ -376,7 +377,7 @@ func TestThrottlingHonoursRetryAfter(t *testing.T) {
 	waits := e.recordSleeps(clk.Add)
 	e.sim.SetThrottle(armsim.Throttle{Writes: armsim.Bucket{Size: 2, RefillPerSecond: 0.5}, Reads: armsim.Bucket{Size: 1, RefillPerSecond: 1}})
 	for i := range 4 {
-		created, err := e.c.Assign(ctxT(t), cluster, roleAdmin, fmt.Sprintf("0e0e0000-0000-4000-8000-%012d", i), AssignmentName(fmt.Sprint(i)))
+		created, err := e.c.Assign(ctxT(t), cluster, roleAdmin, fmt.Sprintf("0e0e0000-0000-4000-8000-%012d", i), armid.AssignmentName(fmt.Sprint(i)))
 		if err != nil || !created {
 			t.Fatalf("assign %d: %v %v", i, created, err)
 		}
@@ -403,7 +404,7 @@ func TestRetryAfterRealWait(t *testing.T) {
 	e := newEnv(t, armsim.Options{}, Options{})
 	e.sim.FailNext("DELETE", 1, 429, time.Second)
 	start := time.Now()
-	if _, err := e.c.Delete(ctxT(t), cluster, AssignmentName("r")); err != nil {
+	if _, err := e.c.Delete(ctxT(t), cluster, armid.AssignmentName("r")); err != nil {
 		t.Fatal(err)
 	}
 	if el := time.Since(start); el < time.Second {
@@ -471,7 +472,7 @@ func TestWritesNotRetriedInPlace(t *testing.T) {
 			t.Run(fmt.Sprintf("%s %d", w.method, st), func(t *testing.T) {
 				e := newEnv(t, armsim.Options{}, Options{})
 				e.sim.FailNext(w.method, -1, st, 0)
-				err := w.run(e, AssignmentName("r"))
+				err := w.run(e, armid.AssignmentName("r"))
 				if !fault.Transient(err) || e.sim.CountCalls(w.method, "") != 1 {
 					t.Fatalf("%v after %d calls", err, e.sim.CountCalls(w.method, ""))
 				}
@@ -480,7 +481,7 @@ func TestWritesNotRetriedInPlace(t *testing.T) {
 		t.Run(w.method+" reset", func(t *testing.T) {
 			e := newEnv(t, armsim.Options{}, Options{})
 			e.sim.ResetNext(w.method, -1)
-			if err := w.run(e, AssignmentName("r")); !fault.Transient(err) || e.sim.CountCalls(w.method, "") != 1 {
+			if err := w.run(e, armid.AssignmentName("r")); !fault.Transient(err) || e.sim.CountCalls(w.method, "") != 1 {
 				t.Fatalf("%v after %d calls", err, e.sim.CountCalls(w.method, ""))
 			}
 		})
@@ -488,7 +489,7 @@ func TestWritesNotRetriedInPlace(t *testing.T) {
 			t.Run(fmt.Sprintf("%s %d retried", w.method, st), func(t *testing.T) {
 				e := newEnv(t, armsim.Options{}, Options{})
 				e.sim.FailNext(w.method, 2, st, 0)
-				if err := w.run(e, AssignmentName("r")); err != nil || e.sim.CountCalls(w.method, "") != 3 {
+				if err := w.run(e, armid.AssignmentName("r")); err != nil || e.sim.CountCalls(w.method, "") != 3 {
 					t.Fatalf("%v after %d calls", err, e.sim.CountCalls(w.method, ""))
 				}
 			})
@@ -500,7 +501,7 @@ func TestWritesNotRetriedInPlace(t *testing.T) {
 			}
 			e.c.opts.AttemptTimeout = 200 * time.Millisecond
 			e.sim.Delay(w.method, 2*time.Second)
-			if err := w.run(e, AssignmentName("r")); !fault.Transient(err) || e.sim.CountCalls(w.method, "") != 1 {
+			if err := w.run(e, armid.AssignmentName("r")); !fault.Transient(err) || e.sim.CountCalls(w.method, "") != 1 {
 				t.Fatalf("%v after %d calls", err, e.sim.CountCalls(w.method, ""))
 			}
 		})
@@ -514,7 +515,7 @@ func TestWritesNotRetriedInPlace(t *testing.T) {
 func TestLostAnswers(t *testing.T) {
 	e := newEnv(t, armsim.Options{}, Options{})
 	ctx := ctxT(t)
-	name := AssignmentName("req-1")
+	name := armid.AssignmentName("req-1")
 	for _, st := range []int{0, 500} {
 		e.sim.LoseAnswerNext("PUT", 1, st)
 		if _, err := e.c.Assign(ctx, cluster, roleAdmin, userN01, name); !fault.Transient(err) {
@@ -665,7 +666,7 @@ func TestTokenFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Assign(ctx, cluster, roleAdmin, userN01, AssignmentName("r")); !fault.Permanent(err) {
+	if _, err := c.Assign(ctx, cluster, roleAdmin, userN01, armid.AssignmentName("r")); !fault.Permanent(err) {
 		t.Fatalf("unassigned identity: %v", err)
 	}
 	c, _ = New(errCred{}, Options{BaseURL: e.sim.URL()})
@@ -675,7 +676,7 @@ func TestTokenFailures(t *testing.T) {
 	// A token endpoint that does not answer in time: transient (a write
 	// may retry it: nothing was sent).
 	c, _ = New(errCred{block: true}, Options{BaseURL: e.sim.URL(), AttemptTimeout: 100 * time.Millisecond, MaxRetries: 1, BaseBackoff: time.Millisecond})
-	if _, err := c.Delete(ctx, cluster, AssignmentName("r")); !fault.Transient(err) {
+	if _, err := c.Delete(ctx, cluster, armid.AssignmentName("r")); !fault.Transient(err) {
 		t.Fatalf("slow token endpoint: %v", err)
 	}
 	if n := len(e.sim.Calls()); n != 0 {
@@ -720,7 +721,7 @@ func TestConcurrentUse(t *testing.T) {
 	for i := range 20 {
 		go func() {
 			p := fmt.Sprintf("0e0e0000-0000-4000-8000-%012d", i%10)
-			_, err := e.c.Assign(ctx, cluster, roleAdmin, p, AssignmentName(fmt.Sprint(i%10)))
+			_, err := e.c.Assign(ctx, cluster, roleAdmin, p, armid.AssignmentName(fmt.Sprint(i%10)))
 			if err == nil {
 				_, err = e.c.List(ctx, cluster, p)
 			}

@@ -1,4 +1,7 @@
-package arm
+// Package armid parses and builds the Azure Resource Manager ids of azure-role
+// profiles (scopes, role definitions, assignment names) without the SDK, so
+// that profile validation and the domain can use them.
+package armid
 
 import (
 	"errors"
@@ -163,4 +166,3 @@ func AssignmentName(requestID string) string {
 
 // validName refuses names that are not GUIDs (ARM's rule for role
 // assignment names; they are also put into the path unescaped).
-func validName(name string) bool { return IsGUID(name) }
