@@ -177,8 +177,13 @@ func create(parked *Request, in Input) (*Request, Outcome) {
 	r.GroupID = p.TargetGroupID
 	r.ApprovalsRequired = p.ApprovalsRequired
 	r.RevokeSessionsOnEnd = p.RevokeSessionsOnEnd
-	if p.Activation == ActivationPIM {
+	switch p.Activation {
+	case ActivationPIM:
 		r.Activation = ActivationPIM
+	case ActivationAzureRole:
+		r.Activation = ActivationAzureRole
+		r.GroupID = ""
+		r.Scope, r.RoleDefinitionID = p.Scope, p.RoleDefinitionID
 	}
 	d := time.Duration(p.DefaultDuration)
 	if ev.Duration != "" {

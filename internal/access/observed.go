@@ -34,6 +34,18 @@ func Observe(id string, src Source, p Profile, user, upn string, at, endsAt time
 	return r
 }
 
+// MembershipKey is the membership ledger's key of what r grants: its
+// group, or for azure-role a key of its scope and role (RoleTargetKey).
+func (r *Request) MembershipKey() string {
+	if r.Activation == ActivationAzureRole {
+		return RoleTargetKey(r.Scope, r.RoleDefinitionID)
+	}
+	return r.GroupID
+}
+
+// AzureRole reports whether r grants an Azure role assignment.
+func (r *Request) AzureRole() bool { return r.Activation == ActivationAzureRole }
+
 // PIMManaged reports whether PIM, not jitaccess, removes the membership at
 // the grant's natural end (observed portal activations and PIM-mode grants).
 func (r *Request) PIMManaged() bool {

@@ -201,6 +201,16 @@ type Request struct {
 	// PIMAssigned: a PIM-mode grant whose PIM assignment jitaccess created
 	// (false when the user already had one: nothing to remove at the end).
 	PIMAssigned bool `json:"pimAssigned,omitempty"`
+	// Scope and RoleDefinitionID are an azure-role grant's target, copied
+	// from the profile at request time (GroupID is then empty).
+	Scope            string `json:"scope,omitempty"`
+	RoleDefinitionID string `json:"roleDefinitionId,omitempty"`
+	// AccessGoneBy is, on a grant that ended, the latest moment the user may
+	// still act with what it gave (DESIGN §8): when the end was carried
+	// out plus the tenant's access-token lifetime (group modes: a token
+	// issued before it keeps its groups claim) or the authorization
+	// caches' bound (azure-role).
+	AccessGoneBy time.Time `json:"accessGoneBy,omitzero"`
 
 	// Outbox holds outcome notifications not yet published; NotifiedState is
 	// the last state a notification was queued for; ExpiringNotified is set

@@ -38,10 +38,33 @@ type Self struct {
 type GroupProfiles interface {
 	ForGroup(groupID string) []access.Profile
 	TargetGroups() []string
+	// All is every profile (the azure-role targets are found among them).
+	All() []access.Profile
 }
 
 // RequestLister lists requests (the store's read side), used by drift
 // reconciliation to find the active grants.
 type RequestLister interface {
 	ListRequests(ctx context.Context, f ListFilter) (ListPage, error)
+}
+
+// RoleAssignments is the part of Azure Resource Manager the broker uses
+// for azure-role grants (DESIGN §7): a role assignment to the requester at
+// the profile's scope, named after the request (so that a retry is
+// idempotent and a removal can only remove what a request made).
+// arm.Client implements it.
+type RoleAssignments interface {
+	// Assign creates the assignment name; created is false when the
+	// principal already had the role at the scope under another name
+	// (409 RoleAssignmentExists: someone else's).
+	Assign(ctx context.Context, scope, roleDefinitionID, principalID, name string) (created bool, err error)
+	// Delete removes the assignment name; removed is false when it was not
+	// there.
+	Delete(ctx context.Context, scope, name string) (removed bool, err error)
+	// Holds reports whether the principal has the role at the scope (a
+	// read: a hint).
+	Holds(ctx context.Context, scope, roleDefinitionID, principalID string) (bool, error)
+	// Principals lists the principals with the role assigned exactly at
+	// the scope (drift reconciliation).
+	Principals(ctx context.Context, scope, roleDefinitionID string) ([]string, error)
 }

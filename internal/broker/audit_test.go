@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +25,14 @@ func (g groupSet) ForGroup(id string) []access.Profile {
 		if strings.EqualFold(p.TargetGroupID, id) {
 			out = append(out, p)
 		}
+	}
+	return out
+}
+
+func (g groupSet) All() []access.Profile {
+	var out []access.Profile
+	for _, name := range slices.Sorted(maps.Keys(g.profiles)) {
+		out = append(out, g.profiles[name])
 	}
 	return out
 }
@@ -283,3 +292,4 @@ func TestAuditObservedPIMExtended(t *testing.T) {
 	e.sweep()
 	e.want("pim-"+pimReq, access.Expired, access.HObserved, access.HExpired, access.HSessionsRevoked)
 }
+var _ broker.GroupProfiles = groupSet{}

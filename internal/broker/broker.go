@@ -62,7 +62,27 @@ type Options struct {
 	// Deployment, when set, tells when this deployment first ran: audit
 	// records older than that are not acted on (DESIGN §6b.3).
 	Deployment Deployment
+	// ARM, when set, serves azure-role grants (role assignments).
+	ARM RoleAssignments
+	// AssignmentNamespace qualifies the request ids role assignments are
+	// named after (the table prefix: deployments sharing a tenant do not
+	// collide; assignment names are unique across subscriptions).
+	AssignmentNamespace string
+	// TokenLifetime bounds an Entra access token's life: a group grant's
+	// access is gone by its end plus this (default DefaultTokenLifetime).
+	TokenLifetime time.Duration
+	// RBACPropagation bounds how long a deleted role assignment may still
+	// authorize: an azure-role grant's access is gone by its end plus this
+	// (default DefaultRBACPropagation).
+	RBACPropagation time.Duration
 }
+
+// Defaults of Options.TokenLifetime and RBACPropagation (README "How long
+// access lasts after the end").
+const (
+	DefaultTokenLifetime   = 90 * time.Minute
+	DefaultRBACPropagation = 10 * time.Minute
+)
 
 // DefaultReplicationWindow is Options.ReplicationWindow's default: Microsoft
 // describes Entra's replication as typically completing within seconds
@@ -111,6 +131,12 @@ func New(store Store, dir Directory, profiles Profiles, clock Clock, opts Option
 	}
 	if opts.ReconcileMaxGraphCalls == 0 {
 		opts.ReconcileMaxGraphCalls = 20
+	}
+	if opts.TokenLifetime <= 0 {
+		opts.TokenLifetime = DefaultTokenLifetime
+	}
+	if opts.RBACPropagation <= 0 {
+		opts.RBACPropagation = DefaultRBACPropagation
 	}
 	if opts.ReplicationWindow <= 0 {
 		opts.ReplicationWindow = DefaultReplicationWindow

@@ -25,7 +25,7 @@ func (b *Broker) runCheck(ctx context.Context, r *access.Request, now time.Time)
 		next.DueAt = next.NaturalDue(b.expiringLead())
 		return next, nil
 	}
-	l, err := b.store.GetLedger(ctx, r.GroupID, r.Requester)
+	l, err := b.store.GetLedger(ctx, r.MembershipKey(), r.Requester)
 	if err != nil {
 		return nil, err
 	}
@@ -62,11 +62,11 @@ func (b *Broker) runCheck(ctx context.Context, r *access.Request, now time.Time)
 			}
 		}
 	default: // CheckRemoved, CheckVanished
-		got, err := b.dir.MemberOfAny(ctx, r.Requester, []string{r.GroupID})
-		if err != nil && !fault.NotFound(err) {
+		has, err := b.holdsNow(ctx, r)
+		if err != nil {
 			return nil, err
 		}
-		gone = len(got) == 0
+		gone = !has
 		if !gone && c.Kind == access.CheckRemoved {
 			finding = "audit record contradicted by Graph: the member is still in the group"
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/arm/armid"
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
@@ -43,7 +44,7 @@ type stepResult struct {
 // decides (access.PlanAdd) and Graph's answer to the add says whether
 // jitaccess added the member or the user already had it (DESIGN §6b.1).
 func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResult, error) {
-	g, u := r.GroupID, r.Requester
+	g, u := r.MembershipKey(), r.Requester
 	c := access.Claim{Token: newToken()}
 	var d access.Decision
 	held, err := b.updateLedger(ctx, g, u, nil, func(l *access.Ledger) (bool, error) {
@@ -69,7 +70,7 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResu
 		err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
 			sent = true
 			var err error
-			created, err = b.dir.AddMember(ctx, g, u)
+			created, err = b.grant(ctx, r)
 			return err
 		})
 	}
@@ -83,7 +84,9 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResu
 	var res stepResult
 	_, err = b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
 		ours := l.Busy == r.ID && l.BusyToken == c.Token
-		res.changed, res.detail = access.AddAnswered(l, r.ID, c, created, d.Ambiguous)
+		// A role assignment is named after its request: ARM's answer is never
+		// ambiguous (a repeat of ours is 200, someone else's is 409).
+		res.changed, res.detail = access.AddAnswered(l, r.ID, c, created, d.Ambiguous && !r.AzureRole())
 		return ours, nil
 	})
 	return res, err
@@ -94,7 +97,7 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResu
 // (or, for an out-of-band member the profile says to remove, whoever did)
 // and no grant that jitaccess or Graph confirms still holds it.
 func (b *Broker) endMembership(ctx context.Context, r *access.Request) (stepResult, error) {
-	g, u := r.GroupID, r.Requester
+	g, u := r.MembershipKey(), r.Requester
 	c := access.Claim{Token: newToken()}
 	removeUnowned := r.Source == access.SourceOutOfBand && (r.Work == nil || !r.Work.External)
 	var d access.Decision
@@ -125,7 +128,7 @@ func (b *Broker) endMembership(ctx context.Context, r *access.Request) (stepResu
 		err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
 			sent = true
 			var err error
-			removed, err = b.dir.RemoveMember(ctx, g, u)
+			removed, err = b.ungrant(ctx, r, held.AddedBy)
 			return err
 		})
 	}
@@ -238,10 +241,10 @@ func (b *Broker) join(ctx context.Context, g, u, id string) error {
 // withdraw takes id out of the ledger of its user and group without a
 // Graph change (access.Withdraw).
 func (b *Broker) withdraw(ctx context.Context, r *access.Request) error {
-	if r.GroupID == "" || r.Requester == "" {
+	if r.MembershipKey() == "" || r.Requester == "" {
 		return nil
 	}
-	_, err := b.updateLedger(ctx, r.GroupID, r.Requester, nil, func(l *access.Ledger) (bool, error) {
+	_, err := b.updateLedger(ctx, r.MembershipKey(), r.Requester, nil, func(l *access.Ledger) (bool, error) {
 		return access.Withdraw(l, r.ID), nil
 	})
 	return err
@@ -267,4 +270,61 @@ func (b *Broker) confirmAdd(ctx context.Context, r *access.Request) error {
 		}
 	}
 	return errSuperseded
+}
+
+// errNoARM: an azure-role grant in a deployment without Azure Resource
+// Manager configured.
+var errNoARM = fault.Wrap(fault.ErrPermanent, "arm", errors.New("azure-role activation is not configured in this deployment"))
+
+// grant makes what r grants, for r: the requester added to the target
+// group (Graph), or the role assignment named after r created at its scope
+// (ARM). created is Graph's 204 / ARM's 201 (or 200, a repeat of the same
+// name); false is "already exist" / RoleAssignmentExists.
+func (b *Broker) grant(ctx context.Context, r *access.Request) (bool, error) {
+	if r.AzureRole() {
+		if b.opts.ARM == nil {
+			return false, errNoARM
+		}
+		return b.opts.ARM.Assign(ctx, r.Scope, r.RoleDefinitionID, r.Requester, b.assignmentName(r.ID))
+	}
+	return b.dir.AddMember(ctx, r.GroupID, r.Requester)
+}
+
+// ungrant takes away what a grant gave: the requester removed from the
+// group, or the role assignment that the request addedBy created (the
+// ledger's AddedBy; r itself when its own add may have landed) deleted.
+func (b *Broker) ungrant(ctx context.Context, r *access.Request, addedBy string) (bool, error) {
+	if r.AzureRole() {
+		if b.opts.ARM == nil {
+			return false, errNoARM
+		}
+		if addedBy == "" {
+			addedBy = r.ID
+		}
+		return b.opts.ARM.Delete(ctx, r.Scope, b.assignmentName(addedBy))
+	}
+	return b.dir.RemoveMember(ctx, r.GroupID, r.Requester)
+}
+
+// holdsNow reads whether the requester has what r grants (a read: a hint).
+func (b *Broker) holdsNow(ctx context.Context, r *access.Request) (bool, error) {
+	if r.AzureRole() {
+		if b.opts.ARM == nil {
+			return false, errNoARM
+		}
+		return b.opts.ARM.Holds(ctx, r.Scope, r.RoleDefinitionID, r.Requester)
+	}
+	got, err := b.dir.MemberOfAny(ctx, r.Requester, []string{r.GroupID})
+	if fault.NotFound(err) {
+		return false, nil
+	}
+	return len(got) > 0, err
+}
+
+// assignmentName is the ARM role assignment name of request id: a GUID
+// derived from the deployment's namespace and the id (armid.AssignmentName),
+// so that a retry is idempotent and deployments sharing a tenant do not
+// collide.
+func (b *Broker) assignmentName(id string) string {
+	return armid.AssignmentName(b.opts.AssignmentNamespace + "/" + id)
 }

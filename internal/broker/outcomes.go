@@ -44,6 +44,16 @@ func (b *Broker) save(ctx context.Context, r *access.Request) error {
 	if b.outcomesPending(r) && (r.DueAt.IsZero() || r.DueAt.After(now.Add(outboxRetry))) {
 		r.DueAt = now.Add(outboxRetry)
 	}
+	if r.State.Ended() && !r.ActivatedAt.IsZero() && r.AccessGoneBy.IsZero() {
+		// The end is carried out now: what the grant gave lasts at most
+		// the access token's life (group modes) or the authorization
+		// caches' (azure-role) after it (DESIGN §8).
+		bound := b.opts.TokenLifetime
+		if r.AzureRole() {
+			bound = b.opts.RBACPropagation
+		}
+		r.AccessGoneBy = now.Add(bound)
+	}
 	if err := b.store.SaveRequest(ctx, r); err != nil {
 		return err
 	}

@@ -28,41 +28,96 @@ const reasonVanished = "member vanished: no longer a direct member of the group 
 func (b *Broker) Reconcile(ctx context.Context) error {
 	gp, ok := b.profiles.(GroupProfiles)
 	lister, ok2 := b.store.(RequestLister)
-	if b.opts.Members == nil || b.opts.ReconcileMaxGraphCalls < 0 || !ok || !ok2 {
+	if b.opts.ReconcileMaxGraphCalls < 0 || !ok || !ok2 {
 		return nil
 	}
-	groups := gp.TargetGroups()
-	if len(groups) == 0 {
+	targets := b.reconcileTargets(gp)
+	if len(targets) == 0 {
 		return nil
 	}
 	budget := b.opts.ReconcileMaxGraphCalls
 	b.reconcileMu.Lock()
-	next := b.reconcileNext % len(groups)
+	next := b.reconcileNext % len(targets)
 	b.reconcileMu.Unlock()
 	var errs []error
 	done := 0
-	for done < len(groups) && budget > 0 && ctx.Err() == nil {
-		g := groups[(next+done)%len(groups)]
-		used, err := b.reconcileGroup(ctx, g, gp.ForGroup(g), lister, budget)
+	for done < len(targets) && budget > 0 && ctx.Err() == nil {
+		t := targets[(next+done)%len(targets)]
+		used, err := b.reconcileTarget(ctx, t, lister, budget)
 		budget -= used
 		done++
 		if err != nil {
-			errs = append(errs, fmt.Errorf("reconcile group %s: %w", g, err))
+			errs = append(errs, fmt.Errorf("reconcile %s: %w", t.label, err))
 		}
 	}
 	b.reconcileMu.Lock()
-	b.reconcileNext = (next + done) % len(groups)
+	b.reconcileNext = (next + done) % len(targets)
 	b.reconcileMu.Unlock()
 	return errors.Join(errs...)
 }
 
-// reconcileGroup reconciles one group; used is the Graph calls it made.
-func (b *Broker) reconcileGroup(ctx context.Context, g string, profiles []access.Profile, lister RequestLister, budget int) (used int, err error) {
+// target is one thing the profiles grant, as drift reconciliation sees it:
+// a group (its direct members, Graph) or a role at a scope (its assignees,
+// ARM).
+type target struct {
+	label    string
+	key      string // the membership ledger's key
+	profiles []access.Profile
+	// list reads who has it now (a read: a hint).
+	list func(ctx context.Context) ([]string, error)
+	// remove takes a leftover away from u (addedBy: the request whose add
+	// made it, the ledger's AddedBy).
+	remove func(ctx context.Context, u, addedBy string) (bool, error)
+}
+
+// reconcileTargets lists the target groups (with Options.Members) and the
+// azure-role targets (with Options.ARM) of the profiles.
+func (b *Broker) reconcileTargets(gp GroupProfiles) []target {
+	var out []target
+	if b.opts.Members != nil {
+		for _, g := range gp.TargetGroups() {
+			out = append(out, target{label: "group " + g, key: g, profiles: gp.ForGroup(g),
+				list: func(ctx context.Context) ([]string, error) { return b.opts.Members.DirectMembers(ctx, g) },
+				remove: func(ctx context.Context, u, _ string) (bool, error) { return b.dir.RemoveMember(ctx, g, u) },
+			})
+		}
+	}
+	if b.opts.ARM != nil {
+		byKey := map[string]int{}
+		for _, p := range gp.All() {
+			if p.Activation != access.ActivationAzureRole {
+				continue
+			}
+			k := p.TargetKey()
+			if i, ok := byKey[k]; ok {
+				out[i].profiles = append(out[i].profiles, p)
+				continue
+			}
+			byKey[k] = len(out)
+			scope, role := p.Scope, p.RoleDefinitionID
+			out = append(out, target{label: "role " + role + " at " + scope, key: k, profiles: []access.Profile{p},
+				list: func(ctx context.Context) ([]string, error) { return b.opts.ARM.Principals(ctx, scope, role) },
+				remove: func(ctx context.Context, _, addedBy string) (bool, error) {
+					if addedBy == "" {
+						return false, nil // nothing jitaccess can name
+					}
+					return b.opts.ARM.Delete(ctx, scope, b.assignmentName(addedBy))
+				},
+			})
+		}
+	}
+	return out
+}
+
+// reconcileTarget reconciles one target; used is the Graph (ARM) calls it
+// made.
+func (b *Broker) reconcileTarget(ctx context.Context, t target, lister RequestLister, budget int) (used int, err error) {
+	g := t.key
 	// Active grants first, members second: a grant active before the
 	// listing had its member added before it, so a missing member really
 	// vanished (an end racing the listing is re-checked in endVanished).
 	var actives []*access.Request
-	for _, p := range profiles {
+	for _, p := range t.profiles {
 		after := ""
 		for {
 			page, err := lister.ListRequests(ctx, ListFilter{State: access.Active, Profile: p.Name, Limit: 1000, After: after})
@@ -70,7 +125,7 @@ func (b *Broker) reconcileGroup(ctx context.Context, g string, profiles []access
 				return used, err
 			}
 			for _, r := range page.Items {
-				if r.GroupID == g && r.State == access.Active && r.Work == nil && r.Requester != "" {
+				if r.MembershipKey() == g && r.State == access.Active && r.Work == nil && r.Requester != "" {
 					actives = append(actives, r)
 				}
 			}
@@ -81,7 +136,7 @@ func (b *Broker) reconcileGroup(ctx context.Context, g string, profiles []access
 		}
 	}
 	readAt := b.now()
-	members, err := b.opts.Members.DirectMembers(ctx, g)
+	members, err := t.list(ctx)
 	used++
 	if err != nil {
 		return used, err
@@ -157,13 +212,13 @@ func (b *Broker) reconcileGroup(ctx context.Context, g string, profiles []access
 			continue
 		}
 		used += 2
-		if err := b.removeLeftover(ctx, g, m, readAt, h); err != nil {
+		if err := b.removeLeftover(ctx, t, m, readAt, h); err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		repaired++
 	}
-	b.log.InfoContext(ctx, "reconcile group", "groupId", g, "members", len(members), "vanished", vanished, "unsettled", unsettled,
+	b.log.InfoContext(ctx, "reconcile", "target", t.label, "members", len(members), "vanished", vanished, "unsettled", unsettled,
 		"leftoversRemoved", repaired, "unexplained", unexplained, "graphCalls", used)
 	return used, errors.Join(errs...)
 }
@@ -199,7 +254,8 @@ const leftoverClaim = "drift-reconciliation"
 // ended (a removal that failed, a crash's leftover; access.PlanLeftover),
 // revokes its sessions when the latest grant's profile said so, and records
 // the finding on that grant.
-func (b *Broker) removeLeftover(ctx context.Context, g, u string, readAt time.Time, h access.Holders) error {
+func (b *Broker) removeLeftover(ctx context.Context, t target, u string, readAt time.Time, h access.Holders) error {
+	g := t.key
 	c := access.Claim{Token: newToken()}
 	claimed := false
 	var addedBy string
@@ -212,7 +268,7 @@ func (b *Broker) removeLeftover(ctx context.Context, g, u string, readAt time.Ti
 	if err != nil || !claimed {
 		return err
 	}
-	removed, err := b.dir.RemoveMember(ctx, g, u)
+	removed, err := t.remove(ctx, u, addedBy)
 	if err != nil {
 		b.giveUp(ctx, g, u, leftoverClaim, c, true)
 		return err

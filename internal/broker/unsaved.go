@@ -20,7 +20,7 @@ import (
 // dashboard counts it under "Needs attention" (an end overdue).
 func (b *Broker) endUnsaved(ctx context.Context, r *access.Request, cause error, revoked bool) error {
 	b.log.ErrorContext(ctx, "end not saved; removing and revoking through the membership ledger", "requestId", r.ID, "error", cause.Error())
-	if r.Work == nil || r.Work.Membership != access.OpRemove || r.GroupID == "" || r.Requester == "" {
+	if r.Work == nil || r.Work.Membership != access.OpRemove || r.MembershipKey() == "" || r.Requester == "" {
 		return cause
 	}
 	removed := r.Work.Removed
@@ -40,7 +40,7 @@ func (b *Broker) endUnsaved(ctx context.Context, r *access.Request, cause error,
 	if !removed || !r.Work.RevokeSessions {
 		return nil
 	}
-	l, err := b.store.GetLedger(ctx, r.GroupID, r.Requester)
+	l, err := b.store.GetLedger(ctx, r.MembershipKey(), r.Requester)
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func (b *Broker) endUnsaved(ctx context.Context, r *access.Request, cause error,
 			return err
 		}
 	}
-	_, err = b.updateLedger(ctx, r.GroupID, r.Requester, nil, func(l *access.Ledger) (bool, error) {
+	_, err = b.updateLedger(ctx, r.MembershipKey(), r.Requester, nil, func(l *access.Ledger) (bool, error) {
 		if slices.Contains(l.Revoked, r.ID) {
 			return false, nil
 		}
@@ -79,9 +79,9 @@ func unsavable(err error) bool {
 // took over (older than WorkGrace) asks: the usual end, carried out by the
 // invocation that recorded it, costs no extra read.
 func (b *Broker) revokedUnrecorded(ctx context.Context, r *access.Request) bool {
-	if r.Work == nil || b.now().Sub(r.Work.Since) < access.WorkGrace || r.GroupID == "" || r.Requester == "" {
+	if r.Work == nil || b.now().Sub(r.Work.Since) < access.WorkGrace || r.MembershipKey() == "" || r.Requester == "" {
 		return false
 	}
-	l, err := b.store.GetLedger(ctx, r.GroupID, r.Requester)
+	l, err := b.store.GetLedger(ctx, r.MembershipKey(), r.Requester)
 	return err == nil && slices.Contains(l.Revoked, r.ID)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/arm/armid"
 )
 
 // Set is a validated, immutable set of profiles.
@@ -21,6 +22,9 @@ type Set struct {
 	list    []access.Profile
 	byName  map[string]*access.Profile
 	byGroup map[string][]*access.Profile
+	// byRole: azure-role profiles by target key; roles: the keys in order.
+	byRole map[string][]*access.Profile
+	roles  []string
 }
 
 var guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -56,6 +60,8 @@ type rawProfile struct {
 	Activation           *string  `json:"activation"`
 	RevokeSessionsOnEnd  *bool    `json:"revokeSessionsOnEnd"`
 	OutOfBand            *string  `json:"outOfBand"`
+	Scope                *string  `json:"scope"`
+	RoleDefinitionID     *string  `json:"roleDefinitionId"`
 }
 
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -72,7 +78,7 @@ func Parse(b []byte) (*Set, error) {
 	if len(doc.Profiles) == 0 {
 		return nil, errors.New(`no profiles: expected {"profiles":[...]} with at least one profile`)
 	}
-	s := &Set{byName: map[string]*access.Profile{}, byGroup: map[string][]*access.Profile{}}
+	s := &Set{byName: map[string]*access.Profile{}, byGroup: map[string][]*access.Profile{}, byRole: map[string][]*access.Profile{}}
 	for i, raw := range doc.Profiles {
 		// Each profile is decoded on its own, so that an unknown field or a
 		// wrongly typed value is reported with the profile it is in.
@@ -101,6 +107,14 @@ func Parse(b []byte) (*Set, error) {
 	for i := range s.list {
 		p := &s.list[i]
 		s.byName[p.Name] = p
+		if p.Activation == access.ActivationAzureRole {
+			k := p.TargetKey()
+			if _, ok := s.byRole[k]; !ok {
+				s.roles = append(s.roles, k)
+			}
+			s.byRole[k] = append(s.byRole[k], p)
+			continue
+		}
 		g := strings.ToLower(p.TargetGroupID)
 		for _, other := range s.byGroup[g] {
 			if other.OutOfBand != p.OutOfBand {
@@ -154,10 +168,34 @@ func validate(rp rawProfile) (access.Profile, error) {
 		return p, field("name", errors.New("required: 1-64 letters, digits, '.', '_' or '-'"))
 	}
 	p.Name = *rp.Name
-	if rp.TargetGroupID == nil || !IsGUID(*rp.TargetGroupID) {
-		return p, field("targetGroupId", errors.New("required: the target group's object id (a GUID)"))
+	azureRole := rp.Activation != nil && *rp.Activation == access.ActivationAzureRole
+	switch {
+	case azureRole:
+		if rp.TargetGroupID != nil {
+			return p, field("targetGroupId", errors.New("not used with activation \"azure-role\": the grant is a role assignment at scope"))
+		}
+		if rp.Scope == nil || *rp.Scope == "" {
+			return p, field("scope", errors.New("required with activation \"azure-role\": an AKS cluster's resource id, or a namespace under it"))
+		}
+		if _, err := armid.ParseScope(*rp.Scope); err != nil {
+			return p, field("scope", err)
+		}
+		if rp.RoleDefinitionID == nil || *rp.RoleDefinitionID == "" {
+			return p, field("roleDefinitionId", errors.New("required with activation \"azure-role\": the role definition's GUID or resource id"))
+		}
+		if err := armid.ValidateTarget(*rp.Scope, *rp.RoleDefinitionID); err != nil {
+			return p, field("roleDefinitionId", err)
+		}
+		p.Scope, p.RoleDefinitionID = *rp.Scope, *rp.RoleDefinitionID
+	default:
+		if rp.Scope != nil || rp.RoleDefinitionID != nil {
+			return p, field("scope", errors.New("only used with activation \"azure-role\""))
+		}
+		if rp.TargetGroupID == nil || !IsGUID(*rp.TargetGroupID) {
+			return p, field("targetGroupId", errors.New("required: the target group's object id (a GUID)"))
+		}
+		p.TargetGroupID = strings.ToLower(*rp.TargetGroupID)
 	}
-	p.TargetGroupID = strings.ToLower(*rp.TargetGroupID)
 	groups := func(name string, ids []string) ([]string, error) {
 		if len(ids) == 0 {
 			return nil, field(name, errors.New("required: at least one group object id"))
@@ -220,10 +258,10 @@ func validate(rp rawProfile) (access.Profile, error) {
 	p.Activation = access.ActivationMembership
 	if rp.Activation != nil {
 		switch *rp.Activation {
-		case access.ActivationMembership, access.ActivationPIM:
+		case access.ActivationMembership, access.ActivationPIM, access.ActivationAzureRole:
 			p.Activation = *rp.Activation
 		default:
-			return p, field("activation", fmt.Errorf("%q: must be \"membership\" or \"pim\"", *rp.Activation))
+			return p, field("activation", fmt.Errorf("%q: must be \"membership\", \"pim\" or \"azure-role\"", *rp.Activation))
 		}
 	}
 	p.RevokeSessionsOnEnd = rp.RevokeSessionsOnEnd == nil || *rp.RevokeSessionsOnEnd
@@ -268,6 +306,30 @@ func (s *Set) TargetGroups() []string {
 		if len(s.byGroup[g]) > 0 && s.byGroup[g][0].Name == p.Name {
 			out = append(out, g)
 		}
+	}
+	return out
+}
+
+// RoleTarget is what azure-role profiles grant: a role at a scope.
+type RoleTarget struct {
+	// Key is the membership ledger's key (access.RoleTargetKey).
+	Key              string
+	Scope            string
+	RoleDefinitionID string
+	Profiles         []access.Profile
+}
+
+// RoleTargets returns every (scope, role) the azure-role profiles grant,
+// once each, in file order.
+func (s *Set) RoleTargets() []RoleTarget {
+	var out []RoleTarget
+	for _, k := range s.roles {
+		ps := s.byRole[k]
+		t := RoleTarget{Key: k, Scope: ps[0].Scope, RoleDefinitionID: ps[0].RoleDefinitionID}
+		for _, p := range ps {
+			t.Profiles = append(t.Profiles, *p)
+		}
+		out = append(out, t)
 	}
 	return out
 }

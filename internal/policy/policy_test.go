@@ -250,3 +250,60 @@ func TestIsGUID(t *testing.T) {
 		}
 	}
 }
+
+const (
+	aksCluster = "/subscriptions/5b5b0000-0000-4000-8000-000000000001/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-prod"
+	aksRBACAdm = "3498e952-d568-435e-9b2c-8d77e338d7f7" // Azure Kubernetes Service RBAC Admin
+)
+
+func roleProfile(edits map[string]any) map[string]any {
+	p := profile(map[string]any{"name": "aks-admin-role", "targetGroupId": nil, "activation": "azure-role",
+		"scope": aksCluster, "roleDefinitionId": aksRBACAdm})
+	for k, v := range edits {
+		if v == nil {
+			delete(p, k)
+		} else {
+			p[k] = v
+		}
+	}
+	return p
+}
+
+func TestAzureRoleProfiles(t *testing.T) {
+	s, err := Parse(doc(profile(nil), roleProfile(nil),
+		roleProfile(map[string]any{"name": "aks-admin-role-oncall", "approvalsRequired": 0, "approverGroupIds": nil}),
+		roleProfile(map[string]any{"name": "team-a", "scope": aksCluster + "/namespaces/team-a"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.Profile("aks-admin-role")
+	if p.Activation != access.ActivationAzureRole || p.Scope != aksCluster || p.RoleDefinitionID != aksRBACAdm || p.TargetGroupID != "" {
+		t.Fatalf("profile %+v", p)
+	}
+	if p.TargetKey() != access.RoleTargetKey(strings.ToUpper(aksCluster), aksRBACAdm) || !strings.HasPrefix(p.TargetKey(), "role-") {
+		t.Fatalf("target key %q", p.TargetKey())
+	}
+	rt := s.RoleTargets()
+	if len(rt) != 2 || len(rt[0].Profiles) != 2 || rt[1].Scope != aksCluster+"/namespaces/team-a" {
+		t.Fatalf("role targets %+v", rt)
+	}
+	if g := s.TargetGroups(); len(g) != 1 || g[0] != gAdmin {
+		t.Fatalf("azure-role profiles among the target groups: %v", g)
+	}
+	for _, tt := range []struct {
+		name string
+		p    map[string]any
+		want string
+	}{
+		{"a target group too", roleProfile(map[string]any{"targetGroupId": gAdmin}), "targetGroupId"},
+		{"no scope", roleProfile(map[string]any{"scope": nil}), "scope"},
+		{"a subscription scope", roleProfile(map[string]any{"scope": "/subscriptions/5b5b0000-0000-4000-8000-000000000001"}), "scope"},
+		{"no role", roleProfile(map[string]any{"roleDefinitionId": nil}), "roleDefinitionId"},
+		{"a role by name", roleProfile(map[string]any{"roleDefinitionId": "Azure Kubernetes Service RBAC Admin"}), "roleDefinitionId"},
+		{"scope without azure-role", profile(map[string]any{"scope": aksCluster}), "scope"},
+	} {
+		if _, err := Parse(doc(tt.p)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v does not name %s", tt.name, err, tt.want)
+		}
+	}
+}

@@ -44,6 +44,14 @@ func (p profiles) ForGroup(id string) []access.Profile {
 
 func (p profiles) TargetGroups() []string { return []string{seed.GroupAKSAdmin} }
 
+func (p profiles) All() []access.Profile {
+	var out []access.Profile
+	for _, name := range slices.Sorted(maps.Keys(p)) {
+		out = append(out, p[name])
+	}
+	return out
+}
+
 // The directory as it really behaves (DESIGN §6b): every membership read
 // of the test runs sees the tenant as of a random moment within the last
 // replicaLag; the brokers' replication window is replicationWindow.
@@ -390,3 +398,4 @@ func TestDeliveryModelAzurite(t *testing.T) {
 	}
 	logStats(t, "Azurite", st)
 }
+var _ broker.GroupProfiles = profiles{}
