@@ -24,6 +24,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/jitaccess/jitaccess/handlers"
+	"github.com/jitaccess/jitaccess/internal/arm"
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/cli"
 	"github.com/jitaccess/jitaccess/internal/config"
@@ -127,7 +128,12 @@ func serve(ctx context.Context) int {
 	if err != nil {
 		return startFailure(log, err)
 	}
-	opts := broker.Options{Logger: log, ApproverCacheTTL: s.ApproverCacheTTL, ReplicationWindow: s.ReplicationWindow, Deployment: store}
+	rbac, err := arm.New(cred, arm.Options{BaseURL: s.ARMBaseURL, Scope: s.ARMScope})
+	if err != nil {
+		return startFailure(log, err)
+	}
+	opts := broker.Options{Logger: log, ApproverCacheTTL: s.ApproverCacheTTL, ReplicationWindow: s.ReplicationWindow, Deployment: store,
+		ARM: rbac, AssignmentNamespace: s.TablePrefix, TokenLifetime: s.TokenLifetime, RBACPropagation: s.RBACPropagation}
 	if s.ApproverCacheTTL == 0 {
 		opts.ApproverCacheTTL = -1 // off
 	}

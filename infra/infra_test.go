@@ -36,6 +36,8 @@ var builtInRoles = map[string]string{
 	"serviceBusDataSender":        "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39",
 	"eventHubsDataReceiver":       "a638d3c7-ab3a-418d-83e6-5f17a39d4fde",
 	"monitoringMetricsPublisher":  "3913510d-42f4-4e42-8a64-420c390055eb",
+	// azure-role profiles, at each cluster, conditioned (TestRBACAdministratorIsConditioned).
+	"roleBasedAccessControlAdministrator": "f58310d9-a9f6-439a-9e8d-f62e7b41a168",
 }
 
 // requiredRoles: the data-plane calls and the role (and resource type) that allows each.
@@ -47,6 +49,7 @@ var requiredRoles = []struct{ why, role, scopeType string }{
 	{"notifications (send to the topic)", "serviceBusDataSender", "Microsoft.ServiceBus/namespaces/topics"},
 	{"EntraAuditEvents trigger (receive)", "eventHubsDataReceiver", "Microsoft.EventHub/namespaces/eventhubs"},
 	{"Application Insights with Entra auth", "monitoringMetricsPublisher", "Microsoft.Insights/components"},
+	{"azure-role grants (role assignments at the cluster)", "roleBasedAccessControlAdministrator", "Microsoft.ContainerService/managedClusters"},
 }
 
 // Settings that Flex Consumption deprecates (they live in functionAppConfig) or that would bring a key.
@@ -591,5 +594,49 @@ func TestScriptsAreIdempotent(t *testing.T) {
 	out, calls = run(diag, "--dry-run", "--hub", "other-hub")
 	if !strings.Contains(out, "would PUT") || strings.Contains(calls, "--method PUT") {
 		t.Errorf("diagnostic setting --dry-run with a different hub must print the PUT and not send it:\n%s\n%s", out, calls)
+	}
+}
+
+// The identity may write and delete role assignments only of the
+// azure-role profiles' roles, only to users, only at the listed clusters:
+// Role Based Access Control Administrator with a condition on both actions,
+// deployed once per target, at the cluster.
+func TestRBACAdministratorIsConditioned(t *testing.T) {
+	files := readInfra(t)
+	m := files["modules/rbac-scope.bicep"]
+	for _, want := range []string{
+		"targetScope = 'resourceGroup'",
+		"resource cluster 'Microsoft.ContainerService/managedClusters@",
+		"scope: cluster",
+		"conditionVersion: '2.0'",
+		"condition: condition",
+		`!(ActionMatches{\'Microsoft.Authorization/roleAssignments/write\'})`,
+		`@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${roleList}}`,
+		`@Request[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'User\'}`,
+		`!(ActionMatches{\'Microsoft.Authorization/roleAssignments/delete\'})`,
+		`@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAnyValues:GuidEquals {${roleList}}`,
+		`@Resource[Microsoft.Authorization/roleAssignments:PrincipalType] ForAnyOfAnyValues:StringEqualsIgnoreCase {\'User\'}`,
+		"@minLength(1)\n@description('GUIDs of the role definitions",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("modules/rbac-scope.bicep: missing %q", want)
+		}
+	}
+	main := files["main.bicep"]
+	for _, want := range []string{
+		"module rbacScopes 'modules/rbac-scope.bicep' = [for (t, i) in azureRoleTargets: {",
+		"scope: resourceGroup(t.subscriptionId, t.resourceGroup)",
+		"roleDefinitionIds: t.roleDefinitionIds",
+		"param azureRoleTargets array = []",
+	} {
+		if !strings.Contains(main, want) {
+			t.Errorf("main.bicep: missing %q", want)
+		}
+	}
+	// Nothing else in the infra holds a role that writes role assignments.
+	for file, src := range files {
+		if file != "modules/rbac-scope.bicep" && strings.Contains(src, "f58310d9-a9f6-439a-9e8d-f62e7b41a168") {
+			t.Errorf("%s: Role Based Access Control Administrator outside modules/rbac-scope.bicep", file)
+		}
 	}
 }

@@ -59,6 +59,21 @@ param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
 @description('Graph token scope (JIT_GRAPH_SCOPE); empty = derived from graphBaseUrl.')
 param graphScope string = ''
 
+@description('Azure Resource Manager endpoint for azure-role profiles (JIT_ARM_BASE_URL): change for sovereign clouds.')
+param armBaseUrl string = 'https://management.azure.com'
+
+@description('ARM token scope (JIT_ARM_SCOPE); empty = derived from armBaseUrl.')
+param armScope string = ''
+
+@description('Upper bound of an Entra access token\'s life, for accessGoneBy of group grants (JIT_TOKEN_LIFETIME, ISO 8601).')
+param tokenLifetime string = 'PT90M'
+
+@description('Upper bound for a deleted role assignment to stop authorizing, for accessGoneBy of azure-role grants (JIT_RBAC_PROPAGATION, ISO 8601): set it from your own measurement (README).')
+param rbacPropagation string = 'PT10M'
+
+@description('The AKS clusters of the azure-role profiles and the role definitions each grants: [{ subscriptionId, resourceGroup, cluster, roleDefinitionIds: [guid, ...] }]. The identity gets Role Based Access Control Administrator on each cluster only, conditioned to those roles and to users.')
+param azureRoleTargets array = []
+
 @description('Profiles file path (JIT_PROFILES_FILE); empty = profiles.json beside the executable, i.e. the one in the deployed zip.')
 param profilesFile string = ''
 
@@ -234,6 +249,10 @@ var appSettings = {
   JIT_APPROVER_CACHE_TTL: approverCacheTtl
   JIT_REDELIVERY_PATIENCE: redeliveryPatience
   JIT_REPLICATION_WINDOW: replicationWindow
+  JIT_ARM_BASE_URL: armBaseUrl
+  JIT_ARM_SCOPE: armScope
+  JIT_TOKEN_LIFETIME: tokenLifetime
+  JIT_RBAC_PROPAGATION: rbacPropagation
 }
 // END app settings
 
@@ -262,6 +281,18 @@ output FUNCTION_APP_HOSTNAME string = app.outputs.defaultHostName
 output API_HEALTH_URL string = 'https://${app.outputs.defaultHostName}/api/health'
 output API_REQUESTS_URL string = 'https://${app.outputs.defaultHostName}/api/requests'
 output API_DASHBOARD_URL string = 'https://${app.outputs.defaultHostName}/api/dashboard'
+// azure-role profiles: Role Based Access Control Administrator on each cluster, conditioned to the
+// profiles' roles and to users (modules/rbac-scope.bicep).
+module rbacScopes 'modules/rbac-scope.bicep' = [for (t, i) in azureRoleTargets: {
+  name: 'jit-rbac-${i}'
+  scope: resourceGroup(t.subscriptionId, t.resourceGroup)
+  params: {
+    clusterName: t.cluster
+    roleDefinitionIds: t.roleDefinitionIds
+    principalId: identity.outputs.principalId
+  }
+}]
+
 output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output SERVICEBUS_NAMESPACE string = serviceBusFqdn

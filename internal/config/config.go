@@ -42,6 +42,17 @@ const (
 	EnvApproverCacheTTL = "JIT_APPROVER_CACHE_TTL"
 	EnvPatience         = "JIT_REDELIVERY_PATIENCE"
 	EnvReplication      = "JIT_REPLICATION_WINDOW"
+	EnvARMBaseURL       = "JIT_ARM_BASE_URL"
+	EnvARMScope         = "JIT_ARM_SCOPE"
+	EnvTokenLifetime    = "JIT_TOKEN_LIFETIME"
+	EnvRBACPropagation  = "JIT_RBAC_PROPAGATION"
+	// DefaultARMBaseURL is Azure Resource Manager in the global cloud.
+	DefaultARMBaseURL = "https://management.azure.com"
+	// DefaultTokenLifetime and DefaultRBACPropagation: the defaults of
+	// JIT_TOKEN_LIFETIME (Entra's access tokens live 60-90 minutes) and
+	// JIT_RBAC_PROPAGATION (README "How long access lasts after the end").
+	DefaultTokenLifetime   = 90 * time.Minute
+	DefaultRBACPropagation = 10 * time.Minute
 	// DefaultReplicationWindow is the default of JIT_REPLICATION_WINDOW:
 	// Microsoft describes Entra's replication as typically completing
 	// within seconds (README "The real directory"); a minute is ten times
@@ -65,6 +76,15 @@ type Settings struct {
 	TablePrefix        string
 	GraphBaseURL       string
 	GraphScope         string
+	// ARMBaseURL and ARMScope: Azure Resource Manager for azure-role
+	// profiles (sovereign clouds, the simulator).
+	ARMBaseURL string
+	ARMScope   string
+	// TokenLifetime bounds an Entra access token's life (accessGoneBy of
+	// group grants); RBACPropagation bounds how long a deleted role
+	// assignment may still authorize (accessGoneBy of azure-role grants).
+	TokenLifetime   time.Duration
+	RBACPropagation time.Duration
 	ProfilesFile       string
 	ServiceBusNS       string
 	NotificationsTopic string
@@ -126,6 +146,8 @@ func Load(getenv func(string) string) (Settings, error) {
 		TablePrefix:        orDefault(get(EnvTablePrefix), "jit"),
 		GraphBaseURL:       strings.TrimRight(orDefault(get(EnvGraphBaseURL), DefaultGraphBaseURL), "/"),
 		GraphScope:         get(EnvGraphScope),
+		ARMBaseURL:         strings.TrimRight(orDefault(get(EnvARMBaseURL), DefaultARMBaseURL), "/"),
+		ARMScope:           get(EnvARMScope),
 		ProfilesFile:       get(EnvProfilesFile),
 		ServiceBusNS:       get(EnvServiceBusNS),
 		NotificationsTopic: get(EnvNotifyTopic),
@@ -169,6 +191,19 @@ func Load(getenv func(string) string) (Settings, error) {
 		u, _ := url.Parse(s.GraphBaseURL)
 		s.GraphScope = u.Scheme + "://" + u.Host + "/.default"
 	}
+	if err := checkURL(s.ARMBaseURL); err != nil {
+		bad(EnvARMBaseURL, "%v", err)
+	} else if s.ARMScope == "" {
+		u, _ := url.Parse(s.ARMBaseURL)
+		s.ARMScope = u.Scheme + "://" + u.Host + "/.default"
+	}
+	if s.ARMScope != "" && !strings.HasSuffix(s.ARMScope, "/.default") {
+		bad(EnvARMScope, "%q must end in /.default", s.ARMScope)
+	}
+	s.TokenLifetime = durationSetting(get, bad, EnvTokenLifetime, DefaultTokenLifetime, 5*time.Minute, 24*time.Hour,
+		"Entra access tokens live 60-90 minutes by default; configurable token lifetimes range from 10 minutes to 1 day")
+	s.RBACPropagation = durationSetting(get, bad, EnvRBACPropagation, DefaultRBACPropagation, time.Minute, 24*time.Hour,
+		"measure it on your cluster (README)")
 	if s.GraphScope != "" && !strings.HasSuffix(s.GraphScope, "/.default") {
 		bad(EnvGraphScope, "%q must end in /.default (an application permission scope)", s.GraphScope)
 	}
@@ -273,6 +308,25 @@ func ParseSchedule(expr string) (cron.Schedule, error) {
 		return nil, fmt.Errorf("%q is not a valid NCRONTAB expression: %v", expr, err)
 	}
 	return sch, nil
+}
+
+// durationSetting reads an ISO 8601 duration setting within [lo, hi]
+// (default def when unset); a bad value is reported naming the setting.
+func durationSetting(get func(string) string, bad func(name, format string, a ...any), name string, def, lo, hi time.Duration, why string) time.Duration {
+	v := get(name)
+	if v == "" {
+		return def
+	}
+	d, err := access.ParseDuration(v)
+	switch {
+	case err != nil:
+		bad(name, "%v", err)
+	case d < lo || d > hi:
+		bad(name, "%q is outside %s..%s (%s)", v, access.Duration(lo), access.Duration(hi), why)
+	default:
+		return d
+	}
+	return def
 }
 
 // SweepInterval estimates the interval between two sweeps of a schedule.

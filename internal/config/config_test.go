@@ -176,3 +176,24 @@ func TestReplicationWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestARMAndAccessBounds(t *testing.T) {
+	s, err := Load(env(good()))
+	if err != nil || s.ARMBaseURL != DefaultARMBaseURL || s.ARMScope != "https://management.azure.com/.default" ||
+		s.TokenLifetime != DefaultTokenLifetime || s.RBACPropagation != DefaultRBACPropagation {
+		t.Fatalf("defaults: %+v %v", s, err)
+	}
+	m := good()
+	m[EnvARMBaseURL], m[EnvTokenLifetime], m[EnvRBACPropagation] = "http://127.0.0.1:9999/", "PT60M", "PT3M"
+	if s, err = Load(env(m)); err != nil || s.ARMScope != "http://127.0.0.1:9999/.default" || s.TokenLifetime != time.Hour || s.RBACPropagation != 3*time.Minute {
+		t.Fatalf("set: %+v %v", s, err)
+	}
+	for name, v := range map[string]string{EnvARMBaseURL: "http://arm.example.com", EnvARMScope: "https://management.azure.com",
+		EnvTokenLifetime: "PT1M", EnvRBACPropagation: "P2D"} {
+		m := good()
+		m[name] = v
+		if _, err := Load(env(m)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q: error %v does not name it", name, v, err)
+		}
+	}
+}
