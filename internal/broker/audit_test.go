@@ -292,4 +292,5 @@ func TestAuditObservedPIMExtended(t *testing.T) {
 	e.sweep()
 	e.want("pim-"+pimReq, access.Expired, access.HObserved, access.HExpired, access.HSessionsRevoked)
 }
+
 var _ broker.GroupProfiles = groupSet{}

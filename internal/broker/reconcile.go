@@ -77,7 +77,7 @@ func (b *Broker) reconcileTargets(gp GroupProfiles) []target {
 	if b.opts.Members != nil {
 		for _, g := range gp.TargetGroups() {
 			out = append(out, target{label: "group " + g, key: g, profiles: gp.ForGroup(g),
-				list: func(ctx context.Context) ([]string, error) { return b.opts.Members.DirectMembers(ctx, g) },
+				list:   func(ctx context.Context) ([]string, error) { return b.opts.Members.DirectMembers(ctx, g) },
 				remove: func(ctx context.Context, u, _ string) (bool, error) { return b.dir.RemoveMember(ctx, g, u) },
 			})
 		}

@@ -70,12 +70,12 @@ const (
 
 // Settings are the validated settings.
 type Settings struct {
-	Port               int
-	TablesConnString   string
-	TablesEndpoint     string
-	TablePrefix        string
-	GraphBaseURL       string
-	GraphScope         string
+	Port             int
+	TablesConnString string
+	TablesEndpoint   string
+	TablePrefix      string
+	GraphBaseURL     string
+	GraphScope       string
 	// ARMBaseURL and ARMScope: Azure Resource Manager for azure-role
 	// profiles (sovereign clouds, the simulator).
 	ARMBaseURL string
@@ -83,8 +83,8 @@ type Settings struct {
 	// TokenLifetime bounds an Entra access token's life (accessGoneBy of
 	// group grants); RBACPropagation bounds how long a deleted role
 	// assignment may still authorize (accessGoneBy of azure-role grants).
-	TokenLifetime   time.Duration
-	RBACPropagation time.Duration
+	TokenLifetime      time.Duration
+	RBACPropagation    time.Duration
 	ProfilesFile       string
 	ServiceBusNS       string
 	NotificationsTopic string

@@ -398,4 +398,5 @@ func TestDeliveryModelAzurite(t *testing.T) {
 	}
 	logStats(t, "Azurite", st)
 }
+
 var _ broker.GroupProfiles = profiles{}

@@ -55,7 +55,9 @@ func NewRBAC() *RBAC {
 
 var _ broker.RoleAssignments = (*RBAC)(nil)
 
-func same(a, b string) bool { return strings.EqualFold(strings.TrimRight(a, "/"), strings.TrimRight(b, "/")) }
+func same(a, b string) bool {
+	return strings.EqualFold(strings.TrimRight(a, "/"), strings.TrimRight(b, "/"))
+}
 
 func roleGUID(id string) string {
 	if i := strings.LastIndexByte(id, '/'); i >= 0 {
