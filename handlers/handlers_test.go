@@ -364,7 +364,7 @@ func TestGetRequestView(t *testing.T) {
 	}
 	want := `{"id":"req-001","source":"events","state":"active","requester":"5e5e0000-0000-4000-8000-000000000001",` +
 		`"requesterUpn":"n01@contoso.com","profile":"aks-admin","groupId":"1c1a0000-0000-4000-8000-000000000002",` +
-		`"duration":"PT1H30M","requestedAt":"2026-11-23T09:00:00Z","activatedAt":"2026-11-23T09:01:00Z","endsAt":"2026-11-23T10:31:00Z",` +
+		`"activation":"membership","justification":"secret justification","duration":"PT1H30M","requestedAt":"2026-11-23T09:00:00Z","activatedAt":"2026-11-23T09:01:00Z","endsAt":"2026-11-23T10:31:00Z",` +
 		`"reason":"","approvals":[{"approver":"5e5e0000-0000-4000-8000-000000000002","approverUpn":"p01@contoso.com","at":"2026-11-23T09:01:00Z","comment":"ok"}],` +
 		`"history":[{"at":"2026-11-23T09:00:00Z","type":"requested","actor":"n01@contoso.com","detail":""},` +
 		`{"at":"2026-11-23T09:01:00Z","type":"approved","actor":"p01@contoso.com","detail":"ok"}]}`

@@ -21,18 +21,30 @@ import (
 // requestView is the read API's rendering of a request (DESIGN §8). Times
 // are RFC 3339 UTC and absent when unset; duration is ISO 8601.
 type requestView struct {
-	ID           string    `json:"id"`
-	Source       string    `json:"source"`
-	State        string    `json:"state"`
-	Requester    string    `json:"requester"`
-	RequesterUPN string    `json:"requesterUpn"`
-	Profile      string    `json:"profile"`
-	GroupID      string    `json:"groupId"`
-	Duration     string    `json:"duration,omitempty"`
-	RequestedAt  time.Time `json:"requestedAt,omitzero"`
-	ActivatedAt  time.Time `json:"activatedAt,omitzero"`
-	EndsAt       time.Time `json:"endsAt,omitzero"`
-	EndedAt      time.Time `json:"endedAt,omitzero"`
+	ID           string `json:"id"`
+	Source       string `json:"source"`
+	State        string `json:"state"`
+	Requester    string `json:"requester"`
+	RequesterUPN string `json:"requesterUpn"`
+	Profile      string `json:"profile"`
+	GroupID      string `json:"groupId,omitempty"`
+	// Scope and RoleDefinitionID: an azure-role grant's target.
+	Scope            string `json:"scope,omitempty"`
+	RoleDefinitionID string `json:"roleDefinitionId,omitempty"`
+	Activation       string `json:"activation,omitempty"`
+	// Justification and Ticket: why the access is wanted (the approver's
+	// question); ApprovalDeadline: when a pending request times out.
+	Justification    string    `json:"justification,omitempty"`
+	Ticket           string    `json:"ticket,omitempty"`
+	ApprovalDeadline time.Time `json:"approvalDeadline,omitzero"`
+	Duration         string    `json:"duration,omitempty"`
+	RequestedAt      time.Time `json:"requestedAt,omitzero"`
+	ActivatedAt      time.Time `json:"activatedAt,omitzero"`
+	EndsAt           time.Time `json:"endsAt,omitzero"`
+	EndedAt          time.Time `json:"endedAt,omitzero"`
+	// AccessGoneBy: on an ended grant, the latest moment the user may still
+	// act with what it gave (DESIGN §8; README "How long access lasts").
+	AccessGoneBy time.Time `json:"accessGoneBy,omitzero"`
 	Reason       string    `json:"reason"`
 	// Note explains a PIM-mode step that had nothing to do (PIM mode keeps
 	// membership details out of the history).
@@ -78,13 +90,24 @@ func toView(r *access.Request) requestView {
 		ID: r.ID, Source: string(r.Source), State: viewState(r.State),
 		Requester: r.Requester, RequesterUPN: r.RequesterUPN, Profile: r.Profile, GroupID: r.GroupID,
 		RequestedAt: utc(r.RequestedAt), ActivatedAt: utc(r.ActivatedAt), EndsAt: utc(r.EndsAt), EndedAt: utc(r.EndedAt),
-		Reason:    r.Reason,
-		Note:      r.PIMNote,
-		Approvals: make([]approvalView, 0, len(r.Approvals)),
-		History:   make([]historyView, 0, len(r.History)),
+		Scope: r.Scope, RoleDefinitionID: r.RoleDefinitionID, Justification: r.Justification, Ticket: r.Ticket,
+		AccessGoneBy: utc(r.AccessGoneBy),
+		Reason:       r.Reason,
+		Note:         r.PIMNote,
+		Approvals:    make([]approvalView, 0, len(r.Approvals)),
+		History:      make([]historyView, 0, len(r.History)),
 	}
 	if v.Source == "" {
 		v.Source = string(access.SourceEvents)
+	}
+	switch {
+	case r.Activation != "":
+		v.Activation = r.Activation
+	case r.Source == access.SourceEvents || r.Source == "":
+		v.Activation = access.ActivationMembership
+	}
+	if r.State == access.Pending {
+		v.ApprovalDeadline = utc(r.ApprovalDeadline)
 	}
 	if r.Duration > 0 {
 		v.Duration = r.Duration.String()

@@ -221,12 +221,12 @@ const pageSource = `<!DOCTYPE html>
 
 <section id="endings" aria-labelledby="endings-h">
 <h2 id="endings-h">Recent endings <span class="count">{{len .Endings.Rows}}</span></h2>
-<p class="hint">Grants and requests that expired, were revoked, cancelled or timed out in the last 24 hours, newest first.</p>
+<p class="hint">Grants and requests that expired, were revoked, cancelled or timed out in the last 24 hours, newest first.{{if .Lingering}} <strong>{{.Lingering}} ended grant{{if ne .Lingering 1}}s{{end}} may still be used until the time in the last column</strong>: an access token issued before the end keeps its groups claim for its lifetime; a deleted role assignment may authorize until the RBAC caches expire (README).{{end}}</p>
 {{- if .Endings.Rows}}
 <div class="scroll" role="region" aria-labelledby="endings-h" tabindex="0">
 <table>
 <caption>Endings of the last 24 hours with who ended them, why, and the sign-in sessions</caption>
-<thead><tr><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">Outcome</th><th scope="col">Ended <abbr title="Coordinated Universal Time">UTC</abbr></th><th scope="col">By</th><th scope="col">Why</th><th scope="col">Sessions</th></tr></thead>
+<thead><tr><th scope="col">Requester</th><th scope="col">Profile</th><th scope="col">Outcome</th><th scope="col">Ended <abbr title="Coordinated Universal Time">UTC</abbr></th><th scope="col">By</th><th scope="col">Why</th><th scope="col">Sessions</th><th scope="col">Access gone by</th></tr></thead>
 <tbody>
 {{- range .Endings.Rows}}
 <tr>
@@ -237,6 +237,7 @@ const pageSource = `<!DOCTYPE html>
 <td>{{template "t" .By}}</td>
 <td class="why">{{template "t" .Why}}</td>
 <td>{{.Sessions}}</td>
+<td class="when">{{if .GoneBy.ISO}}{{if .Lingers}}access may linger until {{end}}{{template "when" .GoneBy}}{{else}}—{{end}}</td>
 </tr>
 {{- end}}
 </tbody>

@@ -177,6 +177,10 @@ type endingRow struct {
 	By       text
 	Why      text
 	Sessions string
+	// GoneBy is the grant's accessGoneBy (zero: none); Lingers: still
+	// ahead — "access may linger until …".
+	GoneBy  stamp
+	Lingers bool
 }
 
 type deniedRow struct {
@@ -218,6 +222,10 @@ type page struct {
 	Active    section[grantRow]
 	Pending   section[pendingRow]
 	Attention section[attentionRow]
+	// Lingering counts the recent endings whose access may still be used
+	// (accessGoneBy ahead: a token issued before the end, or the RBAC
+	// caches).
+	Lingering int
 	Endings   section[endingRow]
 	Denied    section[deniedRow]
 	Findings  section[findingRow]
@@ -536,10 +544,17 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		if why == "" && r.State == access.Expired {
 			why = "the granted duration elapsed"
 		}
-		ends = append(ends, end{endingRow{
+		row := endingRow{
 			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile), Outcome: stateBadge(r.State),
 			Ended: newStamp(at), By: newText(nonEmpty(by, "—")), Why: newText(nonEmpty(why, "—")), Sessions: sessions(r),
-		}, at})
+		}
+		if !r.AccessGoneBy.IsZero() {
+			row.GoneBy, row.Lingers = newStamp(r.AccessGoneBy), r.AccessGoneBy.After(now)
+			if row.Lingers {
+				p.Lingering++
+			}
+		}
+		ends = append(ends, end{row, at})
 	}, access.Expired, access.Revoked, access.Cancelled, access.TimedOut)
 	slices.SortStableFunc(ends, func(a, b end) int { return b.at.Compare(a.at) })
 	for _, e := range ends {
