@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/handlers"
+	"github.com/jitaccess/jitaccess/internal/arm"
+	"github.com/jitaccess/jitaccess/internal/armsim"
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/config"
 	"github.com/jitaccess/jitaccess/internal/devhost"
@@ -21,6 +23,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/idsim"
 	"github.com/jitaccess/jitaccess/internal/memstore"
 	"github.com/jitaccess/jitaccess/internal/policy"
+	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
 const sandboxUsage = `usage: jitaccess sandbox [flags]
@@ -140,14 +143,31 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 		return fail(err)
 	}
 	graphURL := "http://" + gln.Addr().String() + graphsim.BasePath
-	graphSrv := &http.Server{Handler: logGraphCalls(c.Log, sim.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	graphSrv := &http.Server{Handler: logCalls(c.Log, "graph call (simulated tenant)", sim.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = graphSrv.Serve(gln) }()
+
+	// The simulated AKS cluster's role assignments (azure-role profiles),
+	// lagging like ARM; its calls logged like Graph's.
+	rsim := armsim.New(armsim.Options{Verify: ids.Verify}).AddScope(seed.AKSCluster).
+		AddRoleDefinition(seed.RoleAKSRBACClusterAdmin, seed.RoleAKSRBACReader)
+	rsim.SetReplicaLag(sandboxReplicaLag, time.Now().UnixNano())
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return fail(err)
+	}
+	armURL := "http://" + aln.Addr().String()
+	armSrv := &http.Server{Handler: logCalls(c.Log, "arm call (simulated cluster)", rsim.Handler()), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = armSrv.Serve(aln) }()
 
 	cred, err := graph.NewManagedIdentityCredential("")
 	if err != nil {
 		return fail(err)
 	}
 	dir, err := graph.New(cred, graph.Options{BaseURL: graphURL})
+	if err != nil {
+		return fail(err)
+	}
+	rbac, err := arm.New(cred, arm.Options{BaseURL: armURL})
 	if err != nil {
 		return fail(err)
 	}
@@ -167,8 +187,10 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 		ExpiringLead: 10 * time.Second,
 		// A short window (the simulated lag is 2 s) so that the walk-through
 		// shows checks decided within a sweep or two.
-		ReplicationWindow: sandboxReplicationWindow,
-		Deployment:        store,
+		ReplicationWindow:   sandboxReplicationWindow,
+		Deployment:          store,
+		ARM:                 rbac,
+		AssignmentNamespace: "sandbox",
 	}
 	withAudit(&opts, dir, "", config.DefaultReconcileMaxGraphCalls)
 	b := broker.New(store, dir, c.Profiles, broker.SystemClock{}, opts)
@@ -197,17 +219,19 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 		cancel()
 		host.Wait()
 		_ = graphSrv.Close()
+		_ = armSrv.Close()
 		ids.Close()
 	}}, nil
 }
 
-// logGraphCalls logs each call the simulated tenant receives (method, path,
-// status): the walk-through shows revokeSignInSessions happening. Never bodies.
-func logGraphCalls(log *slog.Logger, h http.Handler) http.Handler {
+// logCalls logs each call a simulator receives (method, path, status): the
+// walk-through shows revokeSignInSessions and the role assignment's
+// deletion happening. Never bodies.
+func logCalls(log *slog.Logger, msg string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(rec, r)
-		log.Info("graph call (simulated tenant)", "method", r.Method, "path", r.URL.Path, "status", rec.status)
+		log.Info(msg, "method", r.Method, "path", r.URL.Path, "status", rec.status)
 	})
 }
 

@@ -89,6 +89,9 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResu
 		res.changed, res.detail = access.AddAnswered(l, r.ID, c, created, d.Ambiguous && !r.AzureRole())
 		return ours, nil
 	})
+	if r.AzureRole() && res.changed && res.detail == "" {
+		res.detail = "role assignment " + b.assignmentName(r.ID) + " created at the profile's scope"
+	}
 	return res, err
 }
 
@@ -145,6 +148,9 @@ func (b *Broker) endMembership(ctx context.Context, r *access.Request) (stepResu
 		res.changed, res.detail = access.RemoveAnswered(l, r.ID, c, removed)
 		return ours, nil
 	})
+	if r.AzureRole() && removed && res.detail == "" {
+		res.detail = "role assignment deleted"
+	}
 	return res, err
 }
 

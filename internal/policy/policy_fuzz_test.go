@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/arm/armid"
 )
 
 // FuzzParse: Parse never panics; an accepted profiles file holds only
@@ -52,8 +53,15 @@ func FuzzParse(f *testing.F) {
 			if got, ok := s.Profile(p.Name); !ok || got.Name != p.Name {
 				t.Fatalf("profile %q not found by name", p.Name)
 			}
-			if !IsGUID(p.TargetGroupID) || p.TargetGroupID != strings.ToLower(p.TargetGroupID) {
-				t.Fatalf("%q: target %q", p.Name, p.TargetGroupID)
+			switch p.Activation {
+			case access.ActivationAzureRole:
+				if p.TargetGroupID != "" || armid.ValidateTarget(p.Scope, p.RoleDefinitionID) != nil {
+					t.Fatalf("%q: azure-role target %q, scope %q, role %q", p.Name, p.TargetGroupID, p.Scope, p.RoleDefinitionID)
+				}
+			default:
+				if !IsGUID(p.TargetGroupID) || p.TargetGroupID != strings.ToLower(p.TargetGroupID) || p.Scope != "" || p.RoleDefinitionID != "" {
+					t.Fatalf("%q: target %q", p.Name, p.TargetGroupID)
+				}
 			}
 			for _, ids := range [][]string{p.EligibleGroupIDs, p.ApproverGroupIDs} {
 				for _, id := range ids {
@@ -70,7 +78,7 @@ func FuzzParse(f *testing.F) {
 				int64(p.MaxDuration) > int64(access.MaxAnyDuration) {
 				t.Fatalf("%q: durations default %v max %v", p.Name, p.DefaultDuration, p.MaxDuration)
 			}
-			if !slices.Contains([]string{access.ActivationMembership, access.ActivationPIM}, p.Activation) {
+			if !slices.Contains([]string{access.ActivationMembership, access.ActivationPIM, access.ActivationAzureRole}, p.Activation) {
 				t.Fatalf("%q: activation %q", p.Name, p.Activation)
 			}
 		}

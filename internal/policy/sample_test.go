@@ -19,4 +19,9 @@ func TestSampleProfilesLoad(t *testing.T) {
 	if got := s.ForGroup(seed.GroupAKSAdmin); len(got) != 2 {
 		t.Fatalf("profiles on aks-admin: %d", len(got))
 	}
+	// The azure-role profile targets the simulated cluster (internal/armsim).
+	r, ok := s.Profile("aks-admin-role")
+	if rt := s.RoleTargets(); !ok || len(rt) != 1 || r.Scope != seed.AKSCluster || r.RoleDefinitionID != seed.RoleAKSRBACClusterAdmin || rt[0].Key != r.TargetKey() {
+		t.Fatalf("aks-admin-role: %+v, targets %+v", r, rt)
+	}
 }

@@ -38,3 +38,16 @@ func UPN(name string) string { return name + "@" + Domain }
 
 // GuestUPN is the UPN of the guest user g01.
 const GuestUPN = "g01_fabrikam.com#EXT#@" + Domain
+
+// The simulated AKS cluster of azure-role profiles (internal/armsim), and
+// the built-in role definitions granted on it.
+const (
+	// Subscription and AKSCluster: the cluster's resource id is the scope.
+	Subscription = "5b5b0000-0000-4000-8000-000000000001"
+	AKSCluster   = "/subscriptions/" + Subscription + "/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-prod"
+	// RoleAKSRBACClusterAdmin is "Azure Kubernetes Service RBAC Cluster
+	// Admin" (built-in role id).
+	RoleAKSRBACClusterAdmin = "b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b"
+	// RoleAKSRBACReader is "Azure Kubernetes Service RBAC Reader".
+	RoleAKSRBACReader = "7f6c6a51-bcf8-42ba-9220-52d62157d7db"
+)
