@@ -26,11 +26,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jitaccess/jitaccess/internal/armsim"
 	"github.com/jitaccess/jitaccess/internal/azurite"
 	"github.com/jitaccess/jitaccess/internal/cli"
 	"github.com/jitaccess/jitaccess/internal/devhost"
 	"github.com/jitaccess/jitaccess/internal/graphsim"
 	"github.com/jitaccess/jitaccess/internal/idsim"
+	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
 var (
@@ -64,6 +66,7 @@ func TestMain(m *testing.M) {
 type env struct {
 	t        *testing.T
 	graph    *graphsim.Sim
+	arm      *armsim.Sim // the simulated AKS cluster's role assignments
 	ids      *idsim.Server
 	tables   string // connection string
 	prefix   string
@@ -118,6 +121,10 @@ func newEnv(t *testing.T) *env {
 	e.graph = graphsim.New(graphsim.Options{Verify: e.ids.Verify}).SeedTenant()
 	e.graph.Start()
 	t.Cleanup(e.graph.Close)
+	e.arm = armsim.New(armsim.Options{Verify: e.ids.Verify}).AddScope(seed.AKSCluster).
+		AddRoleDefinition(seed.RoleAKSRBACClusterAdmin, seed.RoleAKSRBACReader)
+	e.arm.Start()
+	t.Cleanup(e.arm.Close)
 	e.profiles = filepath.Join(repoRoot, "e2e", "testdata", "profiles.json")
 	e.start()
 	return e
@@ -138,6 +145,7 @@ func (e *env) environ() []string {
 		"JIT_TABLES_CONNECTION_STRING": e.tables,
 		"JIT_TABLE_PREFIX":             e.prefix,
 		"JIT_GRAPH_BASE_URL":           e.graph.BaseURL(),
+		"JIT_ARM_BASE_URL":             e.arm.BaseURL(),
 		"JIT_PROFILES_FILE":            e.profiles,
 		"IDENTITY_ENDPOINT":            e.ids.Endpoint(),
 		"IDENTITY_HEADER":              e.ids.Header(),
