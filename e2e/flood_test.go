@@ -17,15 +17,15 @@ import (
 // decoder accepts (maxCloudEventAttr in internal/access/event.go).
 const floodIDLen = 256
 
-// floodID is the CloudEvent id of the i-th of n flood events. The first
-// four fifths are floodIDLen bytes, padded with '<', which encoding/json
-// stores as \u003c — six bytes for one — so that each weighs as much as an
-// id can in a stored request (about 1,400 bytes: 400 of them weigh as much
-// as 2,100 ids of 256 letters). The last fifth are short (about 20 bytes),
-// as a sender would use to fill the room the long ones leave: the request
-// is then full to a few bytes.
-func floodID(i, n int) string {
-	if i >= n-n/5 {
+// floodID is the CloudEvent id of the i-th flood event. Four in five are
+// floodIDLen bytes, padded with '<', which encoding/json stores as \u003c —
+// six bytes for one — so that each weighs as much as an id can in a stored
+// request (about 1,400 bytes: 400 of them weigh as much as 2,100 ids of 256
+// letters). Every fifth is short (about 20 bytes), as a sender would send to
+// fill the room the long ones leave: a request without bounds is then full
+// to a few bytes, with no room for its end.
+func floodID(i int) string {
+	if i%5 == 4 {
 		return fmt.Sprintf("flood-short-%06d", i)
 	}
 	p := fmt.Sprintf("flood-%06d-", i)
@@ -38,12 +38,14 @@ func floodID(i, n int) string {
 // CloudEvent id, most of them of the longest length the decoder accepts and
 // the heaviest to store (floodID), delivered as Service Bus would through
 // the host stand-in (JIT_FLOOD_CONCURRENCY concurrent deliveries, default
-// host.json's maxConcurrentCalls). Each must be acknowledged, never
-// dead-lettered, and recorded as rejected (DESIGN §6 rule 7). Nothing a
-// sender controls may grow a request without bound (§6b.4): once the grant
-// is due, one sweep must end it — state expired, the member removed from
-// aks-admin, the sessions revoked exactly once — and the scheduled
-// jit.access.expire, arriving after, changes nothing.
+// 2; host.json's maxConcurrentCalls is 8, but deliveries to one request
+// race for its compare-and-swap, so more of them is no faster, and without
+// bounds much slower). Each must be acknowledged, never dead-lettered, and
+// recorded as rejected (DESIGN §6 rule 7). Nothing a sender controls may
+// grow a request without bound (§6b.4): once the grant is due, one sweep
+// must end it — state expired, the member removed from aks-admin, the
+// sessions revoked exactly once — and the scheduled jit.access.expire,
+// arriving after, changes nothing.
 //
 // The grant lasts JIT_FLOOD_DURATION (ISO 8601, default PT25S), meant to
 // outlast the flood (2,000 events: about 18 s on two cores); when the flood
@@ -54,10 +56,13 @@ func floodID(i, n int) string {
 // stored on the request (the remembered ids, every history entry), so it
 // costs more the more came before, and once the request is full every
 // rejection fails and is redelivered until dead-lettered: against the
-// binary of 2026-12-03 (fa4ae64) 500 events took 82 s and 2,000 far longer.
+// binary of 2026-12-03 (fa4ae64) 2,000 events at host.json's concurrency
+// took 10.5 minutes. The flood
+// is given two minutes per 2,000 events; past that the test fails and
+// checks the end with the flood still under way.
 func TestFloodedGrantEndsOnTime(t *testing.T) {
 	n := envInt("JIT_FLOOD_EVENTS", 2000)
-	conc := envInt("JIT_FLOOD_CONCURRENCY", 0)
+	conc := envInt("JIT_FLOOD_CONCURRENCY", 2)
 	dur := "PT25S"
 	if v := os.Getenv("JIT_FLOOD_DURATION"); v != "" {
 		dur = v
@@ -86,30 +91,38 @@ func TestFloodedGrantEndsOnTime(t *testing.T) {
 	start := time.Now()
 	for i := range n {
 		e.host.Enqueue(hxEvent(access.TypeApproved, map[string]any{"requestId": id, "approver": 7, "comment": "flood"},
-			map[string]any{"id": floodID(i, n), "source": "/e2e/flood"}))
+			map[string]any{"id": floodID(i), "source": "/e2e/flood"}))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	// A bounded wait: a binary that answers the flood with failures has it
+	// redelivered until dead-lettered, which takes many minutes; the end is
+	// then checked with the flood still under way.
+	budget := 2 * time.Minute * time.Duration(max(1, n/2000))
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	stop := every(30*time.Second, func() {
 		ok, failed := e.invocations()
 		t.Logf("flood: %d answers 200, %d failed, after %v", ok-okBefore, failed-failBefore, time.Since(start).Round(time.Second))
 	})
-	err = e.host.WaitIdle(ctx)
+	delivered := e.host.WaitIdle(ctx) == nil
 	stop()
-	if err != nil {
-		t.Fatalf("flood not delivered: %v", err)
+	if !delivered {
+		t.Errorf("the flood was not delivered within %v", budget)
 	}
 	flood := time.Since(start)
 	var ok, failed int // the binary logs each answer just after giving it
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); delivered; time.Sleep(20 * time.Millisecond) {
 		ok, failed = e.invocations()
 		ok, failed = ok-okBefore, failed-failBefore
 		if ok >= n || time.Now().After(deadline) {
 			break
 		}
 	}
-	t.Logf("flood: %d events, %s concurrent deliveries: delivered in %v (%.0f/s); %d answers 200, %d failed (redelivered)",
-		n, concName(conc), flood.Round(time.Millisecond), float64(n)/flood.Seconds(), ok, failed)
+	if !delivered {
+		ok, failed = e.invocations()
+		ok, failed = ok-okBefore, failed-failBefore
+	}
+	t.Logf("flood: %d events, %s concurrent deliveries, delivered %v: %v (%.0f/s); %d answers 200, %d failed (redelivered)",
+		n, concName(conc), delivered, flood.Round(time.Millisecond), float64(ok)/flood.Seconds(), ok, failed)
 	if dl := e.host.DeadLetters(); len(dl) != 0 {
 		t.Errorf("%d of %d flood events dead-lettered; first: %s", len(dl), n, dl[0].Reason)
 	}
@@ -143,9 +156,11 @@ func TestFloodedGrantEndsOnTime(t *testing.T) {
 	} else if ended, _ := time.Parse(time.RFC3339Nano, v.EndedAt); ended.Before(endsAt) || ended.Sub(due) > 10*time.Second {
 		t.Errorf("ended at %s: endsAt %s, due since %s", v.EndedAt, v.EndsAt, due.UTC().Format(time.RFC3339Nano))
 	}
-	e.send(access.TypeExpire, map[string]string{"requestId": id})
-	if n := e.graph.RevokeCount(seed.UserN01); v.State == "expired" && (n != 1 || e.mustGet(id).State != "expired") {
-		t.Errorf("the expire message after the end: sessions revoked %d times", n)
+	if delivered && v.State == "expired" {
+		e.send(access.TypeExpire, map[string]string{"requestId": id})
+		if n := e.graph.RevokeCount(seed.UserN01); n != 1 || e.mustGet(id).State != "expired" {
+			t.Errorf("the expire message after the end: sessions revoked %d times", n)
+		}
 	}
 	if dl := e.host.DeadLetters(); len(dl) != 0 {
 		t.Errorf("%d dead letters in all", len(dl))
