@@ -54,20 +54,20 @@ func withServiceBus(s config.Settings, cred azcore.TokenCredential, opts *broker
 }
 
 // devhostScheduler schedules expiry messages on the sandbox's queue, as Service
-// Bus would in Azure.
+// Bus would in Azure, with a random message id (servicebus.NewMessageID).
 type devhostScheduler struct{ host func() *devhost.Host }
 
-func (d devhostScheduler) ScheduleExpire(_ context.Context, requestID string, at time.Time) (int64, error) {
+func (d devhostScheduler) ScheduleExpire(_ context.Context, requestID string, at time.Time) (int64, string, error) {
 	h := d.host()
 	if h == nil {
-		return 0, fmt.Errorf("sandbox host not started")
+		return 0, "", fmt.Errorf("sandbox host not started")
 	}
-	id := "expire-" + requestID + "-" + at.UTC().Format("20060102T150405.000000000")
+	id := servicebus.NewMessageID()
 	body, err := servicebusEvent(id, requestID)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	return h.Schedule(body, at), nil
+	return h.Schedule(body, at), id, nil
 }
 
 func (d devhostScheduler) CancelExpire(_ context.Context, seq int64) error {

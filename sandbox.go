@@ -208,6 +208,8 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 		Addr:       c.Addr,
 		Logger:     c.Log,
 		Client:     &http.Client{Timeout: 2 * time.Minute},
+		// As the deployment's queue (infra/modules/servicebus.bicep).
+		DuplicateDetectionWindow: time.Hour,
 	})
 	if err != nil {
 		return fail(err)

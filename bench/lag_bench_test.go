@@ -24,16 +24,16 @@ import (
 // Service Bus scheduled messages do in Azure (the sandbox's devhostScheduler).
 type hostScheduler struct{ host *devhost.Host }
 
-func (d *hostScheduler) ScheduleExpire(_ context.Context, requestID string, at time.Time) (int64, error) {
+func (d *hostScheduler) ScheduleExpire(_ context.Context, requestID string, at time.Time) (int64, string, error) {
 	if d.host == nil {
-		return 0, fmt.Errorf("host not started")
+		return 0, "", fmt.Errorf("host not started")
 	}
-	id := "expire-" + requestID + "-" + at.UTC().Format("20060102T150405.000000000")
+	id := servicebus.NewMessageID()
 	body, err := cli.BuildEvent(id, access.TypeExpire, servicebus.Source, time.Now(), map[string]string{"requestId": requestID})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	return d.host.Schedule(body, at), nil
+	return d.host.Schedule(body, at), id, nil
 }
 
 func (d *hostScheduler) CancelExpire(_ context.Context, seq int64) error {

@@ -221,6 +221,10 @@ type Request struct {
 	// ExpireSeq is the sequence number of the scheduled jit.access.expire
 	// message (0: none scheduled).
 	ExpireSeq int64 `json:"expireSeq,omitempty"`
+	// ExpireMessageID is that message's MessageId and CloudEvent id: random,
+	// chosen by the scheduler at each scheduling, never derived from what
+	// senders can read (DESIGN §6b.4). Empty when none is scheduled.
+	ExpireMessageID string `json:"expireMessageId,omitempty"`
 
 	// PIMNote explains the last PIM-mode step that had nothing to do (e.g.
 	// the assignment already existed), since PIM mode keeps membership

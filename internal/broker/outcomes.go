@@ -10,9 +10,13 @@ import (
 
 // ExpiryScheduler schedules the app's own jit.access.expire message at the
 // end of a grant (Service Bus scheduled messages), so access ends on time to
-// the second; the sweep stays the backstop.
+// the second; the sweep stays the backstop. The message's id (MessageId and
+// CloudEvent id) is chosen at random by the scheduler at each call and
+// returned with the sequence number: senders can read the request id and
+// endsAt, so an id derived from them could be sent first and have the real
+// message dropped as a duplicate (DESIGN §6b.4).
 type ExpiryScheduler interface {
-	ScheduleExpire(ctx context.Context, requestID string, at time.Time) (seq int64, err error)
+	ScheduleExpire(ctx context.Context, requestID string, at time.Time) (seq int64, messageID string, err error)
 	CancelExpire(ctx context.Context, seq int64) error
 }
 
@@ -92,21 +96,21 @@ func (b *Broker) flushOutcomes(ctx context.Context, r *access.Request) {
 	next := r.Clone()
 	changed := false
 	if b.needsSchedule(next) {
-		seq, err := b.opts.Scheduler.ScheduleExpire(ctx, next.ID, next.EndsAt)
+		seq, msgID, err := b.opts.Scheduler.ScheduleExpire(ctx, next.ID, next.EndsAt)
 		if err != nil {
 			b.log.WarnContext(ctx, "scheduling the expiry message failed; the sweep is the backstop", "requestId", next.ID, "error", err.Error())
 		} else {
-			next.ExpireSeq, changed = seq, true
+			next.ExpireSeq, next.ExpireMessageID, changed = seq, msgID, true
 		}
 	}
 	if b.needsCancel(next) {
 		if err := b.opts.Scheduler.CancelExpire(ctx, next.ExpireSeq); err != nil {
 			b.log.WarnContext(ctx, "cancelling the expiry message failed; it will be a no-op", "requestId", next.ID, "error", err.Error())
 			if fault.Permanent(err) {
-				next.ExpireSeq, changed = 0, true
+				next.ExpireSeq, next.ExpireMessageID, changed = 0, "", true
 			}
 		} else {
-			next.ExpireSeq, changed = 0, true
+			next.ExpireSeq, next.ExpireMessageID, changed = 0, "", true
 		}
 	}
 	if b.opts.Publisher != nil {

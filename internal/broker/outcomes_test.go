@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ type fakeBus struct {
 	mu        sync.Mutex
 	scheduled map[int64]time.Time
 	requestOf map[int64]string
+	messageID map[int64]string // the message id returned for each sequence number
 	cancelled []int64
 	published []string // "<requestId> <type>"
 	fail      error
@@ -25,18 +27,20 @@ type fakeBus struct {
 }
 
 func newFakeBus() *fakeBus {
-	return &fakeBus{scheduled: map[int64]time.Time{}, requestOf: map[int64]string{}}
+	return &fakeBus{scheduled: map[int64]time.Time{}, requestOf: map[int64]string{}, messageID: map[int64]string{}}
 }
 
-func (f *fakeBus) ScheduleExpire(_ context.Context, id string, at time.Time) (int64, error) {
+func (f *fakeBus) ScheduleExpire(_ context.Context, id string, at time.Time) (int64, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
-		return 0, f.fail
+		return 0, "", f.fail
 	}
 	f.seq++
 	f.scheduled[f.seq], f.requestOf[f.seq] = at, id
-	return f.seq, nil
+	msgID := fmt.Sprintf("msg-%d", f.seq)
+	f.messageID[f.seq] = msgID
+	return f.seq, msgID, nil
 }
 
 func (f *fakeBus) CancelExpire(_ context.Context, seq int64) error {
@@ -89,6 +93,9 @@ func TestScheduledExpiryAndNotifications(t *testing.T) {
 	if r.ExpireSeq == 0 || !bus.scheduled[r.ExpireSeq].Equal(r.EndsAt) || bus.requestOf[r.ExpireSeq] != "s-1" {
 		t.Fatalf("not scheduled at endsAt: seq %d, %v", r.ExpireSeq, bus.scheduled)
 	}
+	if r.ExpireMessageID == "" || r.ExpireMessageID != bus.messageID[r.ExpireSeq] {
+		t.Fatalf("message id %q stored, scheduler returned %q", r.ExpireMessageID, bus.messageID[r.ExpireSeq])
+	}
 	if got := bus.notices("s-1"); !slices.Equal(got, []string{access.NoticePending, access.NoticeActivated}) {
 		t.Fatalf("notices %v", got)
 	}
@@ -117,8 +124,8 @@ func TestScheduledExpiryAndNotifications(t *testing.T) {
 	if got := bus.notices("s-1"); got[len(got)-1] != access.NoticeEnded {
 		t.Fatalf("notices %v", got)
 	}
-	if len(bus.cancelled) != 1 || r.ExpireSeq != 0 {
-		t.Fatalf("cancel after the end: %v seq %d", bus.cancelled, r.ExpireSeq)
+	if len(bus.cancelled) != 1 || r.ExpireSeq != 0 || r.ExpireMessageID != "" {
+		t.Fatalf("cancel after the end: %v seq %d id %q", bus.cancelled, r.ExpireSeq, r.ExpireMessageID)
 	}
 }
 
@@ -130,8 +137,8 @@ func TestEarlyEndCancelsScheduledExpiry(t *testing.T) {
 	seq := r.ExpireSeq
 	e.handle(body(e.nextID(), access.TypeRevoked, map[string]any{"requestId": "c-1", "by": seed.UPN("p01"), "reason": "done"}))
 	r = e.want("c-1", access.Revoked)
-	if !slices.Equal(bus.cancelled, []int64{seq}) || r.ExpireSeq != 0 {
-		t.Fatalf("cancelled %v, seq %d", bus.cancelled, r.ExpireSeq)
+	if !slices.Equal(bus.cancelled, []int64{seq}) || r.ExpireSeq != 0 || r.ExpireMessageID != "" {
+		t.Fatalf("cancelled %v, seq %d id %q", bus.cancelled, r.ExpireSeq, r.ExpireMessageID)
 	}
 	// A late expire message for an ended grant is a no-op.
 	e.handle(body("late", access.TypeExpire, map[string]any{"requestId": "c-1"}))
@@ -157,7 +164,7 @@ func TestPublishingFailureIsRetriedBySweep(t *testing.T) {
 	e.clock.Advance(31 * time.Second)
 	e.sweep()
 	r = e.want("p-1", access.Active)
-	if len(r.Outbox) != 0 || r.ExpireSeq == 0 || !r.DueAt.Equal(r.EndsAt) {
+	if len(r.Outbox) != 0 || r.ExpireSeq == 0 || r.ExpireMessageID != bus.messageID[r.ExpireSeq] || !r.DueAt.Equal(r.EndsAt) {
 		t.Fatalf("after sweep: outbox %v seq %d due %v ends %v", r.Outbox, r.ExpireSeq, r.DueAt, r.EndsAt)
 	}
 	if got := bus.notices("p-1"); !slices.Equal(got, []string{access.NoticePending, access.NoticeActivated}) {

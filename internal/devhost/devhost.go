@@ -8,6 +8,7 @@
 //     incremented DeliveryCount on failure (non-2xx or an answer that is not
 //     a JSON object) up to MaxDeliveryCount, then dead-lettering; scheduled
 //     messages (Schedule / CancelScheduled) like ScheduledEnqueueTimeUtc;
+//     duplicate detection on MessageId (Options.DuplicateDetectionWindow);
 //   - timerTrigger: a six-field NCRONTAB schedule (robfig/cron with seconds);
 //   - eventHubTrigger (cardinality many, dataType string): DeliverAuditBatch,
 //     retried under the function's retry policy, then moved past;
@@ -59,6 +60,15 @@ type Options struct {
 	RedeliveryDelay time.Duration
 	// MaxRetryDelay caps the Event Hubs retry policy's waits (default 1 s).
 	MaxRetryDelay time.Duration
+	// DuplicateDetectionWindow, when set, turns on the queue's duplicate
+	// detection, as a Service Bus queue with requiresDuplicateDetection (the
+	// deployment's queue has it, with a window of PT1H:
+	// infra/modules/servicebus.bicep): a message sent with a MessageId that
+	// was sent within the window is accepted and dropped, scheduled messages
+	// included both ways (Service Bus docs, "Duplicate detection"). Zero: off,
+	// as a queue created without it; a test may then enqueue one message
+	// twice to stand for a redelivery.
+	DuplicateDetectionWindow time.Duration
 	// Concurrency of queue deliveries (default host.json
 	// serviceBus.maxConcurrentCalls, else 4).
 	Concurrency int
@@ -99,6 +109,9 @@ type Host struct {
 	seq       int64
 	scheduled map[int64]*time.Timer
 	dead      []DeadLetter
+	sentIDs   map[string]time.Time // MessageIds sent within the duplicate-detection window
+	sentOrder []string             // the same, oldest first
+	dupes     []string             // MessageIds dropped as duplicates
 	ehSeq     int64
 	lastTick  map[string]time.Time
 	wake      chan struct{}
@@ -156,7 +169,7 @@ func New(o Options) (*Host, error) {
 		o.Concurrency = 4
 	}
 	h := &Host{o: o, fns: fns, routePrefix: prefix, handler: hu, log: o.Logger.With("component", "devhost"),
-		scheduled: map[int64]*time.Timer{}, lastTick: map[string]time.Time{}, wake: make(chan struct{}, 1)}
+		scheduled: map[int64]*time.Timer{}, sentIDs: map[string]time.Time{}, lastTick: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 	h.idle = sync.NewCond(&h.mu)
 	for i := range h.fns {
 		f := &h.fns[i]
@@ -340,10 +353,53 @@ func messageIDOf(body []byte) string {
 
 // Enqueue sends a message to the requests queue and returns its message id
 // (the CloudEvent id when the body has one, as `jitaccess send` sets it).
+// With duplicate detection, a message whose id was sent within the window is
+// accepted and dropped.
 func (h *Host) Enqueue(body []byte) string {
 	m := h.newMessage(body)
+	if h.duplicate(m.MessageID) {
+		return m.MessageID
+	}
 	h.push(m)
 	return m.MessageID
+}
+
+// duplicate logs a sent MessageId and reports whether it was sent within the
+// duplicate-detection window (the message is then dropped). The window runs
+// from the send that was kept; a dropped duplicate does not extend it (the
+// Service Bus docs do not say; this is the stand-in's choice).
+func (h *Host) duplicate(id string) bool {
+	w := h.o.DuplicateDetectionWindow
+	if w <= 0 {
+		return false
+	}
+	now := h.o.Now()
+	h.mu.Lock()
+	for len(h.sentOrder) > 0 {
+		old := h.sentOrder[0]
+		if t, ok := h.sentIDs[old]; ok && now.Sub(t) < w {
+			break
+		}
+		delete(h.sentIDs, old)
+		h.sentOrder = h.sentOrder[1:]
+	}
+	if t, ok := h.sentIDs[id]; ok && now.Sub(t) < w {
+		h.dupes = append(h.dupes, id)
+		h.mu.Unlock()
+		h.log.Info("duplicate message dropped", "messageId", id)
+		return true
+	}
+	h.sentIDs[id] = now
+	h.sentOrder = append(h.sentOrder, id)
+	h.mu.Unlock()
+	return false
+}
+
+// Duplicates returns the MessageIds dropped by duplicate detection, in order.
+func (h *Host) Duplicates() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.dupes...)
 }
 
 func (h *Host) newMessage(body []byte) *Message {
@@ -372,9 +428,14 @@ func (h *Host) signal() {
 }
 
 // Schedule enqueues body at the given time (a scheduled message) and returns
-// its sequence number, usable with CancelScheduled.
+// its sequence number, usable with CancelScheduled. With duplicate
+// detection, a message whose id was sent within the window is accepted (it
+// gets a sequence number, as Service Bus answers) and dropped.
 func (h *Host) Schedule(body []byte, at time.Time) int64 {
 	m := h.newMessage(body)
+	if h.duplicate(m.MessageID) {
+		return m.SequenceNumber
+	}
 	d := at.Sub(h.o.Now())
 	if d < 0 {
 		d = 0

@@ -249,6 +249,82 @@ func TestScheduleAndCancel(t *testing.T) {
 	}
 }
 
+// Duplicate detection as a Service Bus queue has it (requiresDuplicateDetection):
+// a MessageId sent within the window is accepted and dropped, scheduled
+// messages included both ways; after the window it is a new message. Off by
+// default: then one message enqueued twice is delivered twice.
+func TestDuplicateDetection(t *testing.T) {
+	var mu sync.Mutex
+	base, offset := time.Now(), time.Duration(0)
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return base.Add(offset) }
+	advance := func(d time.Duration) { mu.Lock(); offset += d; mu.Unlock() }
+	withID := func(id string) []byte { return []byte(strings.Replace(event, "evt-1", id, 1)) }
+	delivered := func(f *fakeHandler, id string) int {
+		n := 0
+		for _, c := range f.callsTo("/AccessRequests") {
+			if strings.Contains(string(c.body), id) {
+				n++
+			}
+		}
+		return n
+	}
+	f := newFakeHandler(t)
+	h := start(t, f.URL, Options{DuplicateDetectionWindow: time.Hour, Now: now})
+
+	h.Enqueue(withID("evt-a"))
+	h.Enqueue(withID("evt-a"))
+	waitIdle(t, h)
+	if n := delivered(f, "evt-a"); n != 1 {
+		t.Fatalf("evt-a delivered %d times within the window", n)
+	}
+	advance(time.Hour)
+	h.Enqueue(withID("evt-a"))
+	waitIdle(t, h)
+	if n := delivered(f, "evt-a"); n != 2 {
+		t.Fatalf("evt-a delivered %d times after the window, want 2", n)
+	}
+
+	// Scheduled, then sent: the sent one is dropped; the scheduled one comes.
+	h.Schedule(withID("evt-b"), now().Add(30*time.Millisecond))
+	h.Enqueue(withID("evt-b"))
+	// Sent, then scheduled: the scheduled one is dropped (it still gets a
+	// sequence number, which cancels nothing).
+	h.Enqueue(withID("evt-c"))
+	seq := h.Schedule(withID("evt-c"), now().Add(30*time.Millisecond))
+	if seq == 0 || h.CancelScheduled(seq) || h.ScheduledCount() != 1 {
+		t.Fatalf("the duplicate scheduled message: seq %d, scheduled %d", seq, h.ScheduledCount())
+	}
+	waitUntilTrue(t, func() bool { return delivered(f, "evt-b") > 0 })
+	waitIdle(t, h)
+	if b, c := delivered(f, "evt-b"), delivered(f, "evt-c"); b != 1 || c != 1 {
+		t.Fatalf("evt-b delivered %d times, evt-c %d times; want 1 and 1", b, c)
+	}
+	if got := h.Duplicates(); strings.Join(got, ",") != "evt-a,evt-b,evt-c" {
+		t.Fatalf("duplicates %v", got)
+	}
+
+	// Off (the default): both copies come.
+	f2 := newFakeHandler(t)
+	h2 := start(t, f2.URL, Options{})
+	h2.Enqueue(withID("evt-d"))
+	h2.Enqueue(withID("evt-d"))
+	waitIdle(t, h2)
+	if n := delivered(f2, "evt-d"); n != 2 || len(h2.Duplicates()) != 0 {
+		t.Fatalf("without duplicate detection evt-d delivered %d times", n)
+	}
+}
+
+func waitUntilTrue(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestAuditBatchAndRetries(t *testing.T) {
 	f := newFakeHandler(t)
 	h := start(t, f.URL, Options{})

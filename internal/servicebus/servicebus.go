@@ -8,6 +8,7 @@ package servicebus
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,24 +50,36 @@ func NewScheduler(s Sender, now func() time.Time) *Scheduler {
 }
 
 // ScheduleExpire schedules a jit.access.expire event for requestID at at and
-// returns its sequence number. The message id is derived from the request
-// and the time, so a repeated schedule is caught by duplicate detection.
-func (s *Scheduler) ScheduleExpire(ctx context.Context, requestID string, at time.Time) (int64, error) {
-	id := "expire-" + requestID + "-" + at.UTC().Format("20060102T150405.000000000")
+// returns its sequence number and its message id. The message id, which is
+// also the CloudEvent id, is new and random at each call (NewMessageID):
+// senders can read the request id and endsAt, and an id built from them
+// would let a sender pre-empt the message (Service Bus duplicate detection
+// drops a later message with a MessageId it logged within the window, and
+// the broker ignores a CloudEvent id it has seen). A repeated schedule, after
+// an answer that was lost, adds a second expire message: a no-op once the
+// grant has ended.
+func (s *Scheduler) ScheduleExpire(ctx context.Context, requestID string, at time.Time) (int64, string, error) {
+	id := NewMessageID()
 	body, err := cloudEvent(id, access.TypeExpire, s.now(), map[string]any{"requestId": requestID})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	ct := "application/cloudevents+json; charset=utf-8"
 	seqs, err := s.s.ScheduleMessages(ctx, []*azservicebus.Message{{Body: body, MessageID: &id, ContentType: &ct}}, at, nil)
 	if err != nil {
-		return 0, translate("schedule expire", err)
+		return 0, "", translate("schedule expire", err)
 	}
 	if len(seqs) != 1 {
-		return 0, fault.Wrap(fault.ErrTransient, "schedule expire", fmt.Errorf("got %d sequence numbers", len(seqs)))
+		return 0, "", fault.Wrap(fault.ErrTransient, "schedule expire", fmt.Errorf("got %d sequence numbers", len(seqs)))
 	}
-	return seqs[0], nil
+	return seqs[0], id, nil
 }
+
+// NewMessageID returns a new id for a message jitaccess schedules for itself
+// (its MessageId and CloudEvent id): 128 random bits from crypto/rand as 26
+// base32 characters, with nothing of the request in it, so that no sender
+// can guess it (DESIGN §6b.4).
+func NewMessageID() string { return rand.Text() }
 
 // CancelExpire cancels a scheduled expire message; one already delivered or
 // cancelled is not an error worth retrying.

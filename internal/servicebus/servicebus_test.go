@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,7 +61,7 @@ func TestScheduleExpireSendsAValidExpireEvent(t *testing.T) {
 	f := &fakeSender{}
 	s := NewScheduler(f, func() time.Time { return now })
 	at := now.Add(time.Hour)
-	seq, err := s.ScheduleExpire(context.Background(), "req-1", at)
+	seq, msgID, err := s.ScheduleExpire(context.Background(), "req-1", at)
 	if err != nil || seq != 1 || len(f.scheduled) != 1 || !f.at[0].Equal(at) {
 		t.Fatalf("seq %d err %v scheduled %d", seq, err, len(f.scheduled))
 	}
@@ -67,23 +69,59 @@ func TestScheduleExpireSendsAValidExpireEvent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the handler would reject the scheduled event: %v", err)
 	}
-	if ev.Type != access.TypeExpire || ev.RequestID != "req-1" || *f.scheduled[0].MessageID != ev.ID {
-		t.Fatalf("%+v", ev)
-	}
-	// The same schedule gets the same message id (duplicate detection).
-	_, _ = s.ScheduleExpire(context.Background(), "req-1", at)
-	if *f.scheduled[1].MessageID != *f.scheduled[0].MessageID {
-		t.Fatal("message id not stable")
+	if ev.Type != access.TypeExpire || ev.RequestID != "req-1" || *f.scheduled[0].MessageID != ev.ID || msgID != ev.ID {
+		t.Fatalf("%+v, message id %q returned %q", ev, *f.scheduled[0].MessageID, msgID)
 	}
 	if err := s.CancelExpire(context.Background(), seq); err != nil || len(f.cancelled) != 1 || f.cancelled[0] != seq {
 		t.Fatalf("cancel: %v %v", err, f.cancelled)
 	}
 }
 
+// The expire message's id cannot be guessed from what senders can read (the
+// request id and endsAt, in the read API): a sender who sent it first would
+// have the real message dropped by duplicate detection, and its CloudEvent
+// id taken as already seen (DESIGN §6b.4). Each scheduling draws a new
+// random id, even for the same request and time.
+func TestScheduleExpireIDCannotBeGuessed(t *testing.T) {
+	f := &fakeSender{}
+	s := NewScheduler(f, func() time.Time { return now })
+	const req = "req-1"
+	at := now.Add(time.Hour).Add(123456789 * time.Nanosecond)
+	seen := map[string]bool{}
+	for range 50 {
+		if _, _, err := s.ScheduleExpire(context.Background(), req, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What a sender knows of the grant, in every form it could take.
+	known := []string{req, at.UTC().Format("20060102T150405"), at.UTC().Format("20060102"), at.UTC().Format(time.RFC3339),
+		fmt.Sprint(at.Unix()), fmt.Sprint(at.UnixNano()), "expire-" + req + "-" + at.UTC().Format("20060102T150405.000000000")}
+	for _, m := range f.scheduled {
+		id := *m.MessageID
+		ev, err := access.DecodeEvent(m.Body)
+		if err != nil || ev.ID != id {
+			t.Fatalf("CloudEvent id %q, MessageId %q (%v)", ev.ID, id, err)
+		}
+		if seen[id] {
+			t.Fatalf("message id %q drawn twice for the same request and time", id)
+		}
+		seen[id] = true
+		for _, k := range known {
+			if strings.Contains(id, k) {
+				t.Fatalf("message id %q contains %q", id, k)
+			}
+		}
+		// 128 bits at least: 26 base32 characters.
+		if len(id) < 26 || len(id) > 128 {
+			t.Fatalf("message id %q: %d characters", id, len(id))
+		}
+	}
+}
+
 func TestErrorsAreTranslated(t *testing.T) {
 	f := &fakeSender{err: &azservicebus.Error{Code: azservicebus.CodeConnectionLost}}
 	s := NewScheduler(f, nil)
-	if _, err := s.ScheduleExpire(context.Background(), "r", now); !fault.Transient(err) {
+	if _, _, err := s.ScheduleExpire(context.Background(), "r", now); !fault.Transient(err) {
 		t.Fatalf("connection lost: %v", err)
 	}
 	f.err = &azservicebus.Error{Code: azservicebus.CodeUnauthorizedAccess}
