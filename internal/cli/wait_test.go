@@ -28,12 +28,12 @@ func handlerLike(d *deployment, ev access.Event) {
 			return // parked: not visible
 		}
 		if strings.EqualFold(ev.Approver, r.RequesterUPN) {
-			r.History = append(r.History, entry("refused", r.RequesterUPN, "approve: requesters cannot approve or deny their own request"))
+			r.History = append(r.History, entry("refused", r.RequesterUPN, "approved: requesters cannot approve or deny their own request"))
 			return
 		}
 		for _, a := range r.Approvals {
 			if strings.EqualFold(a.ApproverUPN, ev.Approver) {
-				r.History = append(r.History, entry("refused", a.ApproverUPN, "approve: this approver has already approved; another approver is required"))
+				r.History = append(r.History, entry("refused", a.ApproverUPN, "approved: this approver has already approved; another approver is required"))
 				return
 			}
 		}
@@ -86,7 +86,7 @@ func TestSendWaitOutcomes(t *testing.T) {
 	// The same approver again: refused, 5 — the earlier "approved" entry by
 	// p01 (before this event was sent) does not count.
 	code, out, _ = run(t, Send, "approved", "--wait", "--sandbox", d.URL, "--request-id", "r1", "--approver", "p01@contoso.com")
-	if code != ExitRefused || out != "refused: approve: this approver has already approved; another approver is required; request r1 is active\n" {
+	if code != ExitRefused || out != "refused: approved: this approver has already approved; another approver is required; request r1 is active\n" {
 		t.Fatalf("second approval: exit %d, out %q", code, out)
 	}
 
@@ -139,11 +139,11 @@ func TestSendWaitIgnoresOthersEntries(t *testing.T) {
 	d.onRead = func(d *deployment, id string) {
 		r := d.requests["r1"]
 		if d.reads == 4 {
-			r.History = append(r.History, entry("refused", "p01@contoso.com", "approve: request is active"))
+			r.History = append(r.History, entry("refused", "p01@contoso.com", "approved: request is active"))
 		}
 	}
 	code, out, _ := run(t, Send, "approved", "--wait", "--sandbox", d.URL, "--request-id", "r1", "--approver", "p01@contoso.com")
-	if code != ExitRefused || !strings.Contains(out, "approve: request is active") {
+	if code != ExitRefused || !strings.Contains(out, "approved: request is active") {
 		t.Fatalf("exit %d, out %q", code, out)
 	}
 }
@@ -155,7 +155,7 @@ func TestFindEffectActors(t *testing.T) {
 			entry("requested", "n01@contoso.com", ""),
 			entry("approved", "p01@contoso.com", ""),
 			entry("activated", "jitaccess", ""),
-			entry("refused", "p03@contoso.com", "approve: request is active"),
+			entry("refused", "p03@contoso.com", "approved: request is active"),
 		}}
 	for _, c := range []struct {
 		typ, actor string
