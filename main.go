@@ -5,7 +5,8 @@
 //	jitaccess                 serve the Functions host (FUNCTIONS_CUSTOMHANDLER_PORT)
 //	jitaccess sandbox         the local sandbox of 'make run'
 //	jitaccess send ...        send a request event (see 'jitaccess send --help')
-//	jitaccess get [id]        read the API
+//	jitaccess get <id>        read one request from the API
+//	jitaccess list ...        list requests from the API
 package main
 
 import (
@@ -41,8 +42,9 @@ const usage = `jitaccess — just-in-time, approval-gated membership of privileg
 usage:
   jitaccess                 run as the Azure Functions custom handler (the host starts it)
   jitaccess sandbox [flags] run the local sandbox ('make run'); --help for flags
-  jitaccess send <type> ... send a request event; 'jitaccess send --help'
-  jitaccess get [id] ...    read requests from the API; 'jitaccess get --help'
+  jitaccess send <type> ... send a request event (--wait: wait for its outcome); 'jitaccess send --help'
+  jitaccess get <id> ...    show one request (table; -o json); 'jitaccess get --help'
+  jitaccess list ...        list requests (table; -o json); 'jitaccess list --help'
   jitaccess version
 `
 
@@ -66,6 +68,8 @@ func run(ctx context.Context, args []string) int {
 		return cli.Send(ctx, args, cli.Env{})
 	case "get":
 		return cli.Get(ctx, args, cli.Env{})
+	case "list":
+		return cli.List(ctx, args, cli.Env{})
 	case "version", "--version":
 		fmt.Println(version)
 		return 0

@@ -2,10 +2,15 @@
 // binary: `jitaccess send <type> ...` builds a CloudEvent, validates it with
 // the same decoder the handler uses, and sends it to Service Bus (namespace
 // with an Entra credential, or a connection string) or to the local sandbox;
-// `jitaccess get [id]` reads the API.
+// with --wait it follows the event's outcome through the read API.
+// `jitaccess get ID` and `jitaccess list` read the API and print tables (or
+// the JSON with -o json).
 //
-// Exit codes a script can rely on: 0 done, 1 the send or read failed, 2 the
-// command line or the event is invalid (nothing was sent), 3 not found.
+// Exit codes a script can rely on (the constants below): 0 done (the event
+// applied, with --wait), 1 the send or the read failed, 2 the command line
+// or the event is invalid (nothing was sent), 3 not found; and for
+// `send --wait`: 4 rejected, 5 refused, 6 the request ended failed, 7 no
+// outcome within --timeout.
 package cli
 
 import (
@@ -31,10 +36,31 @@ import (
 
 // Exit codes.
 const (
-	ExitOK       = 0
-	ExitFailed   = 1
-	ExitUsage    = 2
+	// ExitOK: done; with --wait, the event was applied.
+	ExitOK = 0
+	// ExitFailed: the send or the read failed (unreachable, 5xx, refused
+	// 401/403), or the API's answer cannot be read.
+	ExitFailed = 1
+	// ExitUsage: bad command line or invalid event; nothing was sent.
+	ExitUsage = 2
+	// ExitNotFound: `get` of an unknown request.
 	ExitNotFound = 3
+	// ExitRejected: `send --wait`: the event was rejected (recorded with
+	// state or history entry "rejected": an invalid request, an unknown
+	// profile, a requester who may not ask, a requestId used for other
+	// content).
+	ExitRejected = 4
+	// ExitRefused: `send --wait`: the action was not allowed (history entry
+	// "refused": an approval by the requester or a non-approver, a cancel
+	// by someone else, any action on an ended request); the request stays
+	// as it was.
+	ExitRefused = 5
+	// ExitRequestFailed: `send --wait`: the event was applied but the
+	// request ended failed (Graph or ARM refused the grant for good).
+	ExitRequestFailed = 6
+	// ExitTimeout: `send --wait`: no outcome within --timeout; the event was
+	// sent and may still be applied ('jitaccess get' shows it later).
+	ExitTimeout = 7
 )
 
 // DefaultSandboxURL is where `jitaccess sandbox` listens.
@@ -46,6 +72,8 @@ type Env struct {
 	Getenv         func(string) string
 	Now            func() time.Time
 	HTTP           *http.Client
+	// Loc is the time zone tables show times in (default: the local one).
+	Loc *time.Location
 }
 
 func (e *Env) defaults() {
@@ -63,6 +91,9 @@ func (e *Env) defaults() {
 	}
 	if e.HTTP == nil {
 		e.HTTP = &http.Client{Timeout: 30 * time.Second}
+	}
+	if e.Loc == nil {
+		e.Loc = time.Local
 	}
 }
 
@@ -93,9 +124,45 @@ Where to send (one of; default: the local sandbox):
   --queue NAME               queue (default access-requests, or $JIT_REQUESTS_QUEUE)
   --print                    print the event and send nothing
   --source URI               CloudEvent source (default /jitaccess/cli)
+  --id ID                    CloudEvent id (default a new UUID; the same id twice is one event)
 
-On success it prints {"id":...,"requestId":...,"type":...} and exits 0. It exits
-2 without sending when the flags or the event are invalid, 1 when sending fails.
+Waiting for the outcome:
+  --wait                     after sending, read the request through the read API until
+                             the event's outcome shows, print it as one line, and exit
+                             with its code (below)
+  --timeout D                how long to wait (default 1m; 90s, 5m or PT5M)
+  --api URL                  the read API (default: the --sandbox URL when sending to the
+                             sandbox, else $JIT_API_URL; required with Service Bus)
+  --code KEY                 function key, sent as the x-functions-key header (or $JIT_FUNCTION_KEY)
+  --api-token TOKEN          Entra access token for the read API once sign-in is on, sent as
+                             a bearer token; prefer $JIT_API_TOKEN (a flag shows in the
+                             process list). Keys and tokens are never printed.
+  --utc                      times in the outcome line in UTC (default: the local zone)
+  With --wait the API is read before anything is sent: when it cannot be
+  read, nothing is sent (exit 1).
+
+How --wait knows the outcome: the read API does not show event ids, so it
+notes how many history entries the request had before sending, and waits
+for a new entry of this event's kind (requested/rejected, approved/refused,
+denied/refused, cancelled/refused, revoked/refused) by the identity the
+event asserted; after an applied entry it waits until the request leaves
+activating/ending.
+
+Output and exit codes:
+  without --wait  prints {"id":...,"requestId":...,"type":...}; 0 sent
+  with --wait     prints one line "<outcome>: <what happened>" and exits
+                  0  applied   (e.g. "applied: request r1 is active until ...")
+                  4  rejected  ("rejected: <reason>; request r1 is rejected")
+                  5  refused   ("refused: <reason>; request r1 is pending")
+                  6  failed    (applied, but the request ended failed: "failed: ...")
+                  7  timeout   (no outcome within --timeout; it may still come)
+  always          2  invalid flags or event, nothing sent
+                  1  not sent (the target failed), or the read API failed or
+                     refused the read (401/403) — before sending with --wait,
+                     nothing was sent then
+A rejection without a request id (an event the handler cannot read at all,
+which this command's own check prevents) is not readable through the API:
+--wait then ends in a timeout; the dashboard lists such rejections.
 `
 
 // Send runs `jitaccess send`.
@@ -137,7 +204,14 @@ func Send(ctx context.Context, args []string, env Env) int {
 		source    = fs.String("source", "/jitaccess/cli", "")
 		eventID   = fs.String("id", "", "")
 		help      = fs.Bool("help", false, "")
+		wait      = fs.Bool("wait", false, "")
+		timeout   = fs.String("timeout", "", "")
+		utc       = fs.Bool("utc", false, "")
+		api       apiFlags
 	)
+	fs.StringVar(&api.url, "api", "", "")
+	fs.StringVar(&api.key, "code", "", "")
+	fs.StringVar(&api.token, "api-token", "", "")
 	if err := fs.Parse(args[1:]); err != nil {
 		fmt.Fprintf(env.Stderr, "jitaccess send %s: %v\nrun 'jitaccess send --help' for the flags\n", args[0], err)
 		return ExitUsage
@@ -158,11 +232,18 @@ func Send(ctx context.Context, args []string, env Env) int {
 		access.TypeCancelled: {"by", "reason"},
 		access.TypeRevoked:   {"by", "reason"},
 	}[typ]
-	common := []string{"request-id", "sandbox", "namespace", "connection-string", "queue", "print", "source", "id", "help"}
-	var wrong []string
+	common := []string{"request-id", "sandbox", "namespace", "connection-string", "queue", "print", "source", "id", "help", "wait"}
+	waitOnly := []string{"timeout", "api", "code", "api-token", "utc"}
+	var wrong, needWait []string
 	fs.Visit(func(f *flag.Flag) {
 		for _, a := range append(allowed, common...) {
 			if f.Name == a {
+				return
+			}
+		}
+		for _, a := range waitOnly {
+			if f.Name == a {
+				needWait = append(needWait, "--"+f.Name)
 				return
 			}
 		}
@@ -170,6 +251,14 @@ func Send(ctx context.Context, args []string, env Env) int {
 	})
 	if len(wrong) > 0 {
 		fmt.Fprintf(env.Stderr, "jitaccess send %s: %s does not apply to this event\n", args[0], strings.Join(wrong, ", "))
+		return ExitUsage
+	}
+	if len(needWait) > 0 && !*wait {
+		fmt.Fprintf(env.Stderr, "jitaccess send %s: %s applies only with --wait\n", args[0], strings.Join(needWait, ", "))
+		return ExitUsage
+	}
+	if *wait && *printOnly {
+		fmt.Fprintf(env.Stderr, "jitaccess send %s: --wait and --print exclude each other\n", args[0])
 		return ExitUsage
 	}
 	if *requestID == "" {
@@ -222,15 +311,55 @@ func Send(ctx context.Context, args []string, env Env) int {
 	if *connStr == "" && *namespace == "" && *sandbox == "" {
 		*connStr = env.Getenv("JIT_SERVICEBUS_CONNECTION_STRING")
 	}
+	toSandbox := *namespace == "" && *connStr == ""
+	sandboxURL := orEnv(*sandbox, orEnv(env.Getenv("JIT_SANDBOX_URL"), DefaultSandboxURL))
+	var w *waiter
+	if *wait {
+		d, err := parseTimeout(*timeout)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "jitaccess send %s: %v\n", args[0], err)
+			return ExitUsage
+		}
+		base := api.url
+		switch {
+		case base != "":
+		case toSandbox:
+			base = sandboxURL
+		default:
+			base = env.Getenv("JIT_API_URL")
+		}
+		if base == "" {
+			fmt.Fprintf(env.Stderr, "jitaccess send %s: --wait with Service Bus needs the read API: --api URL (or $JIT_API_URL)\n", args[0])
+			return ExitUsage
+		}
+		c, err := newAPIClient(env, base, api)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "jitaccess send %s: %v\n", args[0], err)
+			return ExitUsage
+		}
+		loc := env.Loc
+		if *utc {
+			loc = time.UTC
+		}
+		w = &waiter{api: c, requestID: *requestID, eventID: *eventID, typ: typ, timeout: d, loc: loc,
+			actor: orEnv(*requester, orEnv(*approver, *by))}
+		if err := w.readBaseline(ctx); err != nil {
+			fmt.Fprintf(env.Stderr, "jitaccess send %s: nothing sent: %v\n", args[0], err)
+			return ExitFailed
+		}
+	}
 	switch {
 	case *namespace != "" || *connStr != "":
 		err = sendServiceBus(ctx, *namespace, *connStr, *queue, *eventID, body)
 	default:
-		err = sendSandbox(ctx, env, orEnv(*sandbox, orEnv(env.Getenv("JIT_SANDBOX_URL"), DefaultSandboxURL)), *queue, body)
+		err = sendSandbox(ctx, env, sandboxURL, *queue, body)
 	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "jitaccess send %s: not sent: %v\n", args[0], err)
 		return ExitFailed
+	}
+	if w != nil {
+		return w.run(ctx, env.Stdout, env.Stderr)
 	}
 	out, _ := json.Marshal(map[string]string{"id": *eventID, "requestId": *requestID, "type": typ})
 	fmt.Fprintln(env.Stdout, string(out))
@@ -317,98 +446,6 @@ func sendSandbox(ctx context.Context, env Env, base, queue string, body []byte) 
 		return fmt.Errorf("the sandbox answered %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
-}
-
-const getUsage = `usage: jitaccess get [ID] [flags]
-
-Reads one request (with approvals and history) or, without ID, lists requests.
-
-  --url URL        the API base (default ` + DefaultSandboxURL + ` or $JIT_API_URL), e.g. https://<app>.azurewebsites.net
-  --code KEY       function key (or $JIT_FUNCTION_KEY)
-  --state STATE    list filter; also --profile, --requester, --limit, --continuation
-
-Prints the JSON answer. Exit 0 found, 3 not found, 1 failure, 2 bad usage.
-`
-
-// Get runs `jitaccess get`.
-func Get(ctx context.Context, args []string, env Env) int {
-	env.defaults()
-	fs := flag.NewFlagSet("jitaccess get", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	base := fs.String("url", "", "")
-	code := fs.String("code", "", "")
-	state := fs.String("state", "", "")
-	profile := fs.String("profile", "", "")
-	requester := fs.String("requester", "", "")
-	limit := fs.String("limit", "", "")
-	cont := fs.String("continuation", "", "")
-	help := fs.Bool("help", false, "")
-	// Allow the id before the flags.
-	var id string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		id, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
-		fmt.Fprintf(env.Stderr, "jitaccess get: %v\nrun 'jitaccess get --help' for the flags\n", err)
-		return ExitUsage
-	}
-	if *help {
-		fmt.Fprint(env.Stdout, getUsage)
-		return ExitOK
-	}
-	if id == "" && fs.NArg() == 1 {
-		id = fs.Arg(0)
-	} else if fs.NArg() > 0 {
-		fmt.Fprintf(env.Stderr, "jitaccess get: unexpected argument %q\n", fs.Arg(fs.NArg()-1))
-		return ExitUsage
-	}
-	if id != "" && !access.ValidRequestID(id) {
-		fmt.Fprintf(env.Stderr, "jitaccess get: %q is not a valid request id\n", id)
-		return ExitUsage
-	}
-	u := strings.TrimRight(orEnv(*base, orEnv(env.Getenv("JIT_API_URL"), DefaultSandboxURL)), "/") + "/api/requests"
-	q := url.Values{}
-	if id != "" {
-		u += "/" + url.PathEscape(id)
-	} else {
-		for k, v := range map[string]string{"state": *state, "profile": *profile, "requester": *requester, "limit": *limit, "continuation": *cont} {
-			if v != "" {
-				q.Set(k, v)
-			}
-		}
-	}
-	if k := orEnv(*code, env.Getenv("JIT_FUNCTION_KEY")); k != "" {
-		q.Set("code", k)
-	}
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "jitaccess get: %v\n", err)
-		return ExitUsage
-	}
-	resp, err := env.HTTP.Do(req)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "jitaccess get: the API does not answer: %v\n", err)
-		return ExitFailed
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	var pretty bytes.Buffer
-	if json.Indent(&pretty, b, "", "  ") == nil {
-		b = pretty.Bytes()
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		fmt.Fprintln(env.Stderr, string(b))
-		return ExitNotFound
-	case resp.StatusCode/100 != 2:
-		fmt.Fprintf(env.Stderr, "jitaccess get: %s\n%s\n", resp.Status, b)
-		return ExitFailed
-	}
-	fmt.Fprintln(env.Stdout, string(b))
-	return ExitOK
 }
 
 func orEnv(v, def string) string {

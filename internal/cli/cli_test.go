@@ -38,11 +38,15 @@ func newSandbox(t *testing.T) *sandbox {
 	return s
 }
 
+// cet is the "local" zone of the tests' tables.
+var cet = time.FixedZone("CET", 3600)
+
 func run(t *testing.T, fn func(context.Context, []string, Env) int, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	env := Env{Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" },
-		Now: func() time.Time { return time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC) }}
+		Now: func() time.Time { return time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC) },
+		Loc: cet}
 	code := fn(context.Background(), args, env)
 	return code, out.String(), errb.String()
 }
@@ -119,39 +123,5 @@ func TestSendPrintAndHelp(t *testing.T) {
 	}
 	if code, _, _ := run(t, Send); code != ExitUsage {
 		t.Fatalf("no args: %d", code)
-	}
-}
-
-func TestGet(t *testing.T) {
-	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/api/requests/r1":
-			if r.URL.Query().Get("code") != "k" {
-				w.WriteHeader(http.StatusUnauthorized)
-				return
-			}
-			w.Write([]byte(`{"id":"r1","state":"active"}`))
-		case "/api/requests":
-			w.Write([]byte(`{"items":[],"query":"` + r.URL.Query().Get("state") + `"}`))
-		default:
-			w.WriteHeader(http.StatusNotFound)
-			w.Write([]byte(`{"error":"not found"}`))
-		}
-	}))
-	defer api.Close()
-	if code, out, _ := run(t, Get, "r1", "--url", api.URL, "--code", "k"); code != ExitOK || !strings.Contains(out, `"active"`) {
-		t.Fatalf("get r1: %d %s", code, out)
-	}
-	if code, _, _ := run(t, Get, "r2", "--url", api.URL); code != ExitNotFound {
-		t.Fatalf("get r2: %d", code)
-	}
-	if code, out, _ := run(t, Get, "--url", api.URL, "--state", "active"); code != ExitOK || !strings.Contains(out, `"query": "active"`) {
-		t.Fatalf("list: %d %s", code, out)
-	}
-	if code, _, _ := run(t, Get, "bad/id", "--url", api.URL); code != ExitUsage {
-		t.Fatalf("bad id: %d", code)
-	}
-	if code, _, _ := run(t, Get, "r1", "--url", "http://127.0.0.1:1"); code != ExitFailed {
-		t.Fatalf("down: %d", code)
 	}
 }
