@@ -90,7 +90,7 @@ func TestRequestPageAzureRole(t *testing.T) {
 	steps := sectionHTML(t, body, "steps")
 	mustContain(t, "steps", steps, `<span class="kind">ARM</span><strong>role assignment created</strong>`,
 		`<span class="kind">ARM</span><strong>role assignment deleted</strong>`, `<span class="kind">Graph</span><strong>sign-in sessions revoked</strong>`)
-	mustContain(t, "history", sectionHTML(t, body, "history"), `<li class="step step">`, "ARM: role assignment created", "Graph: sign-in sessions revoked")
+	mustContain(t, "history", sectionHTML(t, body, "history"), `<li class="step">`, "ARM: role assignment created", "Graph: sign-in sessions revoked")
 	mustNotContain(t, "alerts", body, `class="alert`) // access gone: nothing lingers
 	mustContain(t, "approvals", sectionHTML(t, body, "approvals"), "None needed: the profile approves this request by itself.")
 }

@@ -200,7 +200,7 @@ const layoutSource = `
 {{- define "foot"}}
 <footer>
 <p id="tz">Times are UTC.</p>
-<p>Each listing reads at most 200 requests; the read API (<code>/api/requests</code>) has them all.</p>
+<p>Listings are bounded: 200 requests per state ({{rangeBound}} per ended state with a date range), and a section says when its listing had more; the read API (<code>/api/requests</code>) has them all.</p>
 </footer>
 <script>{{js}}</script>
 </body>
@@ -552,7 +552,7 @@ const detailSource = `
 {{- if .History}}
 <ol class="timeline">
 {{- range .History}}
-<li class="{{.Tone}}{{if .Step}} step{{end}}"><div class="ev">
+<li class="{{.Tone}}{{if and .Step (ne .Tone "step")}} step{{end}}"><div class="ev">
 <div class="line">{{template "when" .When}} <span class="badge {{.Tone}}">{{if .Kind}}{{.Kind}}: {{end}}{{.Label}}</span>{{if .Actor.Short}} <span class="actor">by {{template "t" .Actor}}</span>{{end}}</div>
 {{- if not .Detail.Empty}}
 <p class="detail">{{template "cause" .Detail}}</p>
@@ -608,6 +608,9 @@ var funcs = template.FuncMap{
 	// js returns the fixed script (timeScript), a constant allowed by its
 	// hash in the CSP; never data.
 	"js": func() template.JS { return template.JS(timeScript) },
+	// rangeBound is how many requests an ended state's listing reads with
+	// a date range.
+	"rangeBound": func() int { return RangePages * ListLimit },
 }
 
 var (
