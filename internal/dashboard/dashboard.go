@@ -1,21 +1,40 @@
-// Package dashboard serves the operators' page, GET /api/dashboard (DESIGN
-// §8): active grants with the time left, pending approvals, requests that
-// need attention, recent endings, denied and rejected requests and
-// out-of-band findings, optionally for one profile.
+// Package dashboard serves the operators' pages under GET /api/dashboard
+// (DESIGN §8), all on the one route the function table gives it:
 //
-// The page is rendered on the server with html/template (every value is
-// escaped by the template's contextual escaping), has no external assets
-// and no script: the stylesheet is inline and allowed by a per-response CSP
-// nonce, the profile filter is a plain GET form and the page refreshes
-// itself with <meta http-equiv="refresh">.
+//	/api/dashboard                      active grants with the time left,
+//	                                    pending approvals, requests that need
+//	                                    attention, endings, denied and rejected
+//	                                    requests and out-of-band findings
+//	/api/dashboard?profile=P            the same for one profile
+//	/api/dashboard?from=D&to=D          endings and denials of a date range
+//	                                    (UTC days, YYYY-MM-DD, at most
+//	                                    MaxRangeDays) instead of the last 24 h
+//	/api/dashboard?q=TEXT               search: an exact request id answers 303
+//	                                    to that request's page; anything else
+//	                                    lists the requests of that requester
+//	                                    (UPN or object id) or whose ticket or
+//	                                    id contains TEXT
+//	/api/dashboard?request=ID           one request: every field, approvals,
+//	                                    the Graph or ARM steps and the history
+//	                                    as a timeline; 404 page when unknown
 //
-// Query parameters: profile (empty = all profiles) and code (the function
-// key the Functions host forwards; it is carried over by the filter form so
-// that applying a filter does not lose it). Any other parameter, a repeated
-// parameter or a profile that is not configured answers 400 — an unknown
-// profile is refused rather than shown as an empty page, so that a typo in a
-// bookmarked address is never mistaken for "no active grants". When
-// Options.Profiles is empty (nothing to check against) any well-formed
+// The pages are rendered on the server with html/template (every value is
+// escaped by the template's contextual escaping) and have no external
+// assets. The stylesheet is inline and allowed by a per-response CSP nonce;
+// the one script — it shows the times in the viewer's time zone, UTC and the
+// year staying in each time's title and being the text without script — is
+// a constant allowed by its hash. Forms are plain GET forms; the dashboard
+// and the page of an unfinished request refresh themselves with
+// <meta http-equiv="refresh"> to their own canonical address.
+//
+// No key or token ever appears in a URL the pages render (DESIGN §8): a
+// code parameter (the function key the Functions host may forward) is
+// accepted and ignored, and no link, form or refresh carries it. Any other
+// unknown parameter, a repeated parameter, a bad date range or a profile
+// that is not configured answers 400 with a page that says what is wrong —
+// an unknown profile is refused rather than shown as an empty page, so that
+// a typo in a bookmarked address is never mistaken for "no active grants".
+// When Options.Profiles is empty (nothing to check against) any well-formed
 // profile name is accepted. A client that asks for JSON (Accept:
 // application/json without text/html) gets errors as {"error":"..."} like the
 // read API; browsers get an HTML page.
@@ -24,11 +43,12 @@
 // (200), plus one RecentRejections call, plus — only when the store lists
 // requests without their history — at most HistoryLookups (50) GetRequest
 // calls for the rows that show who ended a request and whether sessions
-// were revoked. A section whose listing had more
-// says so on the page. Ended states are filtered to a time window (24 h for
-// endings, denials and rejections, 7 days for failures and removed
-// out-of-band members); the store is expected to list ended states newest
-// first, otherwise the window shows what the first page holds.
+// were revoked. With a date range, the listings of ended states read up to
+// RangePages pages each. A section whose listing had more says so on the
+// page. Failures and removed out-of-band members are shown for 7 days. A
+// search makes the same listings (the ticket has no index: it is looked for
+// among them, and the page says so) plus one listing by requester; a
+// request's page is one GetRequest.
 //
 // When the store fails the answer is 503 with a page saying storage is
 // unreachable (it keeps refreshing, so it recovers by itself). A stored
@@ -41,6 +61,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -52,16 +73,26 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jitaccess/jitaccess/internal/access"
 	"github.com/jitaccess/jitaccess/internal/broker"
 )
 
+// UserResolver resolves a UPN to the user's object id, for the search by
+// requester (broker.Directory satisfies it).
+type UserResolver interface {
+	LookupUser(ctx context.Context, idOrUPN string) (broker.User, error)
+}
+
 // Options configure the dashboard.
 type Options struct {
 	// Store is where requests are read from (required; nil answers 503).
 	Store broker.Lister
+	// Users, when set, resolves a UPN searched for to an object id, so that
+	// the requester index finds all of that user's requests. Without it a
+	// UPN is matched among the listed requests (and the object id of a
+	// match is then looked up in the index).
+	Users UserResolver
 	// Profiles are the configured profiles; their names fill the filter.
 	Profiles []access.Profile
 	// Now is the clock (default time.Now).
@@ -86,9 +117,13 @@ const (
 	DefaultSweepInterval = time.Minute
 	// ListLimit bounds every listing the page makes.
 	ListLimit = 200
+	// RangePages is how many pages of ListLimit the listing of an ended
+	// state reads when a date range is asked for.
+	RangePages = 5
 	// RejectionLimit bounds the rejections without request id read per page.
 	RejectionLimit = 50
-	// RecentWindow is how far back endings, denials and rejections are shown.
+	// RecentWindow is how far back endings, denials and rejections are shown
+	// when no date range is asked for.
 	RecentWindow = 24 * time.Hour
 	// AttentionWindow is how far back failures and removed out-of-band
 	// members are shown.
@@ -99,16 +134,16 @@ const (
 	HistoryParallel = 8
 	// StuckAfter is how old unfinished Graph work must be to need attention.
 	StuckAfter = 5 * time.Minute
-	// MaxText is how many characters of a free-text field are displayed; the
-	// full text is in the title attribute.
+	// MaxText is how many characters of a free-text field are displayed in
+	// a table; the full text is in the title attribute and on the request's
+	// page.
 	MaxText = 120
 	// MaxUnreadableShown bounds the ids of unreadable stored requests the
 	// page names (the count is always whole).
 	MaxUnreadableShown = 20
+	// MaxResults bounds the rows of a search.
+	MaxResults = 200
 )
-
-// allowedParams are the query parameters the page understands.
-var allowedParams = map[string]bool{"profile": true, "code": true}
 
 type handler struct {
 	o        Options
@@ -151,7 +186,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, nonce, http.StatusMethodNotAllowed, "Method not allowed", "The dashboard only answers GET.")
 		return
 	}
-	profile, code, msg := h.parseQuery(r)
+	now := h.o.Now().UTC()
+	q, msg := h.parseQuery(r.URL.RawQuery, now)
 	if msg != "" {
 		h.fail(w, r, nonce, http.StatusBadRequest, "Bad request", msg)
 		return
@@ -161,19 +197,40 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"No request store is configured, so there is nothing to show.")
 		return
 	}
-	now := h.o.Now().UTC()
-	p, err := h.gather(r.Context(), profile, now)
+	f := frame{Nonce: nonce, Self: q.self(), Now: newStampSecs(now), Profile: q.profile, Search: q.search, Win: q.win,
+		Profiles: h.profileOptions(q.profile)}
+	switch {
+	case q.request != "":
+		h.serveDetail(w, r, f, q.request, now)
+	case q.search != "":
+		h.serveSearch(w, r, f, q, now)
+	default:
+		h.serveDashboard(w, r, f, q, now)
+	}
+}
+
+func (h *handler) serveDashboard(w http.ResponseWriter, r *http.Request, f frame, q query, now time.Time) {
+	p, err := h.gather(r.Context(), q, now)
 	if err != nil {
-		h.log.ErrorContext(r.Context(), "dashboard: storage failed", "kind", errKind(err))
-		h.fail(w, r, nonce, http.StatusServiceUnavailable, "Storage is unreachable",
-			"The request store did not answer, so the current state cannot be shown. The page retries by itself.")
+		h.storeFailed(w, r, f.Nonce, err)
 		return
 	}
-	p.Nonce, p.Refresh, p.Code = nonce, refreshSeconds(h.o.Refresh), code
-	p.Profiles = h.profileOptions(profile)
+	f.Refresh = refreshSeconds(h.o.Refresh)
+	p.frame = f
+	h.render(w, r, f.Nonce, "page", p)
+}
+
+func (h *handler) storeFailed(w http.ResponseWriter, r *http.Request, nonce string, err error) {
+	h.log.ErrorContext(r.Context(), "dashboard: storage failed", "kind", errKind(err))
+	h.fail(w, r, nonce, http.StatusServiceUnavailable, "Storage is unreachable",
+		"The request store did not answer, so the current state cannot be shown. The page retries by itself.")
+}
+
+// render executes the named template and answers 200.
+func (h *handler) render(w http.ResponseWriter, r *http.Request, nonce, name string, data any) {
 	var buf bytes.Buffer
-	if err := pageTmpl.Execute(&buf, p); err != nil {
-		h.log.ErrorContext(r.Context(), "dashboard: render failed", "error", err.Error())
+	if err := pageTmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		h.log.ErrorContext(r.Context(), "dashboard: render failed", "page", name, "error", err.Error())
 		h.fail(w, r, nonce, http.StatusInternalServerError, "Internal error", "The page could not be rendered.")
 		return
 	}
@@ -183,42 +240,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(buf.Bytes())
 	}
-}
-
-// parseQuery validates the query; msg is the 400 message when it is bad.
-func (h *handler) parseQuery(r *http.Request) (profile, code, msg string) {
-	q, err := parseQueryStrict(r.URL.RawQuery)
-	if err != nil {
-		return "", "", "The query string cannot be read."
-	}
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if !allowedParams[k] {
-			return "", "", "Unknown query parameter " + strconv.Quote(clipRunes(k, 32)) + ". The dashboard understands only profile."
-		}
-		if len(q[k]) > 1 {
-			return "", "", "Query parameter " + strconv.Quote(k) + " is given more than once."
-		}
-	}
-	profile = strings.TrimSpace(q.Get("profile"))
-	code = q.Get("code")
-	if len(code) > 1024 || !utf8.ValidString(code) {
-		return "", "", "The code parameter is not valid."
-	}
-	if profile == "" {
-		return "", code, ""
-	}
-	if len(profile) > access.MaxProfileLen || !utf8.ValidString(profile) {
-		return "", "", "The profile name is too long or not valid text."
-	}
-	if len(h.known) > 0 && !h.known[profile] {
-		return "", "", "There is no profile named " + strconv.Quote(profile) + ". Known profiles: " + strings.Join(h.profiles, ", ") + "."
-	}
-	return profile, code, ""
 }
 
 func (h *handler) profileOptions(selected string) []profileOption {
@@ -234,6 +255,8 @@ func (h *handler) profileOptions(selected string) []profileOption {
 }
 
 // fail answers an error: an HTML page, or JSON for clients that ask for it.
+// Pages of client errors link back to the dashboard ("?": no parameter, so
+// no key either).
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, nonce string, status int, title, msg string) {
 	if wantsJSON(r) {
 		w.Header().Set("Content-Type", "application/json")
@@ -245,14 +268,11 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, nonce string, sta
 	}
 	var buf bytes.Buffer
 	e := errorPage{Nonce: nonce, Status: status, Title: title, Message: msg}
-	if status == http.StatusServiceUnavailable {
+	switch status {
+	case http.StatusServiceUnavailable:
 		e.Refresh = refreshSeconds(h.o.Refresh)
-	}
-	if status == http.StatusBadRequest {
-		e.Home = "?"
-		if code := r.URL.Query().Get("code"); code != "" && len(code) <= 1024 {
-			e.Home = "?code=" + urlQueryEscape(code)
-		}
+	case http.StatusBadRequest, http.StatusNotFound:
+		e.Home = true
 	}
 	if err := errorTmpl.Execute(&buf, e); err != nil {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -285,12 +305,19 @@ func wantsJSON(r *http.Request) bool {
 	return json && !html
 }
 
-// CSP is the Content-Security-Policy of every answer; %s is the style nonce.
-const cspFormat = "default-src 'none'; style-src 'nonce-%s'; img-src data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+// cspFormat is the Content-Security-Policy of every answer: %n is the style
+// nonce, %h the hash of the one script (timeScript).
+const cspFormat = "default-src 'none'; style-src 'nonce-%n'; script-src '%h'; img-src data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// scriptHash is the CSP source of timeScript: 'sha256-<base64>'.
+var scriptHash = func() string {
+	sum := sha256.Sum256([]byte(timeScript))
+	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
+}()
 
 func setHeaders(w http.ResponseWriter, nonce string) {
 	hd := w.Header()
-	hd.Set("Content-Security-Policy", strings.Replace(cspFormat, "%s", nonce, 1))
+	hd.Set("Content-Security-Policy", strings.NewReplacer("%n", nonce, "%h", scriptHash).Replace(cspFormat))
 	hd.Set("X-Content-Type-Options", "nosniff")
 	hd.Set("X-Frame-Options", "DENY")
 	hd.Set("Referrer-Policy", "no-referrer")

@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,7 +77,8 @@ func TestSections(t *testing.T) {
 	if ct := rec.Header().Get("Content-Type"); ct != "text/html; charset=utf-8" {
 		t.Errorf("content type %q", ct)
 	}
-	mustContain(t, "page", body, `<meta http-equiv="refresh" content="15">`, `<html lang="en">`, "as of", "23 Nov 10:00:00 UTC")
+	mustContain(t, "page", body, `<meta http-equiv="refresh" content="15; url=?">`, `<html lang="en">`, "as of",
+		`<time datetime="2026-11-23T10:00:00Z" title="2026-11-23 10:00:00 UTC" data-s>23`+nb+`Nov`+nb+`2026 10:00:00`+nb+`UTC</time>`)
 
 	active := sectionHTML(t, body, "active")
 	mustContain(t, "active", active, "<caption>", `<th scope="col">Time left</th>`,
@@ -117,7 +120,7 @@ func TestSections(t *testing.T) {
 	for _, c := range []string{`<span class="n">6</span><span class="l">Active grants</span>`,
 		`<span class="n">2</span><span class="l">Pending approvals</span>`,
 		`<span class="n">2</span><span class="l">Need attention</span>`,
-		`<span class="n">3</span><span class="l">Ended (24 h)</span>`,
+		`<span class="n">5</span><span class="l">Ended (24 h)</span>`,
 		`<span class="n">4</span><span class="l">Denied / rejected (24 h)</span>`,
 		`<span class="n">1</span><span class="l">Out-of-band members</span>`} {
 		mustContain(t, "counts", body, c)
@@ -146,9 +149,10 @@ func TestHistoryReadForListingsWithout(t *testing.T) {
 	mustContain(t, "endings", ends, "<td>"+p01+"</td>", "<td>revoked</td>")
 	mustContain(t, "outofband", sectionHTML(t, body, "outofband"), "added by mallory@contoso.example")
 	mustContain(t, "denied", sectionHTML(t, body, "denied"), "<td>"+p01+"</td>")
-	// expired, revoked, denied, two out-of-band: one read each, no more.
-	if store.gets != 5 {
-		t.Errorf("%d history reads, want 5", store.gets)
+	// expired, revoked (two), kept, denied, two out-of-band: one read
+	// each, no more.
+	if store.gets != 7 {
+		t.Errorf("%d history reads, want 7", store.gets)
 	}
 	// With many such rows the reads stay bounded.
 	store = &fakeLister{noHistory: true}
@@ -186,11 +190,12 @@ func TestEscaping(t *testing.T) {
 	_, body := get(t, newTestHandler(store), "/api/dashboard")
 	mustContain(t, "page", body, xssText, "&lt;/td&gt;&lt;/tr&gt;&lt;/table&gt;&lt;script&gt;alert(3)&lt;/script&gt;",
 		"&#34;&gt;&lt;svg onload=alert(2)&gt;")
-	for _, bad := range []string{"<script", "<img", "<svg", "onerror=alert(1)>", `"><b>`} {
+	for _, bad := range []string{"<img", "<svg", "onerror=alert(1)>", `"><b>`} {
 		if strings.Contains(strings.ToLower(body), bad) {
 			t.Errorf("page contains raw %q", bad)
 		}
 	}
+	onlyTimeScript(t, "page", body)
 	// The long UPN with a quote stays inside its title attribute.
 	mustContain(t, "long upn", body, `title="`+html.EscapeString(longUPN)[:40])
 	if strings.Count(body, "<table") != strings.Count(body, "</table>") || strings.Count(body, "<tr>") != strings.Count(body, "</tr>") {
@@ -219,7 +224,20 @@ func TestLongFieldsAreCut(t *testing.T) {
 	mustContain(t, "css", body, "overflow-wrap:anywhere")
 }
 
-var cspRe = regexp.MustCompile(`^default-src 'none'; style-src 'nonce-([A-Za-z0-9_-]{20,})'; img-src data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'$`)
+var cspRe = regexp.MustCompile(`^default-src 'none'; style-src 'nonce-([A-Za-z0-9_-]{20,})'; script-src '(sha256-[A-Za-z0-9+/]{43}=)'; img-src data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'$`)
+
+// nb is the no-break space of the displayed times.
+const nb = "\u00a0"
+
+// onlyTimeScript checks that the one script of a page is the time script,
+// whose hash the CSP allows.
+func onlyTimeScript(t *testing.T, where, body string) {
+	t.Helper()
+	if n := strings.Count(strings.ToLower(body), "<script"); n != 1 {
+		t.Errorf("%s: %d scripts, want only the time script", where, n)
+	}
+	mustContain(t, where, body, "<script>"+timeScript+"</script>")
+}
 
 func TestHeaders(t *testing.T) {
 	h := newTestHandler(seed(now0))
@@ -241,7 +259,16 @@ func TestHeaders(t *testing.T) {
 				t.Errorf("%s: %s = %q, want %q", target, k, hd.Get(k), v)
 			}
 		}
-		mustNotContain(t, target, body, "<script", " style=", "http://", "https://", "<link rel=\"stylesheet\"")
+		mustNotContain(t, target, body, " style=", "http://", "https://", "<link rel=\"stylesheet\"")
+		if rec.Code == 200 {
+			onlyTimeScript(t, target, body)
+			sum := sha256.Sum256([]byte(timeScript))
+			if want := "sha256-" + base64.StdEncoding.EncodeToString(sum[:]); m[2] != want {
+				t.Errorf("%s: CSP allows %s, the script's hash is %s", target, m[2], want)
+			}
+		} else {
+			mustNotContain(t, target, body, "<script")
+		}
 	}
 	if nonces[0] == nonces[1] {
 		t.Error("nonce reused across responses")
@@ -267,11 +294,20 @@ func TestProfileFilter(t *testing.T) {
 	mustNotContain(t, "filtered", body, n01, "erin@", "kim@", "data is not valid JSON")
 	mustContain(t, "form", body, `<form class="filter" method="get"`, `<select id="profile" name="profile">`, `<label for="profile">`)
 
-	// The function key is carried by the form.
-	_, body = get(t, newTestHandler(seed(now0)), "/api/dashboard?code=k%22ey&profile=aks-admin")
-	mustContain(t, "code", body, `<input type="hidden" name="code" value="k&#34;ey">`)
-	_, body = get(t, newTestHandler(seed(now0)), "/api/dashboard")
-	mustNotContain(t, "no code", body, `name="code"`)
+	// A function key in the query is accepted and never rendered: not in
+	// the forms, the links or the refresh.
+	for _, target := range []string{"/api/dashboard?code=K3Y-S3CR3T&profile=aks-admin", "/api/dashboard?code=K3Y-S3CR3T",
+		"/api/dashboard?code=K3Y-S3CR3T&q=INC", "/api/dashboard?code=K3Y-S3CR3T&request=req-kept",
+		"/api/dashboard?code=K3Y-S3CR3T&from=2026-11-22", "/api/dashboard?code=K3Y-S3CR3T&request=nope", "/api/dashboard?code=K3Y-S3CR3T&bogus=1"} {
+		rec, body := get(t, newTestHandler(seed(now0)), target)
+		if rec.Code >= 500 {
+			t.Errorf("%s: %d", target, rec.Code)
+		}
+		mustNotContain(t, target, body, "K3Y", `name="code"`, "code=")
+		mustNotContain(t, target, rec.Header().Get("Location"), "K3Y")
+	}
+	_, body = get(t, newTestHandler(seed(now0)), "/api/dashboard?code=K3Y-S3CR3T&profile=aks-admin")
+	mustContain(t, "refresh", body, `<meta http-equiv="refresh" content="15; url=?profile=aks-admin">`)
 
 	// No configured profiles: any well-formed name filters.
 	store = seed(now0)
@@ -339,6 +375,7 @@ func TestStorageDown(t *testing.T) {
 			t.Errorf("%s: status %d", name, rec.Code)
 		}
 		mustContain(t, name, body, "<h1>Storage is unreachable</h1>", `<meta http-equiv="refresh" content="15">`, `role="alert"`)
+		mustNotContain(t, name, body, `url=`)
 		mustNotContain(t, name, body, "connection refused", "dial tcp")
 		if cspRe.FindString(rec.Header().Get("Content-Security-Policy")) == "" || rec.Header().Get("Cache-Control") != "no-store" {
 			t.Errorf("%s: headers %v", name, rec.Header())
@@ -366,7 +403,7 @@ func TestTruncatedListing(t *testing.T) {
 func TestRefreshOption(t *testing.T) {
 	h := New(Options{Store: &fakeLister{}, Refresh: 1500 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	_, body := get(t, h, "/")
-	mustContain(t, "refresh", body, `<meta http-equiv="refresh" content="2">`, "refreshes every 2 s")
+	mustContain(t, "refresh", body, `<meta http-equiv="refresh" content="2; url=?">`, "refreshes every 2 s")
 }
 
 func TestSpan(t *testing.T) {

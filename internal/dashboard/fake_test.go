@@ -1,8 +1,10 @@
 package dashboard
 
 import (
+	"cmp"
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -12,8 +14,9 @@ import (
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
-// fakeLister is an in-memory broker.Lister: it filters by state and profile,
-// honours Limit (reporting Next when more remain) and records the filters.
+// fakeLister is an in-memory broker.Lister: it filters by state, profile and
+// requester, honours Limit and After (reporting Next when more remain) and
+// records the filters.
 type fakeLister struct {
 	mu      sync.Mutex
 	reqs    []*access.Request
@@ -49,14 +52,28 @@ func (f *fakeLister) ListRequests(_ context.Context, lf broker.ListFilter) (brok
 	if f.err != nil {
 		return broker.ListPage{}, f.err
 	}
+	// After is the number of matching requests already listed.
+	skip := 0
+	if lf.After != "" {
+		n, err := strconv.Atoi(lf.After)
+		if err != nil {
+			return broker.ListPage{}, fault.Wrap(fault.ErrPermanent, "list", err)
+		}
+		skip = n
+	}
 	var out []*access.Request
 	for _, r := range f.reqs {
 		if lf.State != "" && r.State != lf.State || lf.Profile != "" && r.Profile != lf.Profile ||
 			lf.Requester != "" && r.Requester != lf.Requester {
 			continue
 		}
+		if skip > 0 {
+			skip--
+			continue
+		}
 		if len(out) == lf.Limit {
-			return broker.ListPage{Items: out, Next: "more"}, nil
+			n, _ := strconv.Atoi(cmp.Or(lf.After, "0"))
+			return broker.ListPage{Items: out, Next: strconv.Itoa(n + lf.Limit)}, nil
 		}
 		if f.noHistory {
 			c := *r
@@ -160,6 +177,37 @@ func seed(now time.Time) *fakeLister {
 				History: []access.HistoryEntry{hist(ago(15*time.Minute), "denied", p01, "not during the freeze")}},
 			{ID: "req-rejected", State: access.Rejected, Requester: "id-l", RequesterUPN: "guest_x@contoso.example", Profile: "aks-admin",
 				EndedAt: ago(20 * time.Minute), Reason: "guest users cannot request access"},
+			// Ended while another grant still held the membership: nothing
+			// removed, so sessions were not revoked — the note says why.
+			{ID: "req-kept", Source: access.SourceEvents, State: access.Expired, Requester: n01ID, RequesterUPN: n01, Profile: "aks-admin",
+				GroupID: adminGrp, Duration: access.Duration(30 * time.Minute), Justification: "check the node pool", Ticket: "CHG-7",
+				RequestedAt: ago(75 * time.Minute), ActivatedAt: ago(70 * time.Minute), EndsAt: ago(40 * time.Minute), EndedAt: ago(40 * time.Minute),
+				AccessGoneBy: now.Add(50 * time.Minute), RevokeSessionsOnEnd: true, ApprovalsRequired: 1,
+				Approvals: []access.Approval{{Approver: "0d7a7d8e-6a8b-4f2b-9a59-1c3c0f6a0002", ApproverUPN: p01, At: ago(70 * time.Minute), Comment: "ok <b>for</b> 30m"}},
+				History: []access.HistoryEntry{
+					{At: ago(75 * time.Minute), Type: "requested", Actor: n01, Detail: "PT30M", EventID: "evt-kept-1"},
+					{At: ago(70 * time.Minute), Type: "approved", Actor: p01, Detail: "ok <b>for</b> 30m", EventID: "evt-kept-2"},
+					hist(ago(70*time.Minute), "activated", "jitaccess", ""),
+					hist(ago(70*time.Minute), "note", "jitaccess", "membership already held through grant req-active-xss"),
+					hist(ago(40*time.Minute), "expired", "jitaccess", ""),
+					hist(ago(40*time.Minute), "note", "jitaccess", access.DetailKeptPrefix+"req-active-xss"),
+				}},
+			// An azure-role grant revoked early: the role assignment made and
+			// deleted through ARM, sessions revoked through Graph.
+			{ID: "req-role", Source: access.SourceEvents, State: access.Revoked, Requester: "id-r", RequesterUPN: "rita@contoso.example",
+				Profile: "aks-oncall", Activation: access.ActivationAzureRole, Duration: access.Duration(2 * time.Hour),
+				Scope:            "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-aks/providers/Microsoft.ContainerService/managedClusters/aks-prod",
+				RoleDefinitionID: "/subscriptions/00000000-0000-0000-0000-000000000001/providers/Microsoft.Authorization/roleDefinitions/b1ff04bb-8a4e-4dc4-8eb5-8693973ce19b",
+				Justification:    "node drain", RequestedAt: ago(100 * time.Minute), ActivatedAt: ago(95 * time.Minute), EndsAt: now.Add(25 * time.Minute),
+				EndedAt: ago(50 * time.Minute), AccessGoneBy: ago(40 * time.Minute), Reason: "done early", RevokeSessionsOnEnd: true,
+				History: []access.HistoryEntry{
+					hist(ago(100*time.Minute), "requested", "rita@contoso.example", ""),
+					hist(ago(95*time.Minute), "activated", "jitaccess", ""),
+					hist(ago(95*time.Minute), "membership-added", "jitaccess", "role assignment 3f0c-… created at the profile's scope"),
+					hist(ago(50*time.Minute), "revoked", p01, "done early"),
+					hist(ago(50*time.Minute), "membership-removed", "jitaccess", "role assignment deleted"),
+					hist(ago(50*time.Minute), "sessions-revoked", "jitaccess", "refresh tokens revoked"),
+				}},
 			{ID: "oob-5678", Source: access.SourceOutOfBand, State: access.Active, Requester: "9f9f9f9f-0000-4000-8000-00000000beef", Profile: "aks-admin",
 				GroupID: adminGrp, RequestedAt: ago(6 * time.Minute),
 				History: []access.HistoryEntry{hist(ago(6*time.Minute), "outofband", "mallory@contoso.example", "added in the Entra portal")}},

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -47,18 +46,37 @@ func clipRunes(s string, n int) string {
 	return s
 }
 
-// stamp is a point in time as displayed.
+// stamp is a point in time as displayed: the text is UTC with the year
+// ("23 Nov 2026 10:04 UTC"); the page's script replaces it by the same time
+// in the viewer's zone, and Title keeps the UTC time to the second.
 type stamp struct {
-	ISO  string // RFC 3339 UTC, for <time datetime>
-	Show string // e.g. "23 Nov 10:04 UTC"
+	ISO   string // RFC 3339 UTC, for <time datetime>
+	Show  string // "23 Nov 2026 10:04 UTC" (Secs: "… 10:04:05 UTC"), no-break spaces but one
+	Title string // "2026-11-23 10:04:05 UTC"
+	Secs  bool   // shown to the second (the request's page, the timeline)
 }
+
+// showDate lays out the date of a stamp; no-break spaces keep the date and
+// the clock each in one piece, while a narrow column may wrap between them.
+const (
+	nbsp     = "\u00a0"
+	showDate = "2" + nbsp + "Jan" + nbsp + "2006"
+)
 
 func newStamp(t time.Time) stamp {
 	if t.IsZero() {
 		return stamp{}
 	}
 	t = t.UTC()
-	return stamp{ISO: t.Format(time.RFC3339), Show: t.Format("02 Jan 15:04:05")}
+	return stamp{ISO: t.Format(time.RFC3339), Show: t.Format(showDate+" 15:04") + nbsp + "UTC", Title: t.Format("2006-01-02 15:04:05") + " UTC"}
+}
+
+func newStampSecs(t time.Time) stamp {
+	s := newStamp(t)
+	if s.ISO != "" {
+		s.Show, s.Secs = t.UTC().Format(showDate+" 15:04:05")+nbsp+"UTC", true
+	}
+	return s
 }
 
 // span formats a duration for people: "2d 3h", "1h 05m", "12m 30s", "45s".
@@ -105,6 +123,19 @@ func requester(r *access.Request) person {
 	return person{Label: newText(r.Requester)}
 }
 
+// ref is a request id as displayed: a link to the request's page when it
+// is a valid request id, plain text otherwise.
+type ref struct {
+	ID    string // the id (the link's parameter)
+	Label text
+}
+
+func newRef(id string) ref { return ref{ID: id, Label: newText(id)} }
+
+// Link reports whether the id can be linked (valid request ids only: an id
+// that is not one has no page).
+func (r ref) Link() bool { return access.ValidRequestID(r.ID) }
+
 type badge struct {
 	Label, Class, Hint string
 }
@@ -130,7 +161,7 @@ func stateBadge(s access.State) badge {
 }
 
 type grantRow struct {
-	ID            text
+	ID            ref
 	Who           person
 	Profile       text
 	Source        string
@@ -145,7 +176,7 @@ type grantRow struct {
 }
 
 type pendingRow struct {
-	ID            text
+	ID            ref
 	Who           person
 	Profile       text
 	Duration      string
@@ -159,7 +190,7 @@ type pendingRow struct {
 }
 
 type attentionRow struct {
-	ID      text
+	ID      ref
 	Who     person
 	Profile text
 	State   badge
@@ -169,14 +200,14 @@ type attentionRow struct {
 }
 
 type endingRow struct {
-	ID       text
+	ID       ref
 	Who      person
 	Profile  text
 	Outcome  badge
 	Ended    stamp
 	By       text
 	Why      text
-	Sessions string
+	Sessions sessionsView
 	// GoneBy is the grant's accessGoneBy (zero: none); Lingers: still
 	// ahead — "access may linger until …".
 	GoneBy  stamp
@@ -186,7 +217,7 @@ type endingRow struct {
 type deniedRow struct {
 	At      stamp
 	Kind    badge
-	ID      text
+	ID      ref
 	Who     text
 	Profile text
 	By      text
@@ -194,7 +225,7 @@ type deniedRow struct {
 }
 
 type findingRow struct {
-	ID       text
+	ID       ref
 	Member   person
 	Profile  text
 	Group    text
@@ -204,25 +235,37 @@ type findingRow struct {
 }
 
 // section is one table of the page; More is set when a listing it is built
-// from had more than ListLimit items.
+// from had more than Limit items (only the first Limit were considered).
 type section[T any] struct {
-	Rows []T
-	More bool
+	Rows  []T
+	More  bool
+	Limit int
+}
+
+// frame is what every page shares: the header, the forms and the refresh.
+type frame struct {
+	Nonce string
+	// Refresh is the reload interval in seconds (0: the page does not
+	// reload); Self is the page's own address, without any key, that the
+	// reload goes to.
+	Refresh int
+	Self    string
+	Now     stamp
+	// The forms: the profile filter and the endings' range, the search.
+	Profile  string
+	Profiles []profileOption
+	Search   string
+	Win      window
 }
 
 type page struct {
-	Nonce    string
-	Refresh  int
-	Code     string
-	Profile  string
-	Profiles []profileOption
-	Now      stamp
-	Counts   []count
+	frame
+	Counts []count
 
 	Active    section[grantRow]
 	Pending   section[pendingRow]
 	Attention section[attentionRow]
-	// Lingering counts the recent endings whose access may still be used
+	// Lingering counts the endings shown whose access may still be used
 	// (accessGoneBy ahead: a token issued before the end, or the RBAC
 	// caches).
 	Lingering int
@@ -241,8 +284,8 @@ func (p *page) AttentionCount() int { return len(p.Attention.Rows) + p.Unreadabl
 
 // unreadable is what the page says about stored requests it could not read.
 type unreadable struct {
-	IDs  []text // the first MaxUnreadableShown ids
-	More int    // how many more there are
+	IDs  []ref // the first MaxUnreadableShown ids
+	More int   // how many more there are
 }
 
 // N is how many there are.
@@ -263,7 +306,7 @@ func newUnreadable(ids []string) unreadable {
 			u.More = len(ids) - i
 			break
 		}
-		u.IDs = append(u.IDs, newText(id))
+		u.IDs = append(u.IDs, newRef(id))
 	}
 	return u
 }
@@ -274,14 +317,17 @@ type errorPage struct {
 	Title   string
 	Message string
 	Refresh int
-	Home    string
+	// Home: link back to the dashboard.
+	Home bool
 }
 
-// listed is what one ListRequests call returned.
+// listed is what the listing of one state returned.
 type listed struct {
 	items   []*access.Request
 	more    bool
 	skipped []string
+	// limit is how many items the listing could return at most.
+	limit int
 }
 
 var listedStates = []access.State{
@@ -289,49 +335,95 @@ var listedStates = []access.State{
 	access.Expired, access.Revoked, access.Cancelled, access.TimedOut, access.Denied, access.Rejected,
 }
 
-// gather reads everything the page shows: one bounded listing per state and
-// one of the rejections, concurrently.
-func (h *handler) gather(ctx context.Context, profile string, now time.Time) (*page, error) {
+// rangedStates are the states whose sections follow the date range.
+var rangedStates = []access.State{access.Expired, access.Revoked, access.Cancelled, access.TimedOut, access.Denied, access.Rejected}
+
+// list reads up to pages pages of ListLimit of one listing.
+func (h *handler) list(ctx context.Context, f broker.ListFilter, pages int) (listed, error) {
+	l := listed{limit: pages * ListLimit}
+	f.Limit = ListLimit
+	for range pages {
+		pg, err := h.o.Store.ListRequests(ctx, f)
+		if err != nil {
+			return listed{}, err
+		}
+		l.items = append(l.items, pg.Items...)
+		l.skipped = append(l.skipped, pg.Skipped...)
+		l.more = pg.Next != ""
+		if !l.more {
+			break
+		}
+		f.After = pg.Next
+	}
+	return l, nil
+}
+
+// listAll makes one bounded listing per state, concurrently; pages says how
+// many pages a state's listing reads (default 1).
+func (h *handler) listAll(ctx context.Context, profile string, pages func(access.State) int) (map[access.State]listed, error) {
 	var (
 		mu   sync.Mutex
 		wg   sync.WaitGroup
 		errs []error
 		res  = make(map[access.State]listed, len(listedStates))
-		rejs []access.Rejection
 	)
 	for _, st := range listedStates {
 		wg.Go(func() {
-			pg, err := h.o.Store.ListRequests(ctx, broker.ListFilter{State: st, Profile: profile, Limit: ListLimit})
+			n := 1
+			if pages != nil {
+				n = max(pages(st), 1)
+			}
+			l, err := h.list(ctx, broker.ListFilter{State: st, Profile: profile}, n)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, fmt.Errorf("list %s: %w", st, err))
 				return
 			}
-			res[st] = listed{items: pg.Items, more: pg.Next != "", skipped: pg.Skipped}
-		})
-	}
-	if profile == "" {
-		// Rejections without request id have no profile; they are shown on
-		// the unfiltered page only.
-		wg.Go(func() {
-			r, err := h.o.Store.RecentRejections(ctx, RejectionLimit)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("rejections: %w", err))
-				return
-			}
-			rejs = r
+			res[st] = l
 		})
 	}
 	wg.Wait()
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("%w: %w", errStore, errs[0])
 	}
-	h.withHistory(ctx, res, now)
-	p := &page{Profile: profile, Now: newStamp(now)}
-	build(p, res, rejs, profile, now, h.o.SweepInterval)
+	return res, nil
+}
+
+// gather reads everything the dashboard shows: one bounded listing per state
+// (RangePages for the ended states with a date range) and one of the
+// rejections, concurrently.
+func (h *handler) gather(ctx context.Context, q query, now time.Time) (*page, error) {
+	var (
+		res     map[access.State]listed
+		rejs    []access.Rejection
+		listErr error
+		rejErr  error
+		wg      sync.WaitGroup
+	)
+	wg.Go(func() {
+		res, listErr = h.listAll(ctx, q.profile, func(st access.State) int {
+			if q.win.Custom() && slices.Contains(rangedStates, st) {
+				return RangePages
+			}
+			return 1
+		})
+	})
+	if q.profile == "" {
+		// Rejections without request id have no profile; they are shown on
+		// the unfiltered page only.
+		wg.Go(func() { rejs, rejErr = h.o.Store.RecentRejections(ctx, RejectionLimit) })
+	}
+	wg.Wait()
+	if listErr != nil {
+		return nil, listErr
+	}
+	if rejErr != nil {
+		return nil, fmt.Errorf("%w: rejections: %w", errStore, rejErr)
+	}
+	h.withHistory(ctx, res, q.win, now)
+	p := &page{}
+	build(p, res, rejs, q.profile, q.win, now, h.o.SweepInterval)
 	return p, nil
 }
 
@@ -349,10 +441,10 @@ func skippedIDs(res map[access.State]listed) []string {
 // withHistory replaces listed requests whose history the listing left out
 // (stores may list without it) by the full request, for the rows whose
 // "who" and "sessions" columns come from the history: recent endings and
-// denials and out-of-band findings. At most HistoryLookups requests, newest
+// denials of the window and out-of-band findings. At most HistoryLookups requests, newest
 // first, are read, HistoryParallel at a time, so the cost stays bounded. A
 // failed read only leaves that row without the history details.
-func (h *handler) withHistory(ctx context.Context, res map[access.State]listed, now time.Time) {
+func (h *handler) withHistory(ctx context.Context, res map[access.State]listed, win window, now time.Time) {
 	type slot struct {
 		items []*access.Request
 		i     int
@@ -367,7 +459,7 @@ func (h *handler) withHistory(ctx context.Context, res map[access.State]listed, 
 			at := endTime(r)
 			switch {
 			case r.Source == access.SourceOutOfBand && (!st.Ended() || now.Sub(at) <= AttentionWindow):
-			case r.Source != access.SourceOutOfBand && now.Sub(at) <= RecentWindow &&
+			case r.Source != access.SourceOutOfBand && win.Contains(at) &&
 				(st == access.Expired || st == access.Revoked || st == access.Cancelled || st == access.Denied):
 			default:
 				continue
@@ -401,7 +493,7 @@ func (h *handler) withHistory(ctx context.Context, res map[access.State]listed, 
 	}
 }
 
-func build(p *page, res map[access.State]listed, rejs []access.Rejection, profile string, now time.Time, sweep time.Duration) {
+func build(p *page, res map[access.State]listed, rejs []access.Rejection, profile string, win window, now time.Time, sweep time.Duration) {
 	more := func(states ...access.State) bool {
 		for _, s := range states {
 			if res[s].more {
@@ -409,6 +501,14 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 			}
 		}
 		return false
+	}
+	// limit is the bound of the largest listing of the states.
+	limit := func(states ...access.State) int {
+		n := ListLimit
+		for _, s := range states {
+			n = max(n, res[s].limit)
+		}
+		return n
 	}
 	// each calls fn for every shown request of the given states (a request
 	// listed under a state it is no longer in is shown under its own).
@@ -433,7 +533,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 			return
 		}
 		row := grantRow{
-			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile), Source: sourceLabel(r.Source),
+			ID: newRef(r.ID), Who: requester(r), Profile: newText(r.Profile), Source: sourceLabel(r.Source),
 			Approvers: approvers(r), Justification: newText(r.Justification), Ticket: newText(r.Ticket),
 			Activated: newStamp(r.ActivatedAt), Ends: newStamp(r.EndsAt), State: stateBadge(r.State),
 		}
@@ -454,12 +554,12 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		p.Active.Rows = append(p.Active.Rows, row)
 	}, access.Active, access.Activating, access.Ending)
 	slices.SortStableFunc(p.Active.Rows, func(a, b grantRow) int { return cmp.Compare(a.Ends.ISO, b.Ends.ISO) })
-	p.Active.More = more(access.Active, access.Activating, access.Ending)
+	p.Active.More, p.Active.Limit = more(access.Active, access.Activating, access.Ending), ListLimit
 
 	// Pending approvals, the longest waiting first.
 	each(func(r *access.Request) {
 		row := pendingRow{
-			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile),
+			ID: newRef(r.ID), Who: requester(r), Profile: newText(r.Profile),
 			Justification: newText(r.Justification), Ticket: newText(r.Ticket),
 			Requested: newStamp(r.RequestedAt), Approvals: len(r.Approvals), Required: r.ApprovalsRequired,
 			Approvers: approverNames(r),
@@ -473,7 +573,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		p.Pending.Rows = append(p.Pending.Rows, row)
 	}, access.Pending)
 	slices.SortStableFunc(p.Pending.Rows, func(a, b pendingRow) int { return cmp.Compare(a.Requested.ISO, b.Requested.ISO) })
-	p.Pending.More = more(access.Pending)
+	p.Pending.More, p.Pending.Limit = more(access.Pending), ListLimit
 
 	// Needs attention: failures, and Graph work left unfinished too long.
 	type att struct {
@@ -487,7 +587,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 			return
 		}
 		atts = append(atts, att{attentionRow{
-			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile), State: stateBadge(r.State),
+			ID: newRef(r.ID), Who: requester(r), Profile: newText(r.Profile), State: stateBadge(r.State),
 			Problem: newText(nonEmpty(r.Reason, "failed without a recorded reason")), Since: newStamp(at), Age: span(now.Sub(at)),
 		}, at})
 	}, access.Failed)
@@ -497,7 +597,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 			return
 		}
 		atts = append(atts, att{attentionRow{
-			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile), State: stateBadge(r.State),
+			ID: newRef(r.ID), Who: requester(r), Profile: newText(r.Profile), State: stateBadge(r.State),
 			Problem: newText(workProblem(w)), Since: newStamp(w.Since), Age: span(now.Sub(w.Since)),
 		}, w.Since})
 	}, access.Activating, access.Ending, access.Active, access.Pending)
@@ -511,7 +611,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 			return
 		}
 		atts = append(atts, att{attentionRow{
-			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile), State: stateBadge(r.State),
+			ID: newRef(r.ID), Who: requester(r), Profile: newText(r.Profile), State: stateBadge(r.State),
 			Problem: newText(fmt.Sprintf("end overdue by %s (more than one sweep interval): the sweep has not ended this grant; see the log", span(now.Sub(r.EndsAt)))),
 			Since:   newStamp(r.EndsAt), Age: span(now.Sub(r.EndsAt)),
 		}, r.EndsAt})
@@ -520,7 +620,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 	for _, a := range atts {
 		p.Attention.Rows = append(p.Attention.Rows, a.row)
 	}
-	p.Attention.More = more(access.Failed, access.Activating, access.Ending)
+	p.Attention.More, p.Attention.Limit = more(access.Failed, access.Activating, access.Ending), ListLimit
 	// Stored requests no listing could read: nobody can act on them but an
 	// operator (DESIGN §6b point 4: they break nothing, and they show).
 	p.Unreadable = newUnreadable(skippedIDs(res))
@@ -536,7 +636,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 			return
 		}
 		at := endTime(r)
-		if !recent(at, RecentWindow) {
+		if !win.Contains(at) {
 			return
 		}
 		by, detail := lastEntry(r, string(r.State))
@@ -545,8 +645,8 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 			why = "the granted duration elapsed"
 		}
 		row := endingRow{
-			ID: newText(r.ID), Who: requester(r), Profile: newText(r.Profile), Outcome: stateBadge(r.State),
-			Ended: newStamp(at), By: newText(nonEmpty(by, "—")), Why: newText(nonEmpty(why, "—")), Sessions: sessions(r),
+			ID: newRef(r.ID), Who: requester(r), Profile: newText(r.Profile), Outcome: stateBadge(r.State),
+			Ended: newStamp(at), By: newText(nonEmpty(by, "—")), Why: newText(nonEmpty(why, "—")), Sessions: sessionsOf(r),
 		}
 		if !r.AccessGoneBy.IsZero() {
 			row.GoneBy, row.Lingers = newStamp(r.AccessGoneBy), r.AccessGoneBy.After(now)
@@ -561,6 +661,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		p.Endings.Rows = append(p.Endings.Rows, e.row)
 	}
 	p.Endings.More = more(access.Expired, access.Revoked, access.Cancelled, access.TimedOut)
+	p.Endings.Limit = limit(access.Expired, access.Revoked, access.Cancelled, access.TimedOut)
 
 	// Denied and rejected: requests, then rejected events without a request.
 	type den struct {
@@ -570,17 +671,17 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 	var dens []den
 	each(func(r *access.Request) {
 		at := endTime(r)
-		if !recent(at, RecentWindow) {
+		if !win.Contains(at) {
 			return
 		}
 		by, _ := lastEntry(r, string(r.State))
 		dens = append(dens, den{deniedRow{
-			At: newStamp(at), Kind: stateBadge(r.State), ID: newText(r.ID), Who: requester(r).Label,
+			At: newStamp(at), Kind: stateBadge(r.State), ID: newRef(r.ID), Who: requester(r).Label,
 			Profile: newText(r.Profile), By: newText(nonEmpty(by, "—")), Reason: newText(nonEmpty(r.Reason, "—")),
 		}, at})
 	}, access.Denied, access.Rejected)
 	for _, j := range rejs {
-		if !recent(j.At, RecentWindow) {
+		if !win.Contains(j.At) {
 			continue
 		}
 		what := "event"
@@ -591,12 +692,13 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		if j.RequestID != "" {
 			id = what + " for unknown request " + j.RequestID
 		}
+		// Not a request id: shown, never linked.
 		by := "—"
 		if j.EventID != "" {
 			by = "event " + j.EventID
 		}
 		dens = append(dens, den{deniedRow{
-			At: newStamp(j.At), Kind: badge{"rejected event", "bad", "an event without a usable request id"}, ID: newText(id),
+			At: newStamp(j.At), Kind: badge{"rejected event", "bad", "an event without a usable request id"}, ID: ref{Label: newText(id)},
 			Who: newText("—"), Profile: newText("—"), By: newText(by), Reason: newText(nonEmpty(j.Reason, "—")),
 		}, j.At})
 	}
@@ -604,7 +706,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 	for _, d := range dens {
 		p.Denied.Rows = append(p.Denied.Rows, d.row)
 	}
-	p.Denied.More = more(access.Denied, access.Rejected)
+	p.Denied.More, p.Denied.Limit = more(access.Denied, access.Rejected), limit(access.Denied, access.Rejected)
 
 	// Out-of-band findings: members still there, and those removed lately.
 	type fnd struct {
@@ -638,7 +740,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 			}
 		}
 		fnds = append(fnds, fnd{findingRow{
-			ID: newText(r.ID), Member: requester(r), Profile: newText(r.Profile), Group: newText(r.GroupID),
+			ID: newRef(r.ID), Member: requester(r), Profile: newText(r.Profile), Group: newText(r.GroupID),
 			Observed: newStamp(at), State: b, Detail: newText(nonEmpty(d, "—")),
 		}, at})
 	}, access.Active, access.Activating, access.Ending, access.Revoked)
@@ -646,7 +748,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 	for _, f := range fnds {
 		p.Findings.Rows = append(p.Findings.Rows, f.row)
 	}
-	p.Findings.More = more(access.Active, access.Revoked)
+	p.Findings.More, p.Findings.Limit = more(access.Active, access.Revoked), ListLimit
 
 	n := func(k int, m bool) string {
 		if m {
@@ -670,8 +772,8 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		{"Active grants", n(len(p.Active.Rows), p.Active.More), "active", tone(len(p.Active.Rows), "ok")},
 		{"Pending approvals", n(len(p.Pending.Rows), p.Pending.More), "pending", tone(len(p.Pending.Rows), "info")},
 		{"Need attention", n(p.AttentionCount(), p.Attention.More), "attention", tone(p.AttentionCount(), "bad")},
-		{"Ended (24 h)", n(len(p.Endings.Rows), p.Endings.More), "endings", tone(len(p.Endings.Rows), "muted")},
-		{"Denied / rejected (24 h)", n(len(p.Denied.Rows), p.Denied.More), "denied", tone(len(p.Denied.Rows), "muted")},
+		{"Ended (" + win.Short() + ")", n(len(p.Endings.Rows), p.Endings.More), "endings", tone(len(p.Endings.Rows), "muted")},
+		{"Denied / rejected (" + win.Short() + ")", n(len(p.Denied.Rows), p.Denied.More), "denied", tone(len(p.Denied.Rows), "muted")},
 		{"Out-of-band members", n(stillThere, p.Findings.More), "outofband", tone(stillThere, "bad")},
 	}
 }
@@ -728,26 +830,6 @@ func lastEntry(r *access.Request, typ string) (actor, detail string) {
 	return "", ""
 }
 
-func sessions(r *access.Request) string {
-	for _, h := range r.History {
-		if h.Type == access.HSessionsRevoked {
-			return "revoked"
-		}
-	}
-	if r.State == access.TimedOut || r.ActivatedAt.IsZero() {
-		return "—"
-	}
-	if !r.RevokeSessionsOnEnd {
-		return "not revoked (profile does not ask)"
-	}
-	for _, h := range r.History {
-		if h.Type == access.HMembershipRemoved {
-			return "not revoked yet"
-		}
-	}
-	return "not needed (no membership removed)"
-}
-
 func workProblem(w *access.Work) string {
 	var step string
 	switch {
@@ -773,7 +855,3 @@ func nonEmpty(s, alt string) string {
 	}
 	return alt
 }
-
-func parseQueryStrict(raw string) (url.Values, error) { return url.ParseQuery(raw) }
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }

@@ -1,7 +1,8 @@
 // Package browsertest runs headless Chromium for tests: it loads a page and
 // returns the DOM as the browser built it (after parsing, CSP and any script
 // that was allowed to run), or saves a screenshot. The dashboard's tests use
-// it, and so can the end-to-end suite against the running binary.
+// it, and so can the end-to-end suite against the running binary. A run may
+// take the viewer's time zone (TimeZone).
 //
 // Every run gets a fresh, temporary profile directory, no network beyond the
 // page itself (background networking, component updates, sync and QUIC are
@@ -102,9 +103,20 @@ var baseArgs = []string{
 	"--hide-scrollbars",
 }
 
+// Option changes one run.
+type Option func(*config)
+
+type config struct {
+	tz string
+}
+
+// TimeZone runs the browser in the IANA time zone tz (e.g. "Asia/Kolkata"),
+// as a viewer there would see the page; default: the environment's.
+func TimeZone(tz string) Option { return func(c *config) { c.tz = tz } }
+
 // DumpDOM loads url and returns the serialised DOM after the page loaded.
-func DumpDOM(ctx context.Context, url string) (string, error) {
-	out, err := run(ctx, "--dump-dom", url)
+func DumpDOM(ctx context.Context, url string, opts ...Option) (string, error) {
+	out, err := run(ctx, opts, "--dump-dom", url)
 	if err != nil {
 		return "", err
 	}
@@ -113,12 +125,12 @@ func DumpDOM(ctx context.Context, url string) (string, error) {
 
 // Screenshot loads url in a 1280×1000 window and saves a PNG at path
 // (directories are created).
-func Screenshot(ctx context.Context, url, path string) error {
-	return ScreenshotSize(ctx, url, path, 1280, 1000)
+func Screenshot(ctx context.Context, url, path string, opts ...Option) error {
+	return ScreenshotSize(ctx, url, path, 1280, 1000, opts...)
 }
 
 // ScreenshotSize is Screenshot with a window size.
-func ScreenshotSize(ctx context.Context, url, path string, width, height int) error {
+func ScreenshotSize(ctx context.Context, url, path string, width, height int, opts ...Option) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
@@ -127,7 +139,7 @@ func ScreenshotSize(ctx context.Context, url, path string, width, height int) er
 		return err
 	}
 	_ = os.Remove(abs)
-	if _, err := run(ctx, "--screenshot="+abs, fmt.Sprintf("--window-size=%d,%d", width, height), url); err != nil {
+	if _, err := run(ctx, opts, "--screenshot="+abs, fmt.Sprintf("--window-size=%d,%d", width, height), url); err != nil {
 		return err
 	}
 	st, err := os.Stat(abs)
@@ -139,7 +151,11 @@ func ScreenshotSize(ctx context.Context, url, path string, width, height int) er
 
 // run starts the browser with the base flags, a temporary profile and args,
 // and returns its standard output.
-func run(ctx context.Context, args ...string) ([]byte, error) {
+func run(ctx context.Context, opts []Option, args ...string) ([]byte, error) {
+	var c config
+	for _, o := range opts {
+		o(&c)
+	}
 	bin, err := Find()
 	if err != nil {
 		return nil, err
@@ -160,6 +176,9 @@ func run(ctx context.Context, args ...string) ([]byte, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_CONFIG_HOME="+dir, "XDG_CACHE_HOME="+dir)
+	if c.tz != "" {
+		cmd.Env = append(cmd.Env, "TZ="+c.tz)
+	}
 	ownGroup(cmd)
 	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {

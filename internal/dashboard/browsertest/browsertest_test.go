@@ -68,3 +68,24 @@ func TestBoundedByContext(t *testing.T) {
 		t.Errorf("took %v after a 3 s deadline", d)
 	}
 }
+
+func TestTimeZone(t *testing.T) {
+	Require(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!DOCTYPE html><title>t</title><p id="z"></p><script>`+
+			`document.getElementById("z").textContent = "offset " + new Date(Date.UTC(2026, 0, 15)).getTimezoneOffset();</script>`)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for tz, want := range map[string]string{"Asia/Tokyo": "offset -540", "America/Sao_Paulo": "offset 180", "UTC": "offset 0"} {
+		dom, err := DumpDOM(ctx, srv.URL, TimeZone(tz))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(dom, `<p id="z">`+want+`</p>`) {
+			t.Errorf("%s: %s", tz, dom)
+		}
+	}
+}
