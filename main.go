@@ -168,7 +168,7 @@ func handlerDeps(b *broker.Broker, store broker.Lister, dir broker.Directory, pr
 		}),
 		Sweeper:            b,
 		Audit:              auditHandler{b},
-		Dashboard:          dashboard.New(dashboard.Options{Store: store, Profiles: profiles.All(), Logger: log, SweepInterval: config.SweepInterval(s.SweepSchedule, time.Now())}),
+		Dashboard:          dashboard.New(dashboard.Options{Store: store, Profiles: profiles.All(), Logger: log, SweepInterval: config.SweepInterval(s.SweepSchedule, time.Now()), Users: dir}),
 		Store:              store,
 		Users:              dir,
 		Logger:             log,
