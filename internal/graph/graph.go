@@ -42,6 +42,7 @@ import (
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"github.com/microsoftgraph/msgraph-sdk-go/groups"
+	"github.com/microsoftgraph/msgraph-sdk-go/identitygovernance"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 
@@ -91,10 +92,15 @@ type Options struct {
 // dashboard's html/template calls methods by name, so the linker then keeps
 // every exported method of every type reachable from an interface value),
 // which took the binary from ~35 MB to ~115 MB and the idle RSS with it
-// (BENCHMARKS.md, memory). sdk() builds the (cheap) client per call.
+// (BENCHMARKS.md, memory). The root request builders are made per call
+// (users(), groups(), identityGovernance()), as the service client makes
+// them.
 type Client struct {
 	cred    azcore.TokenCredential
 	adapter abstractions.RequestAdapter
+	// root holds the path parameters of the root request builders
+	// ({"baseurl": BaseURL}); read-only (each builder copies it).
+	root    map[string]string
 	opts    Options
 	base    *url.URL
 	refBase string
@@ -103,9 +109,22 @@ type Client struct {
 
 var _ broker.Directory = (*Client)(nil)
 
-// sdk returns the Graph service client over the shared request adapter.
-func (c *Client) sdk() *msgraphsdk.GraphServiceClient {
-	return msgraphsdk.NewGraphServiceClient(c.adapter)
+// users, groups and identityGovernance are the root request builders over
+// the shared request adapter, made as msgraphsdk.GraphServiceClient makes
+// them. The service client itself is built once, in New: its constructor
+// rewrites the adapter's serializer factories (EnableBackingStore), so
+// building one per call, as this adapter once did, raced with the calls in
+// flight on other goroutines.
+func (c *Client) users() *users.UsersRequestBuilder {
+	return users.NewUsersRequestBuilderInternal(c.root, c.adapter)
+}
+
+func (c *Client) groups() *groups.GroupsRequestBuilder {
+	return groups.NewGroupsRequestBuilderInternal(c.root, c.adapter)
+}
+
+func (c *Client) identityGovernance() *identitygovernance.IdentityGovernanceRequestBuilder {
+	return identitygovernance.NewIdentityGovernanceRequestBuilderInternal(c.root, c.adapter)
 }
 
 // NewManagedIdentityCredential returns azidentity's managed identity
@@ -173,9 +192,13 @@ func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("graph: request adapter: %w", err)
 	}
 	adapter.SetBaseUrl(opts.BaseURL)
+	// Once, before any call: registers the serializers and enables the
+	// adapter's backing store (see users()).
+	msgraphsdk.NewGraphServiceClient(adapter)
 	return &Client{
 		cred:    cred,
 		adapter: adapter,
+		root:    map[string]string{"baseurl": adapter.GetBaseUrl()},
 		opts:    opts,
 		base:    base,
 		refBase: opts.BaseURL + "/directoryObjects/",
@@ -241,7 +264,7 @@ func (c *Client) LookupUser(ctx context.Context, idOrUPN string) (broker.User, e
 	f := c.call(ctx, retryAll, func(ctx context.Context) error {
 		var err error
 		// kiota path-escapes the key ('#' in guest UPNs → %23).
-		u, err = c.sdk().Users().ByUserId(idOrUPN).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
+		u, err = c.users().ByUserId(idOrUPN).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
 			QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{
 				Select: []string{"id", "userPrincipalName", "accountEnabled", "userType"},
 			},
@@ -285,7 +308,7 @@ func (c *Client) MemberOfAny(ctx context.Context, userID string, groupIDs []stri
 		f := c.call(ctx, retryAll, func(ctx context.Context) error {
 			body := users.NewItemCheckMemberGroupsPostRequestBody()
 			body.SetGroupIds(chunk)
-			resp, err := c.sdk().Users().ByUserId(userID).CheckMemberGroups().PostAsCheckMemberGroupsPostResponse(ctx, body, nil)
+			resp, err := c.users().ByUserId(userID).CheckMemberGroups().PostAsCheckMemberGroupsPostResponse(ctx, body, nil)
 			if err == nil && resp != nil {
 				got = resp.GetValue()
 			}
@@ -319,7 +342,7 @@ func (c *Client) AddMember(ctx context.Context, groupID, userID string) (bool, e
 		ref := models.NewReferenceCreate()
 		id := c.refBase + url.PathEscape(userID)
 		ref.SetOdataId(&id)
-		return c.sdk().Groups().ByGroupId(groupID).Members().Ref().Post(ctx, ref, nil)
+		return c.groups().ByGroupId(groupID).Members().Ref().Post(ctx, ref, nil)
 	})
 	if f == nil {
 		return true, nil
@@ -338,7 +361,7 @@ func (c *Client) RemoveMember(ctx context.Context, groupID, userID string) (bool
 		return false, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid id"))
 	}
 	f := c.call(ctx, retryUnprocessed, func(ctx context.Context) error {
-		return c.sdk().Groups().ByGroupId(groupID).Members().ByDirectoryObjectId(userID).Ref().Delete(ctx, nil)
+		return c.groups().ByGroupId(groupID).Members().ByDirectoryObjectId(userID).Ref().Delete(ctx, nil)
 	})
 	if f == nil {
 		return true, nil
@@ -358,7 +381,7 @@ func (c *Client) RevokeSessions(ctx context.Context, userID string) error {
 	}
 	var ok bool
 	f := c.call(ctx, retryAll, func(ctx context.Context) error {
-		resp, err := c.sdk().Users().ByUserId(userID).RevokeSignInSessions().PostAsRevokeSignInSessionsPostResponse(ctx, nil)
+		resp, err := c.users().ByUserId(userID).RevokeSignInSessions().PostAsRevokeSignInSessionsPostResponse(ctx, nil)
 		if err == nil {
 			ok = resp != nil && deref(resp.GetValue())
 		}
@@ -388,7 +411,7 @@ func (c *Client) DirectMembers(ctx context.Context, groupID string) ([]string, e
 		top := int32(c.opts.MembersPageSize)
 		cfg.QueryParameters.Top = &top
 	}
-	first := c.sdk().Groups().ByGroupId(groupID).Members()
+	first := c.groups().ByGroupId(groupID).Members()
 	next := ""
 	var out []string
 	for page := 0; ; page++ {

@@ -746,3 +746,34 @@ func TestTokenCutByAttemptTimeoutIsTransient(t *testing.T) {
 		t.Fatalf("failure %+v", f)
 	}
 }
+
+// TestConcurrentCalls: one Client serves concurrent invocations (Service
+// Bus delivers several messages at once). Under -race this failed while
+// every call built a new service client, which rewrites the shared
+// adapter's serializer factories.
+func TestConcurrentCalls(t *testing.T) {
+	e := newEnv(t, graphsim.Options{}, Options{})
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 8 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if _, err := e.c.LookupUser(ctx, seed.UserN01); err != nil {
+				errs <- err
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := e.c.MemberOfAny(ctx, seed.UserN01, []string{seed.GroupAKSDefault, fmt.Sprintf("00000000-0000-4000-8000-%012d", i)}); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}

@@ -56,7 +56,7 @@ func (c *Client) AssignPIM(ctx context.Context, groupID, userID string, duration
 		si.SetExpiration(exp)
 		body.SetScheduleInfo(si)
 		var err error
-		resp, err = c.sdk().IdentityGovernance().PrivilegedAccess().Group().AssignmentScheduleRequests().Post(ctx, body, nil)
+		resp, err = c.identityGovernance().PrivilegedAccess().Group().AssignmentScheduleRequests().Post(ctx, body, nil)
 		return err
 	})
 	if f != nil {
@@ -81,7 +81,7 @@ func (c *Client) RemovePIM(ctx context.Context, groupID, userID string) error {
 	}
 	f := c.call(ctx, retryUnprocessed, func(ctx context.Context) error {
 		body := c.scheduleRequest(models.ADMINREMOVE_SCHEDULEREQUESTACTIONS, groupID, userID, "")
-		_, err := c.sdk().IdentityGovernance().PrivilegedAccess().Group().AssignmentScheduleRequests().Post(ctx, body, nil)
+		_, err := c.identityGovernance().PrivilegedAccess().Group().AssignmentScheduleRequests().Post(ctx, body, nil)
 		return err
 	})
 	if f != nil {
@@ -122,7 +122,7 @@ func (c *Client) PIMEndTime(ctx context.Context, groupID, userID string) (end ti
 	var resp models.PrivilegedAccessGroupAssignmentScheduleInstanceCollectionResponseable
 	f := c.call(ctx, retryAll, func(ctx context.Context) error {
 		var err error
-		resp, err = c.sdk().IdentityGovernance().PrivilegedAccess().Group().AssignmentScheduleInstances().Get(ctx, cfg)
+		resp, err = c.identityGovernance().PrivilegedAccess().Group().AssignmentScheduleInstances().Get(ctx, cfg)
 		return err
 	})
 	if f != nil {
