@@ -4,7 +4,7 @@
 // into the kinds of package fault.
 //
 // The SDK stays inside this package; callers see only broker.User, strings
-// and fault errors. Two SDK pitfalls are handled here:
+// and fault errors. How calls are made:
 //
 //   - The HTTP pipeline is built without kiota's compression handler and
 //     without kiota's retry handler: a kiota retry after 429/503 could resend
@@ -15,6 +15,12 @@
 //   - Retries are bounded in count and in total waiting; Retry-After is
 //     honoured, and when the budget is spent the error is fault.ErrTransient
 //     with RetryAfter set, so the message comes back later (DESIGN §6.7).
+//   - Throttling is shared (throttle.go): a 429 (or a 503 with
+//     Retry-After) closes the Client's gate for that quota until the
+//     Retry-After has passed, for every goroutine. Ending work (removing a
+//     member, revoking sessions, ending a PIM assignment) waits for it within
+//     its retry budget; every other call fails fast with fault.ErrTransient
+//     while it is closed, so the quota that comes back goes to ends first.
 //
 // Writes whose outcome is ambiguous after a failure (a timeout or a reset
 // after the request was sent, a 500/502/504) are not retried here: a retry
@@ -105,6 +111,10 @@ type Client struct {
 	base    *url.URL
 	refBase string
 	sleep   func(context.Context, time.Duration) error
+	now     func() time.Time
+	// gates are what the Client's calls know about Graph's quotas, by
+	// quotaScope (throttle.go).
+	gates [numQuotas]*gate
 }
 
 var _ broker.Directory = (*Client)(nil)
@@ -187,7 +197,18 @@ func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("graph: auth provider: %w", err)
 	}
-	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, newHTTPClient(opts.HTTPClient))
+	c := &Client{
+		cred:    cred,
+		opts:    opts,
+		base:    base,
+		refBase: opts.BaseURL + "/directoryObjects/",
+		sleep:   sleepCtx,
+		now:     time.Now,
+	}
+	for i := range c.gates {
+		c.gates[i] = newGate()
+	}
+	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, newHTTPClient(opts.HTTPClient, c.gateTransport))
 	if err != nil {
 		return nil, fmt.Errorf("graph: request adapter: %w", err)
 	}
@@ -195,15 +216,9 @@ func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
 	// Once, before any call: registers the serializers and enables the
 	// adapter's backing store (see users()).
 	msgraphsdk.NewGraphServiceClient(adapter)
-	return &Client{
-		cred:    cred,
-		adapter: adapter,
-		root:    map[string]string{"baseurl": adapter.GetBaseUrl()},
-		opts:    opts,
-		base:    base,
-		refBase: opts.BaseURL + "/directoryObjects/",
-		sleep:   sleepCtx,
-	}, nil
+	c.adapter = adapter
+	c.root = map[string]string{"baseurl": adapter.GetBaseUrl()}
+	return c, nil
 }
 
 // middlewares is Graph's default chain minus compression and retry (see
@@ -219,12 +234,21 @@ func middlewares() []khttp.Middleware {
 	}
 }
 
-func newHTTPClient(base *http.Client) *http.Client {
+// newHTTPClient is base (or kiota's default client) with Graph's
+// middleware over wrap(base's transport): wrap is the last hop before the
+// network (the throttle gate's, gateTransport).
+func newHTTPClient(base *http.Client, wrap func(http.RoundTripper) http.RoundTripper) *http.Client {
 	if base == nil {
-		return khttp.GetDefaultClient(middlewares()...)
+		c := khttp.GetDefaultClient(middlewares()...)
+		c.Transport = khttp.NewCustomTransportWithParentTransport(wrap(khttp.GetDefaultTransport()), middlewares()...)
+		return c
 	}
 	c := *base
-	c.Transport = khttp.NewCustomTransportWithParentTransport(base.Transport, middlewares()...)
+	parent := base.Transport
+	if parent == nil {
+		parent = khttp.GetDefaultTransport()
+	}
+	c.Transport = khttp.NewCustomTransportWithParentTransport(wrap(parent), middlewares()...)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &c
 }
@@ -256,12 +280,12 @@ func validKey(s string) bool {
 
 // LookupUser resolves an object id or a UPN. Unknown → fault.ErrNotFound.
 func (c *Client) LookupUser(ctx context.Context, idOrUPN string) (broker.User, error) {
-	const op = "lookup user"
+	op := opLookupUser.name
 	if !validKey(idOrUPN) {
 		return broker.User{}, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid user key"))
 	}
 	var u models.Userable
-	f := c.call(ctx, retryAll, func(ctx context.Context) error {
+	f := c.call(ctx, opLookupUser, func(ctx context.Context) error {
 		var err error
 		// kiota path-escapes the key ('#' in guest UPNs → %23).
 		u, err = c.users().ByUserId(idOrUPN).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
@@ -288,7 +312,7 @@ func (c *Client) LookupUser(ctx context.Context, idOrUPN string) (broker.User, e
 // MemberOfAny returns the ids (lower-case, in the order given) of groupIDs
 // the user is a transitive member of, asking Graph at most 20 ids per call.
 func (c *Client) MemberOfAny(ctx context.Context, userID string, groupIDs []string) ([]string, error) {
-	const op = "check member groups"
+	op := opCheckGroups.name
 	if !validKey(userID) {
 		return nil, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid user id"))
 	}
@@ -305,7 +329,7 @@ func (c *Client) MemberOfAny(ctx context.Context, userID string, groupIDs []stri
 	for start := 0; start < len(ids); start += checkMemberGroupsLimit {
 		chunk := ids[start:min(start+checkMemberGroupsLimit, len(ids))]
 		var got []string
-		f := c.call(ctx, retryAll, func(ctx context.Context) error {
+		f := c.call(ctx, opCheckGroups, func(ctx context.Context) error {
 			body := users.NewItemCheckMemberGroupsPostRequestBody()
 			body.SetGroupIds(chunk)
 			resp, err := c.users().ByUserId(userID).CheckMemberGroups().PostAsCheckMemberGroupsPostResponse(ctx, body, nil)
@@ -334,11 +358,11 @@ func (c *Client) MemberOfAny(ctx context.Context, userID string, groupIDs []stri
 // it already was one (Graph's 400 "already exist"). Unknown group or user →
 // fault.ErrNotFound.
 func (c *Client) AddMember(ctx context.Context, groupID, userID string) (bool, error) {
-	const op = "add member"
+	op := opAddMember.name
 	if !validKey(groupID) || !validKey(userID) {
 		return false, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid id"))
 	}
-	f := c.call(ctx, retryUnprocessed, func(ctx context.Context) error {
+	f := c.call(ctx, opAddMember, func(ctx context.Context) error {
 		ref := models.NewReferenceCreate()
 		id := c.refBase + url.PathEscape(userID)
 		ref.SetOdataId(&id)
@@ -356,11 +380,11 @@ func (c *Client) AddMember(ctx context.Context, groupID, userID string) (bool, e
 // RemoveMember removes the direct membership. removed is false when userID
 // was not a direct member (Graph's 404).
 func (c *Client) RemoveMember(ctx context.Context, groupID, userID string) (bool, error) {
-	const op = "remove member"
+	op := opRemoveMember.name
 	if !validKey(groupID) || !validKey(userID) {
 		return false, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid id"))
 	}
-	f := c.call(ctx, retryUnprocessed, func(ctx context.Context) error {
+	f := c.call(ctx, opRemoveMember, func(ctx context.Context) error {
 		return c.groups().ByGroupId(groupID).Members().ByDirectoryObjectId(userID).Ref().Delete(ctx, nil)
 	})
 	if f == nil {
@@ -375,12 +399,12 @@ func (c *Client) RemoveMember(ctx context.Context, groupID, userID string) (bool
 // RevokeSessions invalidates the user's refresh tokens. Unknown user →
 // fault.ErrNotFound.
 func (c *Client) RevokeSessions(ctx context.Context, userID string) error {
-	const op = "revoke sign-in sessions"
+	op := opRevoke.name
 	if !validKey(userID) {
 		return fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid user id"))
 	}
 	var ok bool
-	f := c.call(ctx, retryAll, func(ctx context.Context) error {
+	f := c.call(ctx, opRevoke, func(ctx context.Context) error {
 		resp, err := c.users().ByUserId(userID).RevokeSignInSessions().PostAsRevokeSignInSessionsPostResponse(ctx, nil)
 		if err == nil {
 			ok = resp != nil && deref(resp.GetValue())
@@ -400,7 +424,7 @@ func (c *Client) RevokeSessions(ctx context.Context, userID string) error {
 // groupID — users, nested groups and any other directory object — following
 // @odata.nextLink. Unknown group → fault.ErrNotFound.
 func (c *Client) DirectMembers(ctx context.Context, groupID string) ([]string, error) {
-	const op = "list members"
+	op := opListMembers.name
 	if !validKey(groupID) {
 		return nil, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid group id"))
 	}
@@ -419,7 +443,7 @@ func (c *Client) DirectMembers(ctx context.Context, groupID string) ([]string, e
 			return nil, fault.Wrap(fault.ErrPermanent, "graph "+op, fmt.Errorf("more than %d pages", maxPages))
 		}
 		var resp models.DirectoryObjectCollectionResponseable
-		f := c.call(ctx, retryAll, func(ctx context.Context) error {
+		f := c.call(ctx, opListMembers, func(ctx context.Context) error {
 			var err error
 			if next == "" {
 				resp, err = first.Get(ctx, cfg)
