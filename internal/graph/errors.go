@@ -49,12 +49,13 @@ type failure struct {
 	network    bool          // no answer: reset, refused, EOF
 	timeout    bool          // attempt deadline or caller's context
 	token      bool          // token acquisition failed
+	heldBack   bool          // not sent: the throttle gate held it back (throttle.go)
 }
 
 // kind maps the failure to a fault kind (DESIGN §6.7, §7).
 func (f *failure) kind() error {
 	switch {
-	case f.timeout, f.network:
+	case f.timeout, f.network, f.heldBack:
 		return fault.ErrTransient
 	case f.status == http.StatusNotFound:
 		return fault.ErrNotFound
@@ -91,7 +92,13 @@ func inspect(err error, now time.Time) *failure {
 	var ae abs.ApiErrorable
 	var af *azidentity.AuthenticationFailedError
 	var cu interface{ NonRetriable() }
+	var hb *heldBackError
 	switch {
+	case errors.As(err, &hb):
+		// Not sent: the gate closed between admit and the transport.
+		f.raw = errHeldBack
+		f.heldBack = true
+		f.retryAfter = hb.retryAfter
 	case errors.As(err, &od):
 		f.status = od.GetStatusCode()
 		if m := od.GetErrorEscaped(); m != nil {
@@ -140,13 +147,17 @@ func retryAfter(h *abs.ResponseHeaders, now time.Time) time.Duration {
 	if h == nil {
 		return 0
 	}
-	var v string
 	for _, k := range []string{"Retry-After", "retry-after"} {
 		if vs := h.Get(k); len(vs) > 0 {
-			v = strings.TrimSpace(vs[0])
-			break
+			return parseRetryAfter(vs[0], now)
 		}
 	}
+	return 0
+}
+
+// parseRetryAfter reads a Retry-After value: seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
@@ -182,18 +193,49 @@ func retryUnprocessed(f *failure) bool {
 	return f.status == http.StatusTooManyRequests || f.status == http.StatusServiceUnavailable
 }
 
-// call runs fn with bounded retries and returns nil or the last failure.
-func (c *Client) call(ctx context.Context, may retryPolicy, fn func(context.Context) error) *failure {
+// call runs fn, an attempt of op, with bounded retries and returns nil or
+// the last failure. Every attempt passes op's throttle gate first
+// (throttle.go): a routine call is not sent while the gate is closed, an
+// ending call waits for it within the budget. The budget is the same for
+// every wait, for the gate or between attempts: at most MaxRetries retries
+// and MaxRetryWait of waiting in total, within ctx's deadline.
+func (c *Client) call(ctx context.Context, op operation, fn func(context.Context) error) *failure {
 	var waited time.Duration
+	var last *failure // the last answer, if an attempt was sent
 	for attempt := 0; ; attempt++ {
+		t, w, refused := c.admit(ctx, op, c.opts.MaxRetryWait-waited)
+		waited += w
+		if refused != nil {
+			if last == nil {
+				return refused
+			}
+			// Graph's own answer says more than "not sent".
+			last.retryAfter = max(last.retryAfter, refused.retryAfter)
+			last.timeout = last.timeout || refused.timeout
+			return last
+		}
 		actx, cancel := context.WithTimeout(ctx, c.opts.AttemptTimeout)
 		err := fn(actx)
 		attemptDone := actx.Err() != nil
 		cancel()
 		if err == nil {
+			c.release(t, nil, 0)
 			return nil
 		}
-		f := inspect(err, time.Now())
+		f := inspect(err, c.now())
+		backoff := c.opts.BaseBackoff << attempt
+		c.release(t, f, backoff)
+		if f.heldBack && ctx.Err() == nil {
+			// Not sent (the gate closed after admit let it through): not
+			// an attempt. Routine work fails fast, ending work waits.
+			if op.priority == routine {
+				c.gates[op.quota].count(func(s *ThrottleStats) { s.HeldBack++ })
+				return f
+			}
+			attempt--
+			continue
+		}
+		last = f
 		if ctx.Err() != nil {
 			// The caller gave up (deadline or cancel): transient, no retry.
 			f.timeout = true
@@ -207,12 +249,24 @@ func (c *Client) call(ctx context.Context, may retryPolicy, fn func(context.Cont
 			// failure stays retryable for writes (nothing was sent yet).
 			f.timeout = true
 		}
-		if attempt >= c.opts.MaxRetries || !may(f) {
+		if f.throttles() {
+			if f.retryAfter <= 0 {
+				f.retryAfter = backoff // the gate's pause
+			}
+			if op.priority == routine {
+				// The gate is closed now: what comes back goes to ends.
+				return f
+			}
+		}
+		if attempt >= c.opts.MaxRetries || !op.retry(f) {
 			return f
+		}
+		if f.throttles() {
+			continue // admit waits for the gate, within the budget
 		}
 		wait := f.retryAfter
 		if wait <= 0 {
-			wait = c.opts.BaseBackoff << attempt
+			wait = backoff
 		}
 		if waited+wait > c.opts.MaxRetryWait {
 			f.retryAfter = wait

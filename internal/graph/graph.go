@@ -4,7 +4,7 @@
 // into the kinds of package fault.
 //
 // The SDK stays inside this package; callers see only broker.User, strings
-// and fault errors. Two SDK pitfalls are handled here:
+// and fault errors. How calls are made:
 //
 //   - The HTTP pipeline is built without kiota's compression handler and
 //     without kiota's retry handler: a kiota retry after 429/503 could resend
@@ -15,6 +15,12 @@
 //   - Retries are bounded in count and in total waiting; Retry-After is
 //     honoured, and when the budget is spent the error is fault.ErrTransient
 //     with RetryAfter set, so the message comes back later (DESIGN §6.7).
+//   - Throttling is shared (throttle.go): a 429 (or a 503 with
+//     Retry-After) closes the Client's gate for that quota until the
+//     Retry-After has passed, for every goroutine. Ending work (removing a
+//     member, revoking sessions, ending a PIM assignment) waits for it within
+//     its retry budget; every other call fails fast with fault.ErrTransient
+//     while it is closed, so the quota that comes back goes to ends first.
 //
 // Writes whose outcome is ambiguous after a failure (a timeout or a reset
 // after the request was sent, a 500/502/504) are not retried here: a retry
@@ -42,6 +48,7 @@ import (
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
 	msgraphcore "github.com/microsoftgraph/msgraph-sdk-go-core"
 	"github.com/microsoftgraph/msgraph-sdk-go/groups"
+	"github.com/microsoftgraph/msgraph-sdk-go/identitygovernance"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 
@@ -91,21 +98,43 @@ type Options struct {
 // dashboard's html/template calls methods by name, so the linker then keeps
 // every exported method of every type reachable from an interface value),
 // which took the binary from ~35 MB to ~115 MB and the idle RSS with it
-// (BENCHMARKS.md, memory). sdk() builds the (cheap) client per call.
+// (BENCHMARKS.md, memory). The root request builders are made per call
+// (users(), groups(), identityGovernance()), as the service client makes
+// them.
 type Client struct {
 	cred    azcore.TokenCredential
 	adapter abstractions.RequestAdapter
+	// root holds the path parameters of the root request builders
+	// ({"baseurl": BaseURL}); read-only (each builder copies it).
+	root    map[string]string
 	opts    Options
 	base    *url.URL
 	refBase string
 	sleep   func(context.Context, time.Duration) error
+	now     func() time.Time
+	// gates are what the Client's calls know about Graph's quotas, by
+	// quotaScope (throttle.go).
+	gates [numQuotas]*gate
 }
 
 var _ broker.Directory = (*Client)(nil)
 
-// sdk returns the Graph service client over the shared request adapter.
-func (c *Client) sdk() *msgraphsdk.GraphServiceClient {
-	return msgraphsdk.NewGraphServiceClient(c.adapter)
+// users, groups and identityGovernance are the root request builders over
+// the shared request adapter, made as msgraphsdk.GraphServiceClient makes
+// them. The service client itself is built once, in New: its constructor
+// rewrites the adapter's serializer factories (EnableBackingStore), so
+// building one per call, as this adapter once did, raced with the calls in
+// flight on other goroutines.
+func (c *Client) users() *users.UsersRequestBuilder {
+	return users.NewUsersRequestBuilderInternal(c.root, c.adapter)
+}
+
+func (c *Client) groups() *groups.GroupsRequestBuilder {
+	return groups.NewGroupsRequestBuilderInternal(c.root, c.adapter)
+}
+
+func (c *Client) identityGovernance() *identitygovernance.IdentityGovernanceRequestBuilder {
+	return identitygovernance.NewIdentityGovernanceRequestBuilderInternal(c.root, c.adapter)
 }
 
 // NewManagedIdentityCredential returns azidentity's managed identity
@@ -168,19 +197,28 @@ func New(cred azcore.TokenCredential, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("graph: auth provider: %w", err)
 	}
-	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, newHTTPClient(opts.HTTPClient))
-	if err != nil {
-		return nil, fmt.Errorf("graph: request adapter: %w", err)
-	}
-	adapter.SetBaseUrl(opts.BaseURL)
-	return &Client{
+	c := &Client{
 		cred:    cred,
-		adapter: adapter,
 		opts:    opts,
 		base:    base,
 		refBase: opts.BaseURL + "/directoryObjects/",
 		sleep:   sleepCtx,
-	}, nil
+		now:     time.Now,
+	}
+	for i := range c.gates {
+		c.gates[i] = newGate()
+	}
+	adapter, err := msgraphsdk.NewGraphRequestAdapterWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(auth, nil, nil, newHTTPClient(opts.HTTPClient, c.gateTransport))
+	if err != nil {
+		return nil, fmt.Errorf("graph: request adapter: %w", err)
+	}
+	adapter.SetBaseUrl(opts.BaseURL)
+	// Once, before any call: registers the serializers and enables the
+	// adapter's backing store (see users()).
+	msgraphsdk.NewGraphServiceClient(adapter)
+	c.adapter = adapter
+	c.root = map[string]string{"baseurl": adapter.GetBaseUrl()}
+	return c, nil
 }
 
 // middlewares is Graph's default chain minus compression and retry (see
@@ -196,12 +234,21 @@ func middlewares() []khttp.Middleware {
 	}
 }
 
-func newHTTPClient(base *http.Client) *http.Client {
+// newHTTPClient is base (or kiota's default client) with Graph's
+// middleware over wrap(base's transport): wrap is the last hop before the
+// network (the throttle gate's, gateTransport).
+func newHTTPClient(base *http.Client, wrap func(http.RoundTripper) http.RoundTripper) *http.Client {
 	if base == nil {
-		return khttp.GetDefaultClient(middlewares()...)
+		c := khttp.GetDefaultClient(middlewares()...)
+		c.Transport = khttp.NewCustomTransportWithParentTransport(wrap(khttp.GetDefaultTransport()), middlewares()...)
+		return c
 	}
 	c := *base
-	c.Transport = khttp.NewCustomTransportWithParentTransport(base.Transport, middlewares()...)
+	parent := base.Transport
+	if parent == nil {
+		parent = khttp.GetDefaultTransport()
+	}
+	c.Transport = khttp.NewCustomTransportWithParentTransport(wrap(parent), middlewares()...)
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &c
 }
@@ -233,15 +280,15 @@ func validKey(s string) bool {
 
 // LookupUser resolves an object id or a UPN. Unknown → fault.ErrNotFound.
 func (c *Client) LookupUser(ctx context.Context, idOrUPN string) (broker.User, error) {
-	const op = "lookup user"
+	op := opLookupUser.name
 	if !validKey(idOrUPN) {
 		return broker.User{}, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid user key"))
 	}
 	var u models.Userable
-	f := c.call(ctx, retryAll, func(ctx context.Context) error {
+	f := c.call(ctx, opLookupUser, func(ctx context.Context) error {
 		var err error
 		// kiota path-escapes the key ('#' in guest UPNs → %23).
-		u, err = c.sdk().Users().ByUserId(idOrUPN).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
+		u, err = c.users().ByUserId(idOrUPN).Get(ctx, &users.UserItemRequestBuilderGetRequestConfiguration{
 			QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{
 				Select: []string{"id", "userPrincipalName", "accountEnabled", "userType"},
 			},
@@ -265,7 +312,7 @@ func (c *Client) LookupUser(ctx context.Context, idOrUPN string) (broker.User, e
 // MemberOfAny returns the ids (lower-case, in the order given) of groupIDs
 // the user is a transitive member of, asking Graph at most 20 ids per call.
 func (c *Client) MemberOfAny(ctx context.Context, userID string, groupIDs []string) ([]string, error) {
-	const op = "check member groups"
+	op := opCheckGroups.name
 	if !validKey(userID) {
 		return nil, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid user id"))
 	}
@@ -282,10 +329,10 @@ func (c *Client) MemberOfAny(ctx context.Context, userID string, groupIDs []stri
 	for start := 0; start < len(ids); start += checkMemberGroupsLimit {
 		chunk := ids[start:min(start+checkMemberGroupsLimit, len(ids))]
 		var got []string
-		f := c.call(ctx, retryAll, func(ctx context.Context) error {
+		f := c.call(ctx, opCheckGroups, func(ctx context.Context) error {
 			body := users.NewItemCheckMemberGroupsPostRequestBody()
 			body.SetGroupIds(chunk)
-			resp, err := c.sdk().Users().ByUserId(userID).CheckMemberGroups().PostAsCheckMemberGroupsPostResponse(ctx, body, nil)
+			resp, err := c.users().ByUserId(userID).CheckMemberGroups().PostAsCheckMemberGroupsPostResponse(ctx, body, nil)
 			if err == nil && resp != nil {
 				got = resp.GetValue()
 			}
@@ -311,15 +358,15 @@ func (c *Client) MemberOfAny(ctx context.Context, userID string, groupIDs []stri
 // it already was one (Graph's 400 "already exist"). Unknown group or user →
 // fault.ErrNotFound.
 func (c *Client) AddMember(ctx context.Context, groupID, userID string) (bool, error) {
-	const op = "add member"
+	op := opAddMember.name
 	if !validKey(groupID) || !validKey(userID) {
 		return false, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid id"))
 	}
-	f := c.call(ctx, retryUnprocessed, func(ctx context.Context) error {
+	f := c.call(ctx, opAddMember, func(ctx context.Context) error {
 		ref := models.NewReferenceCreate()
 		id := c.refBase + url.PathEscape(userID)
 		ref.SetOdataId(&id)
-		return c.sdk().Groups().ByGroupId(groupID).Members().Ref().Post(ctx, ref, nil)
+		return c.groups().ByGroupId(groupID).Members().Ref().Post(ctx, ref, nil)
 	})
 	if f == nil {
 		return true, nil
@@ -333,12 +380,12 @@ func (c *Client) AddMember(ctx context.Context, groupID, userID string) (bool, e
 // RemoveMember removes the direct membership. removed is false when userID
 // was not a direct member (Graph's 404).
 func (c *Client) RemoveMember(ctx context.Context, groupID, userID string) (bool, error) {
-	const op = "remove member"
+	op := opRemoveMember.name
 	if !validKey(groupID) || !validKey(userID) {
 		return false, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid id"))
 	}
-	f := c.call(ctx, retryUnprocessed, func(ctx context.Context) error {
-		return c.sdk().Groups().ByGroupId(groupID).Members().ByDirectoryObjectId(userID).Ref().Delete(ctx, nil)
+	f := c.call(ctx, opRemoveMember, func(ctx context.Context) error {
+		return c.groups().ByGroupId(groupID).Members().ByDirectoryObjectId(userID).Ref().Delete(ctx, nil)
 	})
 	if f == nil {
 		return true, nil
@@ -352,13 +399,13 @@ func (c *Client) RemoveMember(ctx context.Context, groupID, userID string) (bool
 // RevokeSessions invalidates the user's refresh tokens. Unknown user →
 // fault.ErrNotFound.
 func (c *Client) RevokeSessions(ctx context.Context, userID string) error {
-	const op = "revoke sign-in sessions"
+	op := opRevoke.name
 	if !validKey(userID) {
 		return fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid user id"))
 	}
 	var ok bool
-	f := c.call(ctx, retryAll, func(ctx context.Context) error {
-		resp, err := c.sdk().Users().ByUserId(userID).RevokeSignInSessions().PostAsRevokeSignInSessionsPostResponse(ctx, nil)
+	f := c.call(ctx, opRevoke, func(ctx context.Context) error {
+		resp, err := c.users().ByUserId(userID).RevokeSignInSessions().PostAsRevokeSignInSessionsPostResponse(ctx, nil)
 		if err == nil {
 			ok = resp != nil && deref(resp.GetValue())
 		}
@@ -377,7 +424,7 @@ func (c *Client) RevokeSessions(ctx context.Context, userID string) error {
 // groupID — users, nested groups and any other directory object — following
 // @odata.nextLink. Unknown group → fault.ErrNotFound.
 func (c *Client) DirectMembers(ctx context.Context, groupID string) ([]string, error) {
-	const op = "list members"
+	op := opListMembers.name
 	if !validKey(groupID) {
 		return nil, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid group id"))
 	}
@@ -388,7 +435,7 @@ func (c *Client) DirectMembers(ctx context.Context, groupID string) ([]string, e
 		top := int32(c.opts.MembersPageSize)
 		cfg.QueryParameters.Top = &top
 	}
-	first := c.sdk().Groups().ByGroupId(groupID).Members()
+	first := c.groups().ByGroupId(groupID).Members()
 	next := ""
 	var out []string
 	for page := 0; ; page++ {
@@ -396,7 +443,7 @@ func (c *Client) DirectMembers(ctx context.Context, groupID string) ([]string, e
 			return nil, fault.Wrap(fault.ErrPermanent, "graph "+op, fmt.Errorf("more than %d pages", maxPages))
 		}
 		var resp models.DirectoryObjectCollectionResponseable
-		f := c.call(ctx, retryAll, func(ctx context.Context) error {
+		f := c.call(ctx, opListMembers, func(ctx context.Context) error {
 			var err error
 			if next == "" {
 				resp, err = first.Get(ctx, cfg)

@@ -437,45 +437,57 @@ func TestDirectMembers(t *testing.T) {
 }
 
 // TestRetryAfterThenSuccessSendsValidBody is the kiota-http-go#183 check:
-// after a 429 with Retry-After, the retried POST carries the same valid,
-// uncompressed JSON body and succeeds.
+// a retried POST carries the same valid, uncompressed JSON body and
+// succeeds. Ending operations retry after a 429 once its Retry-After has
+// passed; routine ones are not retried after a 429 (throttle.go) but are
+// after a 503 without Retry-After, with backoff.
 func TestRetryAfterThenSuccessSendsValidBody(t *testing.T) {
 	e := newEnv(t, graphsim.Options{}, Options{})
+	e.sim.SetPIMPolicy(seed.GroupAKSOps, graphsim.PIMPolicy{})
+	if _, _, err := e.c.AssignPIM(ctxT(t), seed.GroupAKSOps, seed.UserN02, time.Hour, ""); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name, match, suffix string
+		status              int
+		retryAfter          time.Duration
 		run                 func(ctx context.Context) error
 	}{
-		{"checkMemberGroups", "POST /checkMemberGroups", "/checkMemberGroups", func(ctx context.Context) error {
+		{"checkMemberGroups", "POST /checkMemberGroups", "/checkMemberGroups", 503, 0, func(ctx context.Context) error {
 			got, err := e.c.MemberOfAny(ctx, seed.UserN01, []string{seed.GroupAKSDefault})
 			if err == nil && len(got) != 1 {
 				err = fmt.Errorf("got %v", got)
 			}
 			return err
 		}},
-		{"members/$ref", "POST /members/$ref", "/members/$ref", func(ctx context.Context) error {
+		{"members/$ref", "POST /members/$ref", "/members/$ref", 503, 0, func(ctx context.Context) error {
 			added, err := e.c.AddMember(ctx, seed.GroupAKSAdmin, seed.UserN01)
 			if err == nil && !added {
 				err = errors.New("not added")
 			}
 			return err
 		}},
-		{"revokeSignInSessions", "POST /revokeSignInSessions", "/revokeSignInSessions", func(ctx context.Context) error {
+		{"revokeSignInSessions", "POST /revokeSignInSessions", "/revokeSignInSessions", 429, time.Second, func(ctx context.Context) error {
 			return e.c.RevokeSessions(ctx, seed.UserN01)
+		}},
+		{"adminRemove", "POST /assignmentScheduleRequests", "/assignmentScheduleRequests", 429, time.Second, func(ctx context.Context) error {
+			return e.c.RemovePIM(ctx, seed.GroupAKSOps, seed.UserN02)
 		}},
 	}
 	ctx := ctxT(t) // one deadline for the subtests too
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e.sim.FailNext(tc.match, 1, 429, time.Second)
+			e.sim.ResetCalls()
+			e.sim.FailNext(tc.match, 1, tc.status, tc.retryAfter)
 			start := time.Now()
 			if err := tc.run(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if el := time.Since(start); el < time.Second {
+			if el := time.Since(start); el < tc.retryAfter {
 				t.Fatalf("Retry-After not honoured: %v", el)
 			}
 			calls := e.sim.CallsTo("POST", tc.suffix)
-			if len(calls) != 2 || calls[0].Status != 429 || calls[1].Status/100 != 2 {
+			if len(calls) != 2 || calls[0].Status != tc.status || calls[1].Status/100 != 2 {
 				t.Fatalf("calls %+v", calls)
 			}
 			for _, c := range calls {
@@ -491,11 +503,15 @@ func TestRetryAfterThenSuccessSendsValidBody(t *testing.T) {
 			}
 		})
 	}
-	if e.sim.RevokeCount(seed.UserN01) != 1 || !e.sim.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) {
+	if e.sim.RevokeCount(seed.UserN01) != 1 || !e.sim.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) || e.sim.IsDirectMember(seed.GroupAKSOps, seed.UserN02) {
 		t.Fatal("effects missing")
 	}
 }
 
+// TestTransientAfterBoundedRetries: a read retries 5xx answers up to
+// MaxRetries, then fails transient. A 429 is not retried by a routine call:
+// it closes the gate (throttle.go), and the quota that comes back is for
+// ending work; an ending call retries it up to MaxRetries.
 func TestTransientAfterBoundedRetries(t *testing.T) {
 	ctx := ctxT(t) // one deadline for the subtests too
 	for _, st := range []int{429, 500, 502, 503, 504} {
@@ -510,8 +526,27 @@ func TestTransientAfterBoundedRetries(t *testing.T) {
 			if !errors.As(err, &ae) || ae.Status != st || ae.Code == "" || ae.Message == "" {
 				t.Fatalf("APIError %+v", ae)
 			}
-			if n := e.sim.CountCalls("GET", ""); n != 4 {
-				t.Fatalf("%d attempts, want 4", n)
+			want := 4
+			if st == 429 {
+				want = 1
+			}
+			if n := e.sim.CountCalls("GET", ""); n != want {
+				t.Fatalf("%d attempts, want %d", n, want)
+			}
+			if st != 429 {
+				return
+			}
+			var fe *fault.Error
+			if !errors.As(err, &fe) || fe.RetryAfter != e.c.opts.BaseBackoff {
+				t.Fatalf("429 without Retry-After: RetryAfter %+v, want the base backoff", fe)
+			}
+			// An ending call retries a 429 within its budget.
+			e.sim.FailNext("POST /revokeSignInSessions", -1, 429, 0)
+			if err := e.c.RevokeSessions(ctx, seed.UserN01); !fault.Transient(err) {
+				t.Fatalf("revoke: %v", err)
+			}
+			if n := e.sim.CountCalls("POST", "/revokeSignInSessions"); n != 4 {
+				t.Fatalf("revoke: %d attempts, want 4", n)
 			}
 		})
 	}
@@ -530,9 +565,20 @@ func TestRetryAfterBeyondBudget(t *testing.T) {
 		t.Fatalf("waited %v although Retry-After exceeds the budget", w)
 	}
 
-	// Total waiting is bounded: 1s + 1s fit a 2s budget, the third wait not.
+	// The gate stays closed for the 120 s: another ending call is not sent
+	// (its budget cannot cover the wait), and says how long is left.
 	e.sim.ClearFaults()
-	e.sim.ResetCalls()
+	err = e.c.RevokeSessions(ctxT(t), seed.UserN02)
+	if !fault.Transient(err) || !errors.As(err, &fe) || fe.RetryAfter < 110*time.Second || !errors.Is(err, errHeldBack) {
+		t.Fatalf("while closed: %v (%+v)", err, fe)
+	}
+	if e.sim.CountCalls("POST", "/revokeSignInSessions") != 1 {
+		t.Fatal("sent while the gate was closed")
+	}
+
+	// Total waiting is bounded: 1s + 1s fit a 2s budget, the third wait not.
+	e = newEnv(t, graphsim.Options{}, Options{MaxRetryWait: 2 * time.Second})
+	waits = e.recordSleeps()
 	e.sim.FailNext("POST /revokeSignInSessions", -1, 503, time.Second)
 	err = e.c.RevokeSessions(ctxT(t), seed.UserN01)
 	if !fault.Transient(err) || !errors.As(err, &fe) || fe.RetryAfter != time.Second {
@@ -541,8 +587,16 @@ func TestRetryAfterBeyondBudget(t *testing.T) {
 	if n := e.sim.CountCalls("POST", "/revokeSignInSessions"); n != 3 {
 		t.Fatalf("%d attempts, want 3", n)
 	}
-	if w := waits(); len(w) != 2 || w[0] != time.Second || w[1] != time.Second {
-		t.Fatalf("waits %v, want 1s 1s", w)
+	// The waits are for the gate the 503's Retry-After closed: from the
+	// answer's arrival, so a hair under the second.
+	w := waits()
+	if len(w) != 2 {
+		t.Fatalf("waits %v, want two of about 1s", w)
+	}
+	for _, d := range w {
+		if d > time.Second || d < 800*time.Millisecond {
+			t.Fatalf("waits %v, want two of about 1s", w)
+		}
 	}
 }
 
@@ -732,7 +786,7 @@ func TestTokenCutByAttemptTimeoutIsTransient(t *testing.T) {
 		t.Fatal(err)
 	}
 	attempts := 0
-	f := c.call(ctxT(t), retryUnprocessed, func(ctx context.Context) error {
+	f := c.call(ctxT(t), opAddMember, func(ctx context.Context) error {
 		attempts++
 		<-ctx.Done()
 		return &azidentity.AuthenticationFailedError{}
@@ -741,8 +795,39 @@ func TestTokenCutByAttemptTimeoutIsTransient(t *testing.T) {
 		t.Fatalf("failure %+v after %d attempts", f, attempts)
 	}
 	// The same error without the deadline stays permanent.
-	f = c.call(ctxT(t), retryUnprocessed, func(context.Context) error { return &azidentity.AuthenticationFailedError{} })
+	f = c.call(ctxT(t), opAddMember, func(context.Context) error { return &azidentity.AuthenticationFailedError{} })
 	if f == nil || !errors.Is(f.err("op"), fault.ErrPermanent) {
 		t.Fatalf("failure %+v", f)
+	}
+}
+
+// TestConcurrentCalls: one Client serves concurrent invocations (Service
+// Bus delivers several messages at once). Under -race this failed while
+// every call built a new service client, which rewrites the shared
+// adapter's serializer factories.
+func TestConcurrentCalls(t *testing.T) {
+	e := newEnv(t, graphsim.Options{}, Options{})
+	ctx := ctxT(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for i := range 8 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if _, err := e.c.LookupUser(ctx, seed.UserN01); err != nil {
+				errs <- err
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if _, err := e.c.MemberOfAny(ctx, seed.UserN01, []string{seed.GroupAKSDefault, fmt.Sprintf("00000000-0000-4000-8000-%012d", i)}); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

@@ -35,7 +35,7 @@ const (
 // RoleAssignmentExists: the user already had an active assignment, to be
 // treated like pre-existing access.
 func (c *Client) AssignPIM(ctx context.Context, groupID, userID string, duration time.Duration, justification string) (requestID string, alreadyAssigned bool, err error) {
-	const op = "pim adminAssign"
+	op := opAssignPIM.name
 	if !validKey(groupID) || !validKey(userID) {
 		return "", false, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid id"))
 	}
@@ -43,7 +43,7 @@ func (c *Client) AssignPIM(ctx context.Context, groupID, userID string, duration
 		return "", false, fault.Wrap(fault.ErrPermanent, "graph "+op, fmt.Errorf("duration %v is under a second", duration))
 	}
 	var resp models.PrivilegedAccessGroupAssignmentScheduleRequestable
-	f := c.call(ctx, retryUnprocessed, func(ctx context.Context) error {
+	f := c.call(ctx, opAssignPIM, func(ctx context.Context) error {
 		body := c.scheduleRequest(models.ADMINASSIGN_SCHEDULEREQUESTACTIONS, groupID, userID, justification)
 		si := models.NewRequestSchedule()
 		now := time.Now().UTC()
@@ -56,7 +56,7 @@ func (c *Client) AssignPIM(ctx context.Context, groupID, userID string, duration
 		si.SetExpiration(exp)
 		body.SetScheduleInfo(si)
 		var err error
-		resp, err = c.sdk().IdentityGovernance().PrivilegedAccess().Group().AssignmentScheduleRequests().Post(ctx, body, nil)
+		resp, err = c.identityGovernance().PrivilegedAccess().Group().AssignmentScheduleRequests().Post(ctx, body, nil)
 		return err
 	})
 	if f != nil {
@@ -75,13 +75,13 @@ func (c *Client) AssignPIM(ctx context.Context, groupID, userID string, duration
 // (adminRemove). An assignment that does not exist (RoleAssignmentDoesNotExist)
 // is success: it is already gone.
 func (c *Client) RemovePIM(ctx context.Context, groupID, userID string) error {
-	const op = "pim adminRemove"
+	op := opRemovePIM.name
 	if !validKey(groupID) || !validKey(userID) {
 		return fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("empty or invalid id"))
 	}
-	f := c.call(ctx, retryUnprocessed, func(ctx context.Context) error {
+	f := c.call(ctx, opRemovePIM, func(ctx context.Context) error {
 		body := c.scheduleRequest(models.ADMINREMOVE_SCHEDULEREQUESTACTIONS, groupID, userID, "")
-		_, err := c.sdk().IdentityGovernance().PrivilegedAccess().Group().AssignmentScheduleRequests().Post(ctx, body, nil)
+		_, err := c.identityGovernance().PrivilegedAccess().Group().AssignmentScheduleRequests().Post(ctx, body, nil)
 		return err
 	})
 	if f != nil {
@@ -111,7 +111,7 @@ func (c *Client) scheduleRequest(action models.ScheduleRequestActions, groupID, 
 // assignment without end (permanent) gives ok true and a zero time. With
 // several instances the latest end wins.
 func (c *Client) PIMEndTime(ctx context.Context, groupID, userID string) (end time.Time, ok bool, err error) {
-	const op = "pim assignment instances"
+	op := opPIMInstances.name
 	if !IsGUIDish(groupID) || !IsGUIDish(userID) {
 		return time.Time{}, false, fault.Wrap(fault.ErrNotFound, "graph "+op, errors.New("ids must be GUIDs"))
 	}
@@ -120,9 +120,9 @@ func (c *Client) PIMEndTime(ctx context.Context, groupID, userID string) (end ti
 		QueryParameters: &identitygovernance.PrivilegedAccessGroupAssignmentScheduleInstancesRequestBuilderGetQueryParameters{Filter: &filter},
 	}
 	var resp models.PrivilegedAccessGroupAssignmentScheduleInstanceCollectionResponseable
-	f := c.call(ctx, retryAll, func(ctx context.Context) error {
+	f := c.call(ctx, opPIMInstances, func(ctx context.Context) error {
 		var err error
-		resp, err = c.sdk().IdentityGovernance().PrivilegedAccess().Group().AssignmentScheduleInstances().Get(ctx, cfg)
+		resp, err = c.identityGovernance().PrivilegedAccess().Group().AssignmentScheduleInstances().Get(ctx, cfg)
 		return err
 	})
 	if f != nil {

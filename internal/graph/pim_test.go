@@ -120,16 +120,37 @@ func TestPIMPolicyRefusals(t *testing.T) {
 	}
 }
 
+// TestPIMThrottledThenAssigned: adminAssign is routine work (a 429 is not
+// retried in place: transient, with Retry-After), adminRemove is ending
+// work (it waits for the Retry-After and retries).
 func TestPIMThrottledThenAssigned(t *testing.T) {
 	e := newEnv(t, graphsim.Options{}, Options{})
 	e.sim.SetPIMPolicy(seed.GroupAKSOps, graphsim.PIMPolicy{})
-	e.sim.FailNext("POST /assignmentScheduleRequests", 1, 429, 10*time.Millisecond)
+	e.sim.FailNext("POST /assignmentScheduleRequests", 1, 429, time.Second)
+	_, _, err := e.c.AssignPIM(ctxT(t), seed.GroupAKSOps, seed.UserN01, time.Minute, "")
+	var fe *fault.Error
+	if !fault.Transient(err) || !errors.As(err, &fe) || fe.RetryAfter != time.Second {
+		t.Fatalf("throttled assign: %v", err)
+	}
+	if n := e.sim.CountCalls("POST", "/assignmentScheduleRequests"); n != 1 {
+		t.Fatalf("%d calls", n)
+	}
+	// The redelivery, after the Retry-After, assigns.
+	time.Sleep(fe.RetryAfter)
 	id, already, err := e.c.AssignPIM(ctxT(t), seed.GroupAKSOps, seed.UserN01, time.Minute, "")
 	if err != nil || already || id == "" {
 		t.Fatalf("%q %v %v", id, already, err)
 	}
-	if n := e.sim.CountCalls("POST", "/assignmentScheduleRequests"); n != 2 {
+	e.sim.ResetCalls()
+	e.sim.FailNext("POST /assignmentScheduleRequests", 1, 429, 10*time.Millisecond)
+	if err := e.c.RemovePIM(ctxT(t), seed.GroupAKSOps, seed.UserN01); err != nil {
+		t.Fatalf("throttled remove: %v", err)
+	}
+	if n := e.sim.CountCalls("POST", "/assignmentScheduleRequests"); n != 2 || e.sim.IsDirectMember(seed.GroupAKSOps, seed.UserN01) {
 		t.Fatalf("%d calls", n)
+	}
+	if _, _, err := e.c.AssignPIM(ctxT(t), seed.GroupAKSOps, seed.UserN01, time.Minute, ""); err != nil {
+		t.Fatal(err)
 	}
 	// A 500 on a write is ambiguous: not retried, transient.
 	e.sim.FailNext("POST /assignmentScheduleRequests", 1, 500, 0)
