@@ -22,8 +22,13 @@ type Profiles interface {
 type Options struct {
 	// MaxConflictRetries bounds compare-and-swap retries per step (default 8).
 	MaxConflictRetries int
-	// SweepLimit bounds the due requests handled per sweep (default 500).
+	// SweepLimit is how many due requests the sweep reads at a time
+	// (default 500); it takes batch after batch while SweepBudget lasts.
 	SweepLimit int
+	// SweepBudget bounds how long one sweep works (default DefaultSweepBudget,
+	// under host.json's functionTimeout of 5 minutes); what is left waits
+	// for the next run.
+	SweepBudget time.Duration
 	// Logger receives JSON logs; never free text, bodies or tokens.
 	Logger *slog.Logger
 	// Hooks are test fault points; nil in production.
@@ -76,6 +81,10 @@ type Options struct {
 	// (default DefaultRBACPropagation).
 	RBACPropagation time.Duration
 }
+
+// DefaultSweepBudget is Options.SweepBudget's default: four of the five
+// minutes host.json gives an invocation.
+const DefaultSweepBudget = 4 * time.Minute
 
 // Defaults of Options.TokenLifetime and RBACPropagation (README "How long
 // access lasts after the end").
@@ -131,6 +140,9 @@ func New(store Store, dir Directory, profiles Profiles, clock Clock, opts Option
 	}
 	if opts.ReconcileMaxGraphCalls == 0 {
 		opts.ReconcileMaxGraphCalls = 20
+	}
+	if opts.SweepBudget <= 0 {
+		opts.SweepBudget = DefaultSweepBudget
 	}
 	if opts.TokenLifetime <= 0 {
 		opts.TokenLifetime = DefaultTokenLifetime
@@ -205,7 +217,12 @@ func (b *Broker) HandleEvent(ctx context.Context, body []byte) error {
 		b.log.InfoContext(ctx, "event applied", "eventId", ev.ID, "requestId", r.ID, "type", ev.Type,
 			"state", string(r.State), "rejected", out.Rejected, "refused", out.Refused)
 	}
-	if r != nil && r.Work != nil {
+	// Run the work this event recorded; work recorded earlier only when no
+	// other invocation is on it (its first attempt failed, or it is due:
+	// the sweep's own rule). A duplicate delivery arriving while another
+	// invocation carries the work out would otherwise repeat its steps — a
+	// second session revocation, under throttling seconds apart.
+	if r != nil && r.Work != nil && (applied || r.Work.Attempts > 0 || !b.now().Before(r.DueAt)) {
 		return b.runWork(ctx, r)
 	}
 	return nil
@@ -379,26 +396,52 @@ func (b *Broker) reject(ctx context.Context, inv *access.InvalidError) error {
 // handles every due request even when some fail, and then reports the
 // failures (joined) so the invocation shows them.
 func (b *Broker) Sweep(ctx context.Context) error {
-	now := b.clock.Now()
-	ids, err := b.store.DueRequests(ctx, now, b.opts.SweepLimit)
-	if err != nil {
-		return err
-	}
+	start := b.clock.Now()
+	budget := b.opts.SweepBudget
 	var errs []error
-	done := 0
-	for _, id := range ids {
+	done, due := 0, 0
+	seen := map[string]bool{}
+	// Batches of SweepLimit due requests, as long as the run has time left
+	// (SweepBudget): a burst of ends is worked through at the pace the Graph
+	// adapter's throttling allows, not capped at one batch a run. A request
+	// handled in this run is not taken again (a failed end stays due).
+	for {
+		ids, err := b.store.DueRequests(ctx, b.clock.Now(), b.opts.SweepLimit)
+		if err != nil {
+			errs = append(errs, err)
+			break
+		}
+		fresh := 0
+		for _, id := range ids {
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			fresh++
+			if ctx.Err() != nil || b.clock.Now().Sub(start) > budget {
+				break
+			}
+			if err := b.sweepOne(ctx, id); err != nil {
+				b.log.WarnContext(ctx, "sweep step failed", "requestId", id, "error", err.Error())
+				errs = append(errs, fmt.Errorf("request %s: %w", id, err))
+				continue
+			}
+			done++
+		}
+		due += fresh
 		if ctx.Err() != nil {
 			errs = append(errs, ctx.Err())
 			break
 		}
-		if err := b.sweepOne(ctx, id); err != nil {
-			b.log.WarnContext(ctx, "sweep step failed", "requestId", id, "error", err.Error())
-			errs = append(errs, fmt.Errorf("request %s: %w", id, err))
-			continue
+		if len(ids) < b.opts.SweepLimit || fresh == 0 || b.clock.Now().Sub(start) > budget {
+			break
 		}
-		done++
 	}
-	b.log.InfoContext(ctx, "sweep done", "due", len(ids), "handled", done, "failed", len(errs))
+	b.log.InfoContext(ctx, "sweep done", "due", due, "handled", done, "failed", len(errs))
+	if b.clock.Now().Sub(start) > budget {
+		b.log.InfoContext(ctx, "sweep budget spent; reconciliation and the rest wait for the next run")
+		return errors.Join(errs...)
+	}
 	if err := b.Reconcile(ctx); err != nil {
 		b.log.WarnContext(ctx, "drift reconciliation failed", "error", err.Error())
 		errs = append(errs, err)
