@@ -674,6 +674,7 @@ func checkSignIn(files map[string]string) []string {
 		"'api://${signInClientId}'",
 		"allowedApplications: union([signInClientId], signInAllowedClientApplications)",
 		"tokenStore: { enabled: false }",
+		"cookieExpiration: { convention: 'FixedTime', timeToExpiration: '01:00:00' }",
 		"requireHttps: true",
 	} {
 		if !strings.Contains(app, want) {
@@ -707,6 +708,7 @@ func checkSignIn(files map[string]string) []string {
 		"signInClientId: signInClientId",
 		"signInIssuer: '${environment().authentication.loginEndpoint}${signInTenantId}/v2.0'",
 		"signInUnauthenticatedAction: signInUnauthenticatedAction",
+		"signInAllowedClientApplications: signInAllowedApps",
 		"output DASHBOARD_SIGNIN_URL string = 'https://${app.outputs.defaultHostName}/.auth/login/aad?post_login_redirect_uri=/api/dashboard'",
 	} {
 		if !strings.Contains(main, want) {
@@ -744,8 +746,14 @@ func TestSignInIsConfigured(t *testing.T) {
 	if err := json.Unmarshal([]byte(files["main.parameters.json"]), &params); err != nil {
 		t.Fatal(err)
 	}
-	if v := params.Parameters["signInClientId"].Value; v != "${JIT_SIGNIN_CLIENT_ID=}" {
-		t.Errorf("main.parameters.json: signInClientId is %q, want ${JIT_SIGNIN_CLIENT_ID=}", v)
+	for name, want := range map[string]string{
+		"signInClientId":                  "${JIT_SIGNIN_CLIENT_ID=}",
+		"signInUnauthenticatedAction":     "${JIT_SIGNIN_UNAUTHENTICATED_ACTION=Return401}",
+		"signInAllowedClientApplications": "${JIT_SIGNIN_ALLOWED_CLIENT_APPLICATIONS=}",
+	} {
+		if v := params.Parameters[name].Value; v != want {
+			t.Errorf("main.parameters.json: %s is %q, want %s", name, v, want)
+		}
 	}
 
 	mutate := func(file, old, new string) map[string]string {

@@ -128,8 +128,8 @@ param signInTenantId string = tenant().tenantId
 @description('What App Service Authentication answers a request without a sign-in, for the whole app: Return401 (default; right for the JSON API and scripts — operators open the dashboard through DASHBOARD_SIGNIN_URL) or RedirectToLoginPage (browsers go straight to the Entra sign-in; API clients without a token then get a 302 to an HTML page). docs/deploy.md §6.')
 param signInUnauthenticatedAction string = 'Return401'
 
-@description('Client ids of further applications whose user tokens may call the API, e.g. the Azure CLI (04b07795-8ddb-461a-bbee-02f9e1bf7b46) for reads with `az account get-access-token`; the sign-in app itself always may.')
-param signInAllowedClientApplications array = []
+@description('Client ids, comma-separated, of further applications whose user tokens may call the API, e.g. the Azure CLI (04b07795-8ddb-461a-bbee-02f9e1bf7b46) for reads with `az account get-access-token`; the sign-in app itself always may.')
+param signInAllowedClientApplications string = ''
 
 @description('App role a reader needs (JIT_READ_ROLE); the sign-in app registration defines it.')
 param readRole string = 'JitAccess.Read'
@@ -151,6 +151,7 @@ var auditHubResourceGroup = useExistingEventHub ? existingEventHubResourceGroup 
 var auditHubNamespace = useExistingEventHub ? existingEventHubNamespace : ehName
 var serviceBusFqdn = '${sbName}.servicebus.windows.net'
 var auditHubFqdn = '${auditHubNamespace}.servicebus.windows.net'
+var signInAllowedApps = map(filter(split(signInAllowedClientApplications, ','), a => !empty(trim(a))), a => trim(a))
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: rgName
@@ -295,7 +296,7 @@ module app 'modules/functionapp.bicep' = {
     signInClientId: signInClientId
     signInIssuer: '${environment().authentication.loginEndpoint}${signInTenantId}/v2.0'
     signInUnauthenticatedAction: signInUnauthenticatedAction
-    signInAllowedClientApplications: signInAllowedClientApplications
+    signInAllowedClientApplications: signInAllowedApps
   }
   // The host starts as soon as the site exists: its identity must already hold its roles.
   dependsOn: [access, auditHubAccess]

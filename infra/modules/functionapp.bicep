@@ -85,7 +85,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 // docs/deploy.md §6. The handler then requires the app role JitAccess.Read (JIT_READ_ROLE).
 // No client secret: the sign-in uses a federated credential of the app's managed identity
 // (OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID, set in main.bicep); no token store (jitaccess never
-// needs the users' tokens).
+// needs the users' tokens); sessions of one hour.
 resource signIn 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(signInClientId)) {
   parent: site
   name: 'authsettingsV2'
@@ -120,6 +120,8 @@ resource signIn 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(signInClien
     }
     login: {
       tokenStore: { enabled: false }
+      // A removed role assignment stops a browser session within the hour (the default is 8 h).
+      cookieExpiration: { convention: 'FixedTime', timeToExpiration: '01:00:00' }
     }
     httpSettings: {
       requireHttps: true
