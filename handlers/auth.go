@@ -21,7 +21,7 @@ package handlers
 // the custom handler inherits the host's environment). Otherwise every read
 // answers 401 "sign-in is not configured" and the start logs an error: the
 // rest of the app keeps working (refusing to start would stop grants from
-// ending). docs/design.md and docs/deploy.md §6 say more.
+// ending). docs/deploy.md §6 and SECURITY.md say more.
 
 import (
 	"encoding/base64"
