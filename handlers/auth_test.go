@@ -338,3 +338,34 @@ func TestReadAuthDefaultsToTheEnvironment(t *testing.T) {
 		t.Fatalf("with App Service Authentication off: %d", rec.Code)
 	}
 }
+
+// FuzzPrincipal: whatever X-MS-CLIENT-PRINCIPAL holds, a read is answered
+// 200 only for a principal with an object id and the role, otherwise 401 or
+// 403 without data — never a 5xx, never a panic.
+func FuzzPrincipal(f *testing.F) {
+	for _, s := range []string{readerPrincipal, "", "x", b64("{}"), b64(`{"claims":null}`), b64(`{"claims":[{"typ":"roles","val":"JitAccess.Read"}]}`),
+		b64(`{"claims":[{"typ":"oid","val":"` + readerOID + `"},{"typ":"roles","val":"JitAccess.Read"}]}`), b64(`[]`), b64(`{"claims":[{}]}`)} {
+		f.Add(s)
+	}
+	st := &fakeLister{reqs: map[string]*access.Request{"req-001": sampleRequest()}}
+	h := New(Deps{Store: st, Logger: slog.New(slog.DiscardHandler), ReadAuth: signedIn})
+	f.Fuzz(func(t *testing.T, v string) {
+		req := httptest.NewRequest(http.MethodGet, "/api/requests/req-001", nil)
+		req.Header[HeaderPrincipal] = []string{v}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch rec.Code {
+		case 200:
+			p, _, err := decodePrincipal(req.Header)
+			if err != nil || !hasRole(p, DefaultReadRole) {
+				t.Fatalf("%q read without the role", v)
+			}
+		case 401, 403:
+			if strings.Contains(rec.Body.String(), "req-001") {
+				t.Fatalf("%q: refusal with data", v)
+			}
+		default:
+			t.Fatalf("%q: %d", v, rec.Code)
+		}
+	})
+}
