@@ -194,7 +194,12 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 	}
 	withAudit(&opts, dir, "", config.DefaultReconcileMaxGraphCalls)
 	b := broker.New(store, dir, c.Profiles, broker.SystemClock{}, opts)
-	h := handlers.New(handlerDeps(b, store, dir, c.Profiles, c.Log, config.Settings{RedeliveryPatience: config.DefaultRedeliveryPatience, SweepSchedule: c.Sweep}))
+	deps := handlerDeps(b, store, dir, c.Profiles, c.Log, config.Settings{RedeliveryPatience: config.DefaultRedeliveryPatience, SweepSchedule: c.Sweep})
+	// The host stand-in plays App Service Authentication (devhost
+	// SignInOperator): it drops client-supplied principal headers and signs
+	// loopback callers in as the local operator with the read role.
+	deps.ReadAuth = &handlers.ReadAuth{Role: handlers.DefaultReadRole, PlatformSignIn: true}
+	h := handlers.New(deps)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -210,6 +215,7 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 		Client:     &http.Client{Timeout: 2 * time.Minute},
 		// As the deployment's queue (infra/modules/servicebus.bicep).
 		DuplicateDetectionWindow: time.Hour,
+		SignIn:                   devhost.SignInOperator,
 	})
 	if err != nil {
 		return fail(err)

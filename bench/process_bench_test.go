@@ -97,6 +97,8 @@ func (d *deployment) start(b *testing.B) *proc {
 		"IDENTITY_ENDPOINT=" + d.ten.ids.Endpoint(),
 		"IDENTITY_HEADER=" + d.ten.ids.Header(),
 		"JIT_LOG_LEVEL=warn",
+		// Reads come signed in (readerGet), as behind App Service Authentication.
+		"WEBSITE_AUTH_ENABLED=True",
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 	}
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
@@ -120,6 +122,17 @@ func (p *proc) stop() {
 }
 
 func (p *proc) url(path string) string { return "http://127.0.0.1:" + strconv.Itoa(p.port) + path }
+
+// readerGet reads u as a signed-in operator with the read role (the
+// headers App Service Authentication adds; DESIGN §8 "Who may read").
+func readerGet(client *http.Client, u string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	devhost.SignInHeaders(req.Header, devhost.LocalOperatorObjectID, devhost.LocalOperatorName, devhost.DefaultReadRole)
+	return client.Do(req)
+}
 
 // waitHealthy polls /api/health every millisecond until it answers 200.
 func (p *proc) waitHealthy(b *testing.B, client *http.Client) {
@@ -254,7 +267,7 @@ func BenchmarkMemoryLoaded(b *testing.B) {
 			if cont != "" {
 				u += "&continuation=" + url.QueryEscape(cont)
 			}
-			res, err := client.Get(u)
+			res, err := readerGet(client, u)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -273,7 +286,7 @@ func BenchmarkMemoryLoaded(b *testing.B) {
 			}
 			cont = page.Continuation
 		}
-		if res, err := client.Get(p.url("/api/dashboard")); err == nil {
+		if res, err := readerGet(client, p.url("/api/dashboard")); err == nil {
 			_, _ = io.Copy(io.Discard, res.Body)
 			res.Body.Close()
 		}

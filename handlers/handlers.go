@@ -112,6 +112,9 @@ type Deps struct {
 	Users UserResolver
 	// Dashboard serves GET /api/dashboard; nil answers 501.
 	Dashboard http.Handler
+	// ReadAuth is who may read /api/requests and /api/dashboard (auth.go).
+	// Nil: from the environment (JIT_READ_ROLE, WEBSITE_AUTH_ENABLED).
+	ReadAuth *ReadAuth
 	// ContinuationKey signs list continuation tokens (HMAC-SHA256). Empty:
 	// a random key, so tokens are valid for the life of the process.
 	ContinuationKey []byte
@@ -135,9 +138,10 @@ type Deps struct {
 const DefaultMaxInvocationBytes = 1 << 20
 
 type server struct {
-	d   Deps
-	log *slog.Logger
-	key []byte
+	d    Deps
+	log  *slog.Logger
+	key  []byte
+	auth readAuth
 }
 
 // New builds the handler the host talks to.
@@ -151,7 +155,7 @@ func New(d Deps) http.Handler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	s := &server{d: d, log: d.Logger, key: d.ContinuationKey}
+	s := &server{d: d, log: d.Logger, key: d.ContinuationKey, auth: newReadAuth(d.ReadAuth, d.Logger)}
 	if len(s.key) == 0 {
 		s.key = make([]byte, 32)
 		_, _ = rand.Read(s.key)
@@ -160,11 +164,13 @@ func New(d Deps) http.Handler {
 	mux.Handle("POST /AccessRequests", s.invocation("AccessRequests", s.accessRequests))
 	mux.Handle("POST /ExpirySweep", s.invocation("ExpirySweep", s.expirySweep))
 	mux.Handle("POST /EntraAuditEvents", s.invocation("EntraAuditEvents", s.entraAuditEvents))
-	mux.Handle("GET /api/requests", s.http("Requests", s.listRequests))
-	mux.Handle("GET /api/requests/{$}", s.http("Requests", s.listRequests))
-	mux.Handle("GET /api/requests/{id}", s.http("Requests", s.getRequest))
+	// Reads need a signed-in reader with the read role (auth.go); health
+	// stays anonymous.
+	mux.Handle("GET /api/requests", s.http("Requests", s.reader(answerJSON, s.listRequests)))
+	mux.Handle("GET /api/requests/{$}", s.http("Requests", s.reader(answerJSON, s.listRequests)))
+	mux.Handle("GET /api/requests/{id}", s.http("Requests", s.reader(answerJSON, s.getRequest)))
 	mux.Handle("GET /api/health", s.http("Health", s.health))
-	mux.Handle("GET /api/dashboard", s.http("Dashboard", s.dashboard))
+	mux.Handle("GET /api/dashboard", s.http("Dashboard", s.reader(answerPage, s.dashboard)))
 	// The host probes the root until any HTTP answer comes (worker ready).
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -45,6 +45,9 @@ func newTestServer(t *testing.T, d Deps) (http.Handler, *bytes.Buffer) {
 	t.Helper()
 	var logs bytes.Buffer
 	d.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	if d.ReadAuth == nil {
+		d.ReadAuth = signedIn
+	}
 	return New(d), &logs
 }
 
@@ -330,9 +333,10 @@ func (f *fakeLister) RecentRejections(context.Context, int) ([]access.Rejection,
 }
 func (f *fakeLister) Ping(context.Context) error { return f.pingErr }
 
+// get reads target as a signed-in reader with the read role (auth_test.go).
 func get(h http.Handler, target string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	h.ServeHTTP(rec, asReader(httptest.NewRequest(http.MethodGet, target, nil)))
 	return rec
 }
 

@@ -71,7 +71,7 @@ func FuzzExpirySweepPayload(f *testing.F) {
 func FuzzListQuery(f *testing.F) {
 	key := []byte("0123456789abcdef")
 	signer := New(Deps{Store: &fakeLister{page: broker.ListPage{Items: []*access.Request{sampleRequest()}, Next: "pos-2"}},
-		ContinuationKey: key, Logger: slog.New(slog.DiscardHandler)})
+		ContinuationKey: key, Logger: slog.New(slog.DiscardHandler), ReadAuth: signedIn})
 	rec := get(signer, "/api/requests?state=active&limit=1")
 	var out struct {
 		Continuation string `json:"continuation"`
@@ -85,8 +85,8 @@ func FuzzListQuery(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, q string) {
 		st := &fakeLister{page: broker.ListPage{Items: []*access.Request{sampleRequest()}, Next: "pos-2"}}
-		h := New(Deps{Store: st, ContinuationKey: key, Logger: slog.New(slog.DiscardHandler)})
-		req := httptest.NewRequest(http.MethodGet, "/api/requests", nil)
+		h := New(Deps{Store: st, ContinuationKey: key, Logger: slog.New(slog.DiscardHandler), ReadAuth: signedIn})
+		req := asReader(httptest.NewRequest(http.MethodGet, "/api/requests", nil))
 		req.URL.RawQuery = q
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
@@ -133,8 +133,8 @@ func FuzzGetRequestID(f *testing.F) {
 			return // GET /api/requests/ is the list
 		}
 		st := &fakeLister{reqs: map[string]*access.Request{"r-1": sampleRequest()}}
-		h := New(Deps{Store: st, Logger: slog.New(slog.DiscardHandler)})
-		req := httptest.NewRequest(http.MethodGet, "/api/requests/x", nil)
+		h := New(Deps{Store: st, Logger: slog.New(slog.DiscardHandler), ReadAuth: signedIn})
+		req := asReader(httptest.NewRequest(http.MethodGet, "/api/requests/x", nil))
 		req.URL.Path = "/api/requests/" + id
 		req.URL.RawPath = ""
 		rec := httptest.NewRecorder()

@@ -640,3 +640,301 @@ func TestRBACAdministratorIsConditioned(t *testing.T) {
 		}
 	}
 }
+
+// ---------------------------------------------------------------------------------------------
+// Who may read (DESIGN §8): App Service Authentication with Microsoft Entra ID in front of the
+// read API and the dashboard, the app role checked by the handler.
+
+var (
+	excludedBlock = regexp.MustCompile(`(?s)excludedPaths:\s*\[(.*?)\]`)
+	quoted        = regexp.MustCompile(`'([^']*)'`)
+)
+
+// readRoutes are the routes that must never be reachable without a sign-in.
+var readRoutes = []string{"/api/requests", "/api/requests/CHG0001", "/api/dashboard"}
+
+// checkSignIn returns what is wrong with the App Service Authentication of modules/functionapp.bicep
+// and its wiring in main.bicep.
+func checkSignIn(files map[string]string) []string {
+	var problems []string
+	app, main := files["modules/functionapp.bicep"], files["main.bicep"]
+	for _, want := range []string{
+		"resource signIn 'Microsoft.Web/sites/config@",
+		"= if (!empty(signInClientId)) {",
+		"parent: site",
+		"name: 'authsettingsV2'",
+		"platform: { enabled: true }",
+		"requireAuthentication: true",
+		"unauthenticatedClientAction: signInUnauthenticatedAction",
+		"@allowed(['Return401', 'RedirectToLoginPage'])\nparam signInUnauthenticatedAction string = 'Return401'",
+		"azureActiveDirectory: {\n        enabled: true",
+		"clientId: signInClientId",
+		"openIdIssuer: signInIssuer",
+		"clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'",
+		"'api://${signInClientId}'",
+		"allowedApplications: union([signInClientId], signInAllowedClientApplications)",
+		"tokenStore: { enabled: false }",
+		"cookieExpiration: { convention: 'FixedTime', timeToExpiration: '01:00:00' }",
+		"requireHttps: true",
+	} {
+		if !strings.Contains(app, want) {
+			problems = append(problems, fmt.Sprintf("modules/functionapp.bicep: authsettingsV2 is missing %q", want))
+		}
+	}
+	// Only /api/health may be reached without a sign-in.
+	m := excludedBlock.FindStringSubmatch(app)
+	if m == nil {
+		problems = append(problems, "modules/functionapp.bicep: authsettingsV2 has no excludedPaths (the liveness probe /api/health must stay anonymous)")
+	} else {
+		var excluded []string
+		for _, q := range quoted.FindAllStringSubmatch(m[1], -1) {
+			excluded = append(excluded, q[1])
+		}
+		if len(excluded) != 1 || excluded[0] != "/api/health" {
+			problems = append(problems, fmt.Sprintf("modules/functionapp.bicep: excludedPaths %q, want exactly [/api/health]", excluded))
+		}
+		for _, p := range excluded {
+			for _, r := range readRoutes {
+				if p == "" || p == "/" || strings.HasPrefix(r, strings.TrimSuffix(p, "*")) {
+					problems = append(problems, fmt.Sprintf("modules/functionapp.bicep: excluded path %q opens %s without a sign-in", p, r))
+				}
+			}
+		}
+	}
+	for _, want := range []string{
+		"param signInClientId string = ''",
+		"param signInTenantId string = tenant().tenantId",
+		"param readRole string = 'JitAccess.Read'",
+		"signInClientId: signInClientId",
+		"signInIssuer: '${environment().authentication.loginEndpoint}${signInTenantId}/v2.0'",
+		"signInUnauthenticatedAction: signInUnauthenticatedAction",
+		"signInAllowedClientApplications: signInAllowedApps",
+		"output DASHBOARD_SIGNIN_URL string = 'https://${app.outputs.defaultHostName}/.auth/login/aad?post_login_redirect_uri=/api/dashboard'",
+	} {
+		if !strings.Contains(main, want) {
+			problems = append(problems, fmt.Sprintf("main.bicep: missing %q", want))
+		}
+	}
+	settings, err := appSettings(main)
+	if err != nil {
+		return append(problems, err.Error())
+	}
+	for name, want := range map[string]string{
+		"JIT_READ_ROLE": "readRole", "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID": "identity.outputs.clientId",
+		"WEBSITE_AUTH_AAD_ALLOWED_TENANTS": "signInTenantId",
+	} {
+		if settings[name] != want {
+			problems = append(problems, fmt.Sprintf("main.bicep: app setting %s is %q, want %s", name, settings[name], want))
+		}
+	}
+	// The platform sets it when App Service Authentication is on; setting it by hand would make
+	// the handler trust principal headers nobody checked.
+	if _, ok := settings["WEBSITE_AUTH_ENABLED"]; ok {
+		problems = append(problems, "main.bicep: WEBSITE_AUTH_ENABLED must not be an app setting (the platform sets it when App Service Authentication is on)")
+	}
+	return problems
+}
+
+func TestSignInIsConfigured(t *testing.T) {
+	files := readInfra(t)
+	report(t, checkSignIn(files))
+	var params struct {
+		Parameters map[string]struct {
+			Value string `json:"value"`
+		} `json:"parameters"`
+	}
+	if err := json.Unmarshal([]byte(files["main.parameters.json"]), &params); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"signInClientId":                  "${JIT_SIGNIN_CLIENT_ID=}",
+		"signInUnauthenticatedAction":     "${JIT_SIGNIN_UNAUTHENTICATED_ACTION=Return401}",
+		"signInAllowedClientApplications": "${JIT_SIGNIN_ALLOWED_CLIENT_APPLICATIONS=}",
+	} {
+		if v := params.Parameters[name].Value; v != want {
+			t.Errorf("main.parameters.json: %s is %q, want %s", name, v, want)
+		}
+	}
+
+	mutate := func(file, old, new string) map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		for k, v := range files {
+			out[k] = v
+		}
+		if !strings.Contains(out[file], old) {
+			t.Fatalf("mutation: %s has no %q", file, old)
+		}
+		out[file] = strings.Replace(out[file], old, new, 1)
+		return out
+	}
+	expect := func(name string, problems []string, want string) {
+		t.Helper()
+		for _, p := range problems {
+			if strings.Contains(p, want) {
+				return
+			}
+		}
+		t.Errorf("%s: the check did not report %q (got %q)", name, want, problems)
+	}
+	expect("anonymous app", checkSignIn(mutate("modules/functionapp.bicep", "requireAuthentication: true", "requireAuthentication: false")), `missing "requireAuthentication: true"`)
+	expect("health not excluded", checkSignIn(mutate("modules/functionapp.bicep", "'/api/health'", "")), "excludedPaths [], want exactly [/api/health]")
+	expect("read API excluded", checkSignIn(mutate("modules/functionapp.bicep", "'/api/health'", "'/api/health'\n        '/api/requests'")), `excluded path "/api/requests" opens /api/requests`)
+	expect("everything excluded", checkSignIn(mutate("modules/functionapp.bicep", "'/api/health'", "'/api'")), `excluded path "/api" opens /api/dashboard`)
+	expect("secret instead of the identity", checkSignIn(mutate("modules/functionapp.bicep", "clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'", "clientSecretSettingName: 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET'")), "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID")
+	expect("platform flag faked", checkSignIn(mutate("main.bicep", "// END app settings", "  WEBSITE_AUTH_ENABLED: 'True'\n// END app settings")), "WEBSITE_AUTH_ENABLED must not be an app setting")
+	expect("role setting dropped", checkSignIn(mutate("main.bicep", "  JIT_READ_ROLE: readRole\n", "")), "app setting JIT_READ_ROLE")
+}
+
+// goConst returns the value of a string constant declared in a Go file of the repository.
+func goConst(t *testing.T, rel, name string) string {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(repoRoot, rel), nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var val string
+	ast.Inspect(f, func(n ast.Node) bool {
+		vs, ok := n.(*ast.ValueSpec)
+		if !ok {
+			return true
+		}
+		for i, id := range vs.Names {
+			if id.Name == name && i < len(vs.Values) {
+				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					val, _ = strconv.Unquote(lit.Value)
+				}
+			}
+		}
+		return true
+	})
+	if val == "" {
+		t.Fatalf("%s: no string constant %s", rel, name)
+	}
+	return val
+}
+
+// The role the script defines is the one the handler, the host stand-in and the deployment use,
+// and the script makes assignment required, no secret, and the managed identity the credential.
+func TestSignInScriptDefinesTheRole(t *testing.T) {
+	files := readInfra(t)
+	script := files["scripts/create-signin-app.sh"]
+	role := goConst(t, "handlers/auth.go", "DefaultReadRole")
+	if got := goConst(t, "internal/devhost/signin.go", "DefaultReadRole"); got != role {
+		t.Errorf("internal/devhost signs in with %q, the handler wants %q", got, role)
+	}
+	if !strings.Contains(files["main.bicep"], "param readRole string = '"+role+"'") {
+		t.Errorf("main.bicep: readRole does not default to %q", role)
+	}
+	for _, want := range []string{
+		`READ_ROLE="` + role + `"`,
+		`\"allowedMemberTypes\":[\"User\"]`,
+		`\"isEnabled\":true`,
+		"az ad sp update --id \"$app_id\" --set appRoleAssignmentRequired=true",
+		"--sign-in-audience AzureADMyOrg",
+		`--identifier-uris "api://$app_id"`,
+		`\"requestedAccessTokenVersion\":2`,
+		"/.auth/login/aad/callback",
+		"--enable-id-token-issuance true",
+		`\"audiences\":[\"api://AzureADTokenExchange\"]`,
+		"az ad app federated-credential create",
+	} {
+		if !strings.Contains(script, want) {
+			t.Errorf("scripts/create-signin-app.sh: missing %q", want)
+		}
+	}
+	if strings.Contains(script, "credential reset") || strings.Contains(script, "passwordCredentials") || strings.Contains(script, "addPassword") {
+		t.Error("scripts/create-signin-app.sh makes a client secret: the managed identity is the credential")
+	}
+}
+
+// fakeSignInAz is an `az` stand-in for create-signin-app.sh with state in $AZ_STATE: what the
+// script creates is found on the next run.
+const fakeSignInAz = `#!/usr/bin/env bash
+echo "az $*" >> "$AZ_LOG"
+S="$AZ_STATE"; a="$*"
+APP=aaaa0000-0000-4000-8000-00000000a991; OBJ=bbbb0000-0000-4000-8000-00000000b991; SP=cccc0000-0000-4000-8000-00000000c991
+case "$a" in
+  "account show") exit 0 ;;
+  "account show --query tenantId -o tsv") echo dddd0000-0000-4000-8000-00000000d991 ;;
+  *"--method PATCH"*appRoles*) grep -q '"value":"JitAccess.Read"' <<<"$a" && touch "$S/role" ;;
+  *"--method PATCH"*'"api"'*) echo "$a" > "$S/api" ;;
+  *"--method GET"*appRoleAssignedTo*) [ -f "$S/assigned" ] && cat "$S/assigned"; true ;;
+  *"--method POST"*appRoleAssignedTo*) sed -n 's/.*"principalId":"\([^"]*\)".*/\1/p' <<<"$a" >> "$S/assigned" ;;
+  "ad app list"*) [ -f "$S/app" ] && echo $APP; true ;;
+  "ad app create"*) touch "$S/app"; echo $APP ;;
+  "ad app show"*"--query id -o tsv") echo $OBJ ;;
+  "ad app show"*identifierUris*) [ -f "$S/uri" ] && echo "api://$APP"; true ;;
+  "ad app show"*"appRoles[?value"*) [ -f "$S/role" ] && echo true; true ;;
+  "ad app show"*"--query appRoles -o json") echo "[]" ;;
+  "ad app show"*oauth2PermissionScopes*) [ -f "$S/api" ] && echo f7f83aba-791e-4ebb-b46b-c6422e3ac859; true ;;
+  "ad app show"*requestedAccessTokenVersion*) [ -f "$S/api" ] && echo 2; true ;;
+  "ad app show"*preAuthorizedApplications*) if grep -q 04b07795 "$S/api" 2>/dev/null; then echo '[{"appId":"04b07795-8ddb-461a-bbee-02f9e1bf7b46"}]'; else echo "[]"; fi ;;
+  "ad app show"*redirectUris*) [ -f "$S/redirect" ] && echo "https://func-jit-x.azurewebsites.net/.auth/login/aad/callback"; true ;;
+  "ad app show"*enableIdTokenIssuance*) [ -f "$S/redirect" ] && echo true; true ;;
+  "ad app update"*--identifier-uris*) touch "$S/uri" ;;
+  "ad app update"*--web-redirect-uris*--enable-id-token-issuance\ true*) touch "$S/redirect" ;;
+  "ad app federated-credential list"*) [ -f "$S/fic" ] && cat "$S/fic"; true ;;
+  "ad app federated-credential create"*) grep -q '"audiences":\["api://AzureADTokenExchange"\]' <<<"$a" && sed -n 's/.*"subject":"\([^"]*\)".*/\1/p' <<<"$a" > "$S/fic" ;;
+  "ad sp list"*) [ -f "$S/sp" ] && echo $SP; true ;;
+  "ad sp create"*) touch "$S/sp"; echo $SP ;;
+  "ad sp show"*appRoleAssignmentRequired*) if [ -f "$S/required" ]; then echo true; else echo false; fi ;;
+  "ad sp update"*"--set appRoleAssignmentRequired=true") touch "$S/required" ;;
+  *) echo "UNEXPECTED $a" >> "$AZ_LOG"; exit 9 ;;
+esac
+`
+
+func TestSignInScriptIsIdempotent(t *testing.T) {
+	if _, err := os.Stat("/bin/bash"); err != nil {
+		t.Skip("bash not available")
+	}
+	dir, state := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "az"), []byte(fakeSignInAz), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script, _ := filepath.Abs("scripts/create-signin-app.sh")
+	const mi, operator = "11111111-2222-3333-4444-555555555555", "22222222-3333-4444-5555-666666666666"
+	run := func(args ...string) (string, string) {
+		t.Helper()
+		log := filepath.Join(dir, "az.log")
+		os.Remove(log)
+		cmd := exec.Command(script, append([]string{"--name", "jitaccess-signin-test", "--hostname", "func-jit-x.azurewebsites.net",
+			"--principal-id", mi, "--assign", operator}, args...)...)
+		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "AZ_LOG="+log, "AZ_STATE="+state)
+		out, err := cmd.CombinedOutput()
+		calls, _ := os.ReadFile(log)
+		if err != nil {
+			t.Fatalf("create-signin-app.sh %v: %v\n%s\n%s", args, err, out, calls)
+		}
+		if strings.Contains(string(calls), "UNEXPECTED") {
+			t.Fatalf("unexpected az calls:\n%s", calls)
+		}
+		return string(out), string(calls)
+	}
+	mutating := regexp.MustCompile(`(?m)^az (ad app (create|update)|ad sp (create|update)|ad app federated-credential (create|delete)|rest --method (PATCH|POST|PUT|DELETE))`)
+
+	out, calls := run("--dry-run")
+	if mutating.MatchString(calls) || !strings.Contains(out, "dry run: 9 change(s) would be made") {
+		t.Fatalf("--dry-run changed something or miscounted:\n%s\n%s", out, calls)
+	}
+	out, calls = run("--allow-azure-cli")
+	if n := len(mutating.FindAllString(calls, -1)); n != 9 || !strings.Contains(out, "done: 9 change(s) made") ||
+		!strings.Contains(out, "client id: aaaa0000-0000-4000-8000-00000000a991") {
+		t.Fatalf("first run: %d changes, want 9:\n%s\n%s", n, out, calls)
+	}
+	for _, f := range []string{"app", "uri", "role", "api", "sp", "required", "redirect", "fic", "assigned"} {
+		if _, err := os.Stat(filepath.Join(state, f)); err != nil {
+			t.Errorf("first run did not make %s:\n%s", f, calls)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(state, "fic")); strings.TrimSpace(string(b)) != mi {
+		t.Errorf("federated credential subject %q, want the managed identity %s", b, mi)
+	}
+	if !strings.Contains(calls, `"issuer":"https://login.microsoftonline.com/dddd0000-0000-4000-8000-00000000d991/v2.0"`) {
+		t.Errorf("federated credential issuer is not the tenant's:\n%s", calls)
+	}
+	out, calls = run("--allow-azure-cli")
+	if mutating.MatchString(calls) || !strings.Contains(out, "done: 0 change(s) made") {
+		t.Fatalf("second run changed something:\n%s\n%s", out, calls)
+	}
+}

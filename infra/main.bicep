@@ -9,6 +9,8 @@
 //                           (or an existing hub, see the existingEventHub* parameters)
 //   Application Insights + Log Analytics
 //   One user-assigned managed identity for everything; role assignments scoped to single resources.
+//   App Service Authentication (Microsoft Entra ID) in front of the read API and the dashboard,
+//   with the app registration of infra/scripts/create-signin-app.sh (signInClientId).
 //
 // No key, connection string with a key, or secret appears here: every data-plane connection is
 // identity based (infra/infra_test.go checks this and the settings against the code).
@@ -116,6 +118,22 @@ param existingEventHubName string = 'insights-logs-auditlogs'
 @description('Principal ids (ticketing system, operators) that may send request events: Azure Service Bus Data Sender on the requests queue only.')
 param requestSenderPrincipalIds array = []
 
+@description('Client id of the sign-in app registration made by infra/scripts/create-signin-app.sh (App Service Authentication with Microsoft Entra ID signs operators in to /api/requests and /api/dashboard). Empty: no sign-in is configured and those answer 401 to everyone.')
+param signInClientId string = ''
+
+@description('Tenant of the sign-in app registration (default: the tenant of this deployment).')
+param signInTenantId string = tenant().tenantId
+
+@allowed(['Return401', 'RedirectToLoginPage'])
+@description('What App Service Authentication answers a request without a sign-in, for the whole app: Return401 (default; right for the JSON API and scripts — operators open the dashboard through DASHBOARD_SIGNIN_URL) or RedirectToLoginPage (browsers go straight to the Entra sign-in; API clients without a token then get a 302 to an HTML page). docs/deploy.md §6.')
+param signInUnauthenticatedAction string = 'Return401'
+
+@description('Client ids, comma-separated, of further applications whose user tokens may call the API, e.g. the Azure CLI (04b07795-8ddb-461a-bbee-02f9e1bf7b46) for reads with `az account get-access-token`; the sign-in app itself always may.')
+param signInAllowedClientApplications string = ''
+
+@description('App role a reader needs (JIT_READ_ROLE); the sign-in app registration defines it.')
+param readRole string = 'JitAccess.Read'
+
 // ---------------------------------------------------------------------------------------------
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName, app: 'jitaccess' }
@@ -133,6 +151,7 @@ var auditHubResourceGroup = useExistingEventHub ? existingEventHubResourceGroup 
 var auditHubNamespace = useExistingEventHub ? existingEventHubNamespace : ehName
 var serviceBusFqdn = '${sbName}.servicebus.windows.net'
 var auditHubFqdn = '${auditHubNamespace}.servicebus.windows.net'
+var signInAllowedApps = map(filter(split(signInAllowedClientApplications, ','), a => !empty(trim(a))), a => trim(a))
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: rgName
@@ -253,6 +272,11 @@ var appSettings = {
   JIT_ARM_SCOPE: armScope
   JIT_TOKEN_LIFETIME: tokenLifetime
   JIT_RBAC_PROPAGATION: rbacPropagation
+  // Who may read (DESIGN §8): the app role; App Service Authentication signs in with a federated
+  // credential of the identity instead of a client secret, and accepts tokens of one tenant only.
+  JIT_READ_ROLE: readRole
+  OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: identity.outputs.clientId
+  WEBSITE_AUTH_AAD_ALLOWED_TENANTS: signInTenantId
 }
 // END app settings
 
@@ -269,6 +293,10 @@ module app 'modules/functionapp.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     appSettings: appSettings
+    signInClientId: signInClientId
+    signInIssuer: '${environment().authentication.loginEndpoint}${signInTenantId}/v2.0'
+    signInUnauthenticatedAction: signInUnauthenticatedAction
+    signInAllowedClientApplications: signInAllowedApps
   }
   // The host starts as soon as the site exists: its identity must already hold its roles.
   dependsOn: [access, auditHubAccess]
@@ -281,6 +309,11 @@ output FUNCTION_APP_HOSTNAME string = app.outputs.defaultHostName
 output API_HEALTH_URL string = 'https://${app.outputs.defaultHostName}/api/health'
 output API_REQUESTS_URL string = 'https://${app.outputs.defaultHostName}/api/requests'
 output API_DASHBOARD_URL string = 'https://${app.outputs.defaultHostName}/api/dashboard'
+// Sign-in (DESIGN §8): the dashboard through App Service Authentication's sign-in (no key or token
+// in it), the redirect URI the app registration needs, and its client id (empty: none configured).
+output DASHBOARD_SIGNIN_URL string = 'https://${app.outputs.defaultHostName}/.auth/login/aad?post_login_redirect_uri=/api/dashboard'
+output SIGNIN_REDIRECT_URI string = 'https://${app.outputs.defaultHostName}/.auth/login/aad/callback'
+output SIGNIN_CLIENT_ID string = signInClientId
 // azure-role profiles: Role Based Access Control Administrator on each cluster, conditioned to the
 // profiles' roles and to users (modules/rbac-scope.bicep).
 module rbacScopes 'modules/rbac-scope.bicep' = [for (t, i) in azureRoleTargets: {

@@ -15,6 +15,15 @@ param instanceMemoryMB int = 512
 @description('App settings as an object (name: value), built in main.bicep; secure because it carries JIT_CONTINUATION_KEY (kept out of deployment history).')
 param appSettings object
 
+@description('Client id of the sign-in app registration (infra/scripts/create-signin-app.sh); empty = App Service Authentication is not configured.')
+param signInClientId string = ''
+@description('OpenID issuer of the sign-in tenant, <login endpoint><tenant id>/v2.0.')
+param signInIssuer string = ''
+@allowed(['Return401', 'RedirectToLoginPage'])
+param signInUnauthenticatedAction string = 'Return401'
+@description('Client ids of further applications whose tokens may call the app (the sign-in app itself always may).')
+param signInAllowedClientApplications array = []
+
 resource hostAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: hostAccountName
 }
@@ -63,6 +72,61 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         name: 'custom'
         version: '1.0'
       }
+    }
+  }
+}
+
+// App Service Authentication (Easy Auth) with Microsoft Entra ID signs operators in (DESIGN §8
+// "Who may read"). On Flex Consumption the Functions host runs it in front of every function
+// (it sets WEBSITE_AUTH_ENABLED, which jitaccess checks before it trusts the principal headers),
+// and it removes client-supplied X-MS-CLIENT-PRINCIPAL* headers. Every request must be signed in
+// except /api/health (liveness probes); unauthenticated requests get a 401 (or, with
+// RedirectToLoginPage, browsers are sent to the Entra sign-in) — one setting for the whole app,
+// docs/deploy.md §6. The handler then requires the app role JitAccess.Read (JIT_READ_ROLE).
+// No client secret: the sign-in uses a federated credential of the app's managed identity
+// (OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID, set in main.bicep); no token store (jitaccess never
+// needs the users' tokens); sessions of one hour.
+resource signIn 'Microsoft.Web/sites/config@2024-04-01' = if (!empty(signInClientId)) {
+  parent: site
+  name: 'authsettingsV2'
+  properties: {
+    platform: { enabled: true }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: signInUnauthenticatedAction
+      redirectToProvider: 'azureactivedirectory'
+      excludedPaths: [
+        '/api/health'
+      ]
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          clientId: signInClientId
+          openIdIssuer: signInIssuer
+          clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'
+        }
+        validation: {
+          allowedAudiences: [
+            'api://${signInClientId}'
+            signInClientId
+          ]
+          defaultAuthorizationPolicy: {
+            allowedApplications: union([signInClientId], signInAllowedClientApplications)
+          }
+        }
+      }
+    }
+    login: {
+      tokenStore: { enabled: false }
+      // A removed role assignment stops a browser session within the hour (the default is 8 h).
+      cookieExpiration: { convention: 'FixedTime', timeToExpiration: '01:00:00' }
+    }
+    httpSettings: {
+      requireHttps: true
+      routes: { apiPrefix: '/.auth' }
+      forwardProxy: { convention: 'NoProxy' }
     }
   }
 }

@@ -14,7 +14,10 @@
 //     retried under the function's retry policy, then moved past;
 //   - httpTrigger: a front listener forwarding /<routePrefix>/... to the
 //     handler (enableForwardingHttpRequest), enforcing authLevel function
-//     with the `code` query parameter or the x-functions-key header.
+//     with the `code` query parameter or the x-functions-key header, and
+//     playing App Service Authentication: client-supplied principal headers
+//     removed, a loopback caller signed in as the local operator
+//     (Options.SignIn, signin.go).
 //
 // It also offers /_devhost/ endpoints so that a CLI can send events to the
 // sandbox. Loopback only; it is not a security boundary.
@@ -80,6 +83,13 @@ type Options struct {
 	Client *http.Client
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// SignIn is how the stand-in plays App Service Authentication on the
+	// forwarded HTTP functions (default SignInOperator: loopback callers are
+	// signed in as the local operator with ReadRole; signin.go).
+	SignIn SignInMode
+	// ReadRole is the app role the local operator holds (default
+	// DefaultReadRole, the handler's default JIT_READ_ROLE).
+	ReadRole string
 }
 
 // DeadLetter is a message that failed MaxDeliveryCount deliveries.
@@ -152,6 +162,9 @@ func New(o Options) (*Host, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ReadRole == "" {
+		o.ReadRole = DefaultReadRole
 	}
 	hu, err := url.Parse(o.HandlerURL)
 	if err != nil || hu.Host == "" {
@@ -705,6 +718,7 @@ func (h *Host) frontHandler() http.Handler {
 			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 			pr.Out.Header.Set("X-Azure-Functions-InvocationId", uuid.NewString())
 			pr.Out.Header.Set("X-Azure-Functions-HostVersion", "devhost")
+			h.signIn(pr.In, pr.Out.Header)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			writeJSON(w, http.StatusBadGateway, map[string]string{"error": "the handler does not answer"})

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -358,18 +360,18 @@ func TestAuditBatchAndRetries(t *testing.T) {
 func TestHTTPForwardingAndAuth(t *testing.T) {
 	f := newFakeHandler(t)
 	h := start(t, f.URL, Options{FunctionKey: "k3y"})
+	// Requests and Dashboard are anonymous (readers sign in instead of
+	// presenting a key: DESIGN §8): the key is neither needed nor checked.
 	cases := []struct {
 		path   string
 		header string
 		status int
 	}{
 		{"/api/health", "", 200},
-		{"/api/requests/r1", "", 401},
-		{"/api/requests/r1?code=bad", "", 401},
-		{"/api/requests/r1?code=k3y", "", 200},
-		{"/api/requests?state=active&code=k3y", "", 200},
-		{"/api/requests", "k3y", 200},
-		{"/api/dashboard", "k3y", 200},
+		{"/api/requests/r1", "", 200},
+		{"/api/requests/r1?code=bad", "", 200},
+		{"/api/requests?state=active", "", 200},
+		{"/api/dashboard", "", 200},
 		{"/api/requests/a/b", "k3y", 404},
 		{"/api/other", "k3y", 404},
 		{"/AccessRequests", "k3y", 404},
@@ -392,7 +394,65 @@ func TestHTTPForwardingAndAuth(t *testing.T) {
 		t.Fatalf("POST health %d", resp.StatusCode)
 	}
 	c := f.callsTo("/api/requests/r1")
-	if len(c) != 1 || c[0].query != "code=k3y" || c[0].header.Get("X-Azure-Functions-InvocationId") == "" {
+	if len(c) != 2 || c[1].query != "code=bad" || c[0].header.Get("X-Azure-Functions-InvocationId") == "" {
+		t.Fatalf("%+v", c)
+	}
+}
+
+// authLevel function is enforced with the code parameter or the
+// x-functions-key header, as the Functions host does (a function app of its
+// own: the contract's HTTP functions are all anonymous now).
+func TestFunctionKeys(t *testing.T) {
+	dir := t.TempDir()
+	host, err := os.ReadFile("../../host.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "host.json"), host, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "functions", "Keyed"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fn := `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","authLevel":"function","methods":["get"],"route":"keyed/{id?}"},{"type":"http","direction":"out","name":"res"}]}`
+	if err := os.WriteFile(filepath.Join(dir, "functions", "Keyed", "function.json"), []byte(fn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f := newFakeHandler(t)
+	h, err := New(Options{Dir: dir, HandlerURL: f.URL, Addr: "127.0.0.1:0", FunctionKey: "k3y", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); h.Wait() })
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		path, header string
+		status       int
+	}{
+		{"/api/keyed/r1", "", 401},
+		{"/api/keyed/r1?code=bad", "", 401},
+		{"/api/keyed/r1", "bad", 401},
+		{"/api/keyed/r1?code=k3y", "", 200},
+		{"/api/keyed", "k3y", 200},
+	}
+	for _, tc := range cases {
+		req, _ := http.NewRequest(http.MethodGet, h.URL()+tc.path, nil)
+		if tc.header != "" {
+			req.Header.Set("x-functions-key", tc.header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Fatalf("%s %q: %d, want %d", tc.path, tc.header, resp.StatusCode, tc.status)
+		}
+	}
+	if c := f.callsTo("/api/keyed/r1"); len(c) != 1 || c[0].query != "code=k3y" {
 		t.Fatalf("%+v", c)
 	}
 }
