@@ -103,6 +103,10 @@ func serve(ctx context.Context) int {
 		return startFailure(log, err)
 	}
 	log = newLogger(os.Stdout, s.LogLevel)
+	readAuth, err := handlers.ReadAuthFromEnv(os.Getenv)
+	if err != nil {
+		return startFailure(log, err) // names JIT_READ_ROLE
+	}
 	profiles, err := policy.LoadFile(s.ProfilesFile)
 	if err != nil {
 		return startFailure(log, err)
@@ -148,7 +152,9 @@ func serve(ctx context.Context) int {
 	}
 	defer closeBus()
 	b := broker.New(store, dir, profiles, broker.SystemClock{}, opts)
-	h := handlers.New(handlerDeps(b, store, dir, profiles, log, s))
+	deps := handlerDeps(b, store, dir, profiles, log, s)
+	deps.ReadAuth = &readAuth
+	h := handlers.New(deps)
 	addr := "127.0.0.1:" + strconv.Itoa(s.Port)
 	log.Info("jitaccess listening", "addr", addr, "version", version, "profiles", len(profiles.All()))
 	if err := handlers.Serve(ctx, addr, h); err != nil {

@@ -238,6 +238,7 @@ func TestInvalidSettingsStopTheStart(t *testing.T) {
 		"JIT_TABLES_ENDPOINT":          {"FUNCTIONS_CUSTOMHANDLER_PORT=7999", "JIT_PROFILES_FILE=testdata/profiles.json"},
 		"testdata/missing.json":        {"FUNCTIONS_CUSTOMHANDLER_PORT=7999", "JIT_TABLES_CONNECTION_STRING=UseDevelopmentStorage=true", "JIT_PROFILES_FILE=testdata/missing.json"},
 		"JIT_GRAPH_BASE_URL":           {"FUNCTIONS_CUSTOMHANDLER_PORT=7999", "JIT_TABLES_CONNECTION_STRING=UseDevelopmentStorage=true", "JIT_PROFILES_FILE=testdata/profiles.json", "JIT_GRAPH_BASE_URL=ftp://x"},
+		"JIT_READ_ROLE":                {"FUNCTIONS_CUSTOMHANDLER_PORT=7999", "JIT_TABLES_CONNECTION_STRING=UseDevelopmentStorage=true", "JIT_PROFILES_FILE=testdata/profiles.json", "JIT_READ_ROLE=Jit Access Read"},
 	}
 	for name, vars := range cases {
 		cmd := exec.Command(binary)
