@@ -553,6 +553,7 @@ case "$args" in
     case " ${ROLE_ASSIGNABLE_GROUPS:-} " in *" $g "*) echo True ;; *) echo False ;; esac ;;
   *"--method GET"*"administrativeUnits"*) for g in ${AU_GROUPS:-}; do echo "$g"; done ;;
   *"--method GET"*"roleManagement/directory/roleAssignments"*) ;;
+  *"--method GET"*"/authorizationRules?"*) for r in ${EH_RULES:-RootManageSharedAccessKey}; do echo "$r"; done ;;
   *"--method GET"*"diagnosticSettings"*) printf '%s\t%s\t%s\n' "$AUDIT_EVENTHUB_RULE_ID" insights-logs-auditlogs True ;;
   *"--method POST"*|*"--method PUT"*|*"--method DELETE"*) ;;
   *) echo "unexpected: $args" >&2; exit 9 ;;
