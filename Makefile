@@ -102,3 +102,7 @@ package: build ## build/jitaccess.zip, what azd deploys: dist/ checked, jitacces
 
 package-check: ## the package tests: builds the zip as the azd hooks do, asserts its layout and modes
 	$(GO) test -count=1 -run 'TestPackage' ./infra/ ./infra/pkgzip/
+
+.PHONY: lint-infra
+lint-infra: ## compile and lint infra/*.bicep with the Bicep CLI when present; says plainly when it is not (LINT_INFRA_REQUIRED=1 makes that an error)
+	@infra/scripts/lint-infra.sh
