@@ -564,6 +564,9 @@ func TestScriptsAreIdempotent(t *testing.T) {
 	if _, err := os.Stat("/bin/bash"); err != nil {
 		t.Skip("bash not available")
 	}
+	if _, err := exec.LookPath("jq"); err != nil {
+		t.Skip("jq not installed (the grant script reads profiles.json with it; .ci/run installs it)")
+	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "az"), []byte(fakeAz), 0o755); err != nil {
 		t.Fatal(err)
