@@ -104,3 +104,14 @@ load: ## the load run of RELIABILITY.md: LOAD_LIFECYCLES whole grants through th
 	@JIT_LOAD_LIFECYCLES=$(LOAD_LIFECYCLES) JIT_LOAD_CONCURRENCY=$(LOAD_CONCURRENCY) \
 	  $(GO) test -count=1 -run '^TestLoadLifecycles$$' -v -timeout 60m ./e2e > .tools/load.txt 2>&1; st=$$?; \
 	  grep -E 'load:|phase|FAIL|^ok|panic' .tools/load.txt; exit $$st
+
+.PHONY: package package-check
+package: build ## build/jitaccess.zip, what azd deploys: dist/ checked, jitaccess entry 0755 (infra/pkgzip)
+	$(GO) run ./infra/pkgzip -dist $(DIST) -out build/jitaccess.zip
+
+package-check: ## the package tests: builds the zip as the azd hooks do, asserts its layout and modes
+	$(GO) test -count=1 -run 'TestPackage' ./infra/ ./infra/pkgzip/
+
+.PHONY: lint-infra
+lint-infra: ## compile and lint infra/*.bicep with the Bicep CLI when present; says plainly when it is not (LINT_INFRA_REQUIRED=1 makes that an error)
+	@infra/scripts/lint-infra.sh

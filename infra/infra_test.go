@@ -345,8 +345,8 @@ func readInfra(t *testing.T) map[string]string {
 		if err != nil {
 			return err
 		}
-		// This file holds the patterns and mutations themselves.
-		if d.IsDir() || path == "infra_test.go" {
+		// The test files hold the patterns and mutations themselves.
+		if d.IsDir() || strings.HasSuffix(path, "_test.go") {
 			return nil
 		}
 		raw, err := os.ReadFile(path)
@@ -533,19 +533,29 @@ func contains(list []string, s string) bool {
 }
 
 // fakeAz is an `az` stand-in for the scripts: a signed-in CLI whose Graph already holds
-// User.Read.All for the identity, and whose Entra diagnostic setting is already in place.
+// User.Read.All for the identity (or the app roles in $EXISTING_ROLES, "appRoleId:assignmentId"
+// words), whose target groups are ordinary (or role-assignable when listed in
+// $ROLE_ASSIGNABLE_GROUPS), whose administrative unit holds $AU_GROUPS, and whose Entra
+// diagnostic setting is already in place.
 const fakeAz = `#!/usr/bin/env bash
 echo "az $*" >> "$AZ_LOG"
 [ "$1" = account ] && exit 0
 args="$*"
 case "$args" in
   *"--method GET"*"appId="*) echo graph-sp-id ;;
-  *"--method GET"*"/appRoleAssignments"*) echo df021288-bdef-4463-88db-98f22de89214 ;;
+  *"--method GET"*"/appRoleAssignments"*)
+    for e in ${EXISTING_ROLES:-df021288-bdef-4463-88db-98f22de89214:a1}; do printf '%s\t%s\n' "${e%%:*}" "${e#*:}"; done ;;
   *"--method GET"*"appRoles"*)
     name=$(sed -n "s/.*value=='\([^']*\)'.*/\1/p" <<<"$args")
     sed -n "s/^  \"$name=\([^\"]*\)\"$/\1/p" "$GRANT_SCRIPT" | head -1 ;;
+  *"--method GET"*"/groups/"*"isAssignableToRole"*)
+    g=$(sed -n 's|.*/groups/\([0-9a-f-]*\).*|\1|p' <<<"$args")
+    case " ${ROLE_ASSIGNABLE_GROUPS:-} " in *" $g "*) echo True ;; *) echo False ;; esac ;;
+  *"--method GET"*"administrativeUnits"*) for g in ${AU_GROUPS:-}; do echo "$g"; done ;;
+  *"--method GET"*"roleManagement/directory/roleAssignments"*) ;;
+  *"--method GET"*"/authorizationRules?"*) for r in ${EH_RULES:-RootManageSharedAccessKey}; do echo "$r"; done ;;
   *"--method GET"*"diagnosticSettings"*) printf '%s\t%s\t%s\n' "$AUDIT_EVENTHUB_RULE_ID" insights-logs-auditlogs True ;;
-  *"--method POST"*|*"--method PUT"*) ;;
+  *"--method POST"*|*"--method PUT"*|*"--method DELETE"*) ;;
   *) echo "unexpected: $args" >&2; exit 9 ;;
 esac
 `
@@ -553,6 +563,9 @@ esac
 func TestScriptsAreIdempotent(t *testing.T) {
 	if _, err := os.Stat("/bin/bash"); err != nil {
 		t.Skip("bash not available")
+	}
+	if _, err := exec.LookPath("jq"); err != nil {
+		t.Skip("jq not installed (the grant script reads profiles.json with it; .ci/run installs it)")
 	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "az"), []byte(fakeAz), 0o755); err != nil {
@@ -566,8 +579,12 @@ func TestScriptsAreIdempotent(t *testing.T) {
 		log := filepath.Join(dir, "az.log")
 		os.Remove(log)
 		cmd := exec.Command(script, args...)
+		// The grant script computes its set from the deployed profiles: the sample's are
+		// membership profiles (User.Read.All, GroupMember.ReadWrite.All, User.RevokeSessions.All).
+		sample, _ := filepath.Abs(filepath.Join(repoRoot, "profiles.sample.json"))
 		cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "AZ_LOG="+log, "GRANT_SCRIPT="+grant,
-			"AUDIT_EVENTHUB_RULE_ID="+rule, "MANAGED_IDENTITY_PRINCIPAL_ID=11111111-2222-3333-4444-555555555555")
+			"AUDIT_EVENTHUB_RULE_ID="+rule, "MANAGED_IDENTITY_PRINCIPAL_ID=11111111-2222-3333-4444-555555555555",
+			"PROFILES="+sample)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s %v: %v\n%s", filepath.Base(script), args, err, out)
@@ -577,14 +594,14 @@ func TestScriptsAreIdempotent(t *testing.T) {
 	}
 
 	out, calls := run(grant)
-	if !strings.Contains(out, "ok       User.Read.All (already granted)") || !strings.Contains(out, "done: 5 grant(s) made") {
-		t.Errorf("grant: want User.Read.All kept and 5 grants, got:\n%s", out)
+	if !strings.Contains(out, "ok       User.Read.All (already granted)") || !strings.Contains(out, "done: 2 grant(s) made") {
+		t.Errorf("grant: want User.Read.All kept and 2 grants, got:\n%s", out)
 	}
-	if n := strings.Count(calls, "--method POST"); n != 5 {
-		t.Errorf("grant: %d POSTs, want 5:\n%s", n, calls)
+	if n := strings.Count(calls, "--method POST"); n != 2 {
+		t.Errorf("grant: %d POSTs, want 2:\n%s", n, calls)
 	}
 	out, calls = run(grant, "--dry-run")
-	if strings.Contains(calls, "--method POST") || !strings.Contains(out, "dry run: 5 grant(s) would be made") {
+	if strings.Contains(calls, "--method POST") || !strings.Contains(out, "dry run: 2 grant(s) would be made") {
 		t.Errorf("grant --dry-run changed something or miscounted:\n%s\n%s", out, calls)
 	}
 	out, calls = run(diag)

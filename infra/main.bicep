@@ -115,7 +115,7 @@ param existingEventHubNamespace string = ''
 param existingEventHubResourceGroup string = ''
 param existingEventHubName string = 'insights-logs-auditlogs'
 
-@description('Principal ids (ticketing system, operators) that may send request events: Azure Service Bus Data Sender on the requests queue only.')
+@description('Service principal object ids of the systems that may send request events — your approval or ticketing integration, never people: a sender can assert any approver\'s decision (SECURITY.md). Azure Service Bus Data Sender on the requests queue only, principalType ServicePrincipal.')
 param requestSenderPrincipalIds array = []
 
 @description('Client id of the sign-in app registration made by infra/scripts/create-signin-app.sh (App Service Authentication with Microsoft Entra ID signs operators in to /api/requests and /api/dashboard). Empty: no sign-in is configured and those answer 401 to everyone.')
@@ -133,6 +133,17 @@ param signInAllowedClientApplications string = ''
 
 @description('App role a reader needs (JIT_READ_ROLE); the sign-in app registration defines it.')
 param readRole string = 'JitAccess.Read'
+@description('Put storage, Service Bus and Event Hubs behind private endpoints in a virtual network the Function App is integrated with (VNET_ENABLED, as in Microsoft\'s Flex Consumption azd templates). Service Bus then needs Premium, which Standard cannot become in place: decide at the first deployment. Off: docs/deploy.md says what is exposed.')
+param vnetEnabled bool = false
+
+@description('vnetEnabled: the virtual network\'s name (empty = generated), address space and subnets (private endpoints; the app\'s VNet integration, delegated to Microsoft.App/environments).')
+param vNetName string = ''
+param vnetAddressPrefix string = '10.0.0.0/16'
+param privateEndpointSubnetPrefix string = '10.0.1.0/24'
+param appSubnetPrefix string = '10.0.2.0/24'
+
+@description('vnetEnabled: public IPv4 addresses or CIDR ranges of the request senders outside the virtual network; empty = the Service Bus namespace takes no public traffic (senders inside or peered only).')
+param serviceBusAllowedIpRanges array = []
 
 // ---------------------------------------------------------------------------------------------
 var token = toLower(uniqueString(subscription().id, environmentName, location))
@@ -180,6 +191,7 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: deploymentContainer
     location: location
     tags: tags
+    vnetEnabled: vnetEnabled
   }
 }
 
@@ -193,13 +205,15 @@ module servicebus 'modules/servicebus.bicep' = {
     queueName: requestsQueueName
     topicName: notificationsTopicName
     duplicateDetectionWindow: duplicateDetectionWindow
+    vnetEnabled: vnetEnabled
+    allowedIpRanges: serviceBusAllowedIpRanges
   }
 }
 
 module eventhubs 'modules/eventhubs.bicep' = if (!useExistingEventHub) {
   name: 'eventhubs'
   scope: rg
-  params: { name: ehName, location: location, tags: tags, hubName: auditHubName }
+  params: { name: ehName, location: location, tags: tags, hubName: auditHubName, vnetEnabled: vnetEnabled }
 }
 
 // Role assignments on the resources of this group (tables, host storage, Service Bus, App Insights).
@@ -297,9 +311,11 @@ module app 'modules/functionapp.bicep' = {
     signInIssuer: '${environment().authentication.loginEndpoint}${signInTenantId}/v2.0'
     signInUnauthenticatedAction: signInUnauthenticatedAction
     signInAllowedClientApplications: signInAllowedApps
+    virtualNetworkSubnetId: vnetEnabled ? network!.outputs.appSubnetId : ''
   }
-  // The host starts as soon as the site exists: its identity must already hold its roles.
-  dependsOn: [access, auditHubAccess]
+  // The host starts as soon as the site exists: its identity must already hold its roles, and
+  // with vnetEnabled the private endpoints must resolve.
+  dependsOn: [access, auditHubAccess, hostBlobEndpoint, dataTableEndpoint, serviceBusEndpoint, auditHubEndpoint]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -336,3 +352,82 @@ output AUDIT_EVENTHUB_NAME string = auditHubName
 // Resource id of the namespace rule the Entra diagnostic setting streams through (empty with an
 // existing hub: pass your own to infra/scripts/create-audit-diagnostic-setting.sh).
 output AUDIT_EVENTHUB_RULE_ID string = useExistingEventHub ? '' : eventhubs!.outputs.diagnosticsRuleId
+
+// ---------------------------------------------------------------------------------------------
+// vnetEnabled: the virtual network, and a private endpoint for each data-plane resource the app
+// reaches (host storage blob, data storage table, Service Bus, the audit Event Hubs namespace
+// created here). Public access to them is then disabled in their modules. Not covered: an existing
+// audit hub (its owner's network rules apply), Application Insights ingestion (public, Entra-only)
+// and the app's own HTTP endpoint (public: /api/health anonymous, the rest behind keys).
+var vnetName = !empty(vNetName) ? vNetName : 'vnet-jit-${token}'
+
+module network 'modules/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: vnetName
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+    appSubnetPrefix: appSubnetPrefix
+  }
+}
+
+module hostBlobEndpoint 'modules/private-endpoint.bicep' = if (vnetEnabled) {
+  name: 'pe-host-blob'
+  scope: rg
+  params: {
+    name: 'pe-${hostAccount}-blob'
+    location: location
+    tags: tags
+    subnetId: network!.outputs.privateEndpointSubnetId
+    targetId: storage.outputs.hostAccountId
+    groupId: 'blob'
+    dnsZoneId: network!.outputs.blobZoneId
+  }
+}
+
+module dataTableEndpoint 'modules/private-endpoint.bicep' = if (vnetEnabled) {
+  name: 'pe-data-table'
+  scope: rg
+  params: {
+    name: 'pe-${dataAccount}-table'
+    location: location
+    tags: tags
+    subnetId: network!.outputs.privateEndpointSubnetId
+    targetId: storage.outputs.dataAccountId
+    groupId: 'table'
+    dnsZoneId: network!.outputs.tableZoneId
+  }
+}
+
+module serviceBusEndpoint 'modules/private-endpoint.bicep' = if (vnetEnabled) {
+  name: 'pe-servicebus'
+  scope: rg
+  params: {
+    name: 'pe-${sbName}'
+    location: location
+    tags: tags
+    subnetId: network!.outputs.privateEndpointSubnetId
+    targetId: servicebus.outputs.namespaceId
+    groupId: 'namespace'
+    dnsZoneId: network!.outputs.serviceBusZoneId
+  }
+}
+
+module auditHubEndpoint 'modules/private-endpoint.bicep' = if (vnetEnabled && !useExistingEventHub) {
+  name: 'pe-audit-hub'
+  scope: rg
+  params: {
+    name: 'pe-${ehName}'
+    location: location
+    tags: tags
+    subnetId: network!.outputs.privateEndpointSubnetId
+    targetId: eventhubs!.outputs.namespaceId
+    groupId: 'namespace'
+    dnsZoneId: network!.outputs.serviceBusZoneId
+  }
+}
+
+output VNET_ENABLED bool = vnetEnabled

@@ -56,8 +56,15 @@ resource tablesContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   }
 }
 
-// Host storage: the deployment package container (Flex pulls it with this identity), blob leases
-// of the timer trigger and Event Hubs checkpoints.
+// Host storage (AzureWebJobsStorage), blobs only: the Functions host creates its containers and
+// keeps its key store, the timer trigger's locks and the Event Hubs checkpoints there — for which
+// Microsoft documents Storage Blob Data Owner as the minimum ("the runtime needs both read and
+// write access to blobs and the ability to create containers": functions-reference, "Connecting
+// to host storage with an identity"). The Flex Consumption deployment container in the same
+// account needs only Storage Blob Data Contributor (flex-consumption-how-to, "Configure
+// deployment settings"), which Owner covers. Nothing else on this account: no queue or table
+// role (no blob trigger, no Durable Functions; the optional diagnostic-events table is left out),
+// and no role on the data account's blobs.
 resource hostBlobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(hostAccount.id, principalId, roles.storageBlobDataOwner)
   scope: hostAccount
@@ -112,7 +119,9 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-// Whoever sends request events (ticketing integration, operators using `jitaccess send`).
+// The systems that send request events: the approval or ticketing integration's service
+// principal, never a person — a sender can assert any approver's decision (SECURITY.md, "The
+// honest limit"). principalType ServicePrincipal: Azure refuses the assignment for a user.
 resource requestSenders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for sender in requestSenderPrincipalIds: {
     name: guid(queue.id, sender, roles.serviceBusDataSender)
@@ -120,6 +129,7 @@ resource requestSenders 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
     properties: {
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataSender)
       principalId: sender
+      principalType: 'ServicePrincipal'
     }
   }
 ]

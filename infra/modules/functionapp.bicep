@@ -11,6 +11,8 @@ param hostAccountName string
 param deploymentContainerName string
 param maximumInstanceCount int = 40
 param instanceMemoryMB int = 512
+@description('vnetEnabled: the subnet (delegated to Microsoft.App/environments) of the app\'s VNet integration; empty = none.')
+param virtualNetworkSubnetId string = ''
 @secure()
 @description('App settings as an object (name: value), built in main.bicep; secure because it carries JIT_CONTINUATION_KEY (kept out of deployment history).')
 param appSettings object
@@ -49,6 +51,9 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Outbound traffic to storage, Service Bus and Event Hubs goes through the virtual network
+    // and their private endpoints (vnetEnabled).
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     siteConfig: {
       minTlsVersion: '1.2'
       appSettings: [for s in items(appSettings): { name: s.key, value: string(s.value) }]

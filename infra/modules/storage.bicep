@@ -3,11 +3,21 @@
 //         Consumption deployment package container;
 //   data: the jitaccess tables (JIT_TABLES_ENDPOINT), kept apart so that only the app's identity,
 //         and only with Storage Table Data Contributor, touches the audit record.
+//
+// Network: with vnetEnabled both accounts refuse public traffic (publicNetworkAccess Disabled, no
+// bypass, as Microsoft's Flex Consumption azd templates do) and are reached through private
+// endpoints (host: blob; data: table) from the app's VNet integration; deployments still work
+// because the platform writes the package through that integration. Without it they must accept
+// traffic from every network: a Flex Consumption app without VNet integration has no fixed
+// addresses and is not a "trusted service" of the storage firewall. Either way only Entra tokens
+// are accepted (allowSharedKeyAccess: false).
 param hostAccountName string
 param dataAccountName string
 param deploymentContainerName string
 param location string
 param tags object = {}
+@description('Refuse public traffic; the accounts are then reached through private endpoints (main.bicep).')
+param vnetEnabled bool = false
 
 var common = {
   minimumTlsVersion: 'TLS1_2'
@@ -16,8 +26,9 @@ var common = {
   allowSharedKeyAccess: false
   defaultToOAuthAuthentication: true
   allowCrossTenantReplication: false
-  publicNetworkAccess: 'Enabled'
-  networkAcls: { defaultAction: 'Allow', bypass: 'AzureServices' }
+  isHnsEnabled: false
+  publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
+  networkAcls: vnetEnabled ? { defaultAction: 'Deny', bypass: 'None' } : { defaultAction: 'Allow', bypass: 'AzureServices' }
 }
 
 resource hostAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = {
@@ -51,5 +62,7 @@ resource dataAccount 'Microsoft.Storage/storageAccounts@2023-05-01' = {
 }
 
 output hostAccountName string = hostAccount.name
+output hostAccountId string = hostAccount.id
+output dataAccountId string = dataAccount.id
 output hostBlobEndpoint string = hostAccount.properties.primaryEndpoints.blob
 output dataAccountName string = dataAccount.name

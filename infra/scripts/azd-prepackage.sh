@@ -1,27 +1,27 @@
-#!/usr/bin/env bash
-# azd prepackage hook (azure.yaml): build dist/ and check it is deployable.
+#!/bin/sh
+# azd prepackage hook (azure.yaml, POSIX shells): build dist/ with `make build`, then check it and
+# write build/jitaccess.zip with the modes the Flex Consumption host needs (infra/pkgzip: the
+# jitaccess entry 0755). azd deploys that zip as it is (azure.yaml `dist`).
 #   PROFILES=/path/to/profiles.json  (azd env set PROFILES ...) or ./profiles.json
 # The sample profiles point at the simulator's made-up group ids; deploying them would make every
 # request fail eligibility, so they are refused unless JIT_ALLOW_SAMPLE_PROFILES=1.
-set -euo pipefail
+# JIT_PACKAGE_DIR and JIT_PACKAGE_ZIP move dist/ and the zip (infra/package_test.go uses them; azd
+# reads the zip at azure.yaml's dist, build/jitaccess.zip).
+set -eu
 cd "$(dirname "$0")/../.."
+dir="${JIT_PACKAGE_DIR:-dist}"
+zip="${JIT_PACKAGE_ZIP:-build/jitaccess.zip}"
 
 if [ -n "${PROFILES:-}" ] && [ ! -f "$PROFILES" ]; then
   echo "PROFILES=$PROFILES: no such file" >&2
   exit 1
 fi
-make build ${PROFILES:+PROFILES="$PROFILES"}
-
-if [ ! -f dist/profiles.json ]; then
-  echo "dist/profiles.json is missing: put your profiles in ./profiles.json or 'azd env set PROFILES /path/to/profiles.json' (docs/deploy.md)" >&2
-  exit 1
-fi
-if grep -q '1c1a0000-0000-4000-8000-' dist/profiles.json && [ "${JIT_ALLOW_SAMPLE_PROFILES:-}" != 1 ]; then
-  echo "dist/profiles.json holds the sample (simulated tenant) group ids: wire your aks-default/aks-admin/aks-approvers group ids (docs/deploy.md)" >&2
-  exit 1
-fi
-for f in dist/jitaccess dist/host.json; do
-  [ -e "$f" ] || { echo "$f missing after make build" >&2; exit 1; }
+for tool in go make; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "$tool not found: the package is built locally (docs/deploy.md, Prerequisites)" >&2; exit 1; }
 done
-[ -x dist/jitaccess ] || { echo "dist/jitaccess is not executable" >&2; exit 1; }
-echo "dist/ ready: $(find dist -type f | wc -l) files"
+if [ -n "${PROFILES:-}" ]; then
+  make build DIST="$dir" PROFILES="$PROFILES"
+else
+  make build DIST="$dir"
+fi
+go run ./infra/pkgzip -dist "$dir" -out "$zip"

@@ -6,7 +6,9 @@
 #   infra/scripts/create-audit-diagnostic-setting.sh [--rule-id ID] [--hub NAME] [--name NAME] [--dry-run]
 #
 # --rule-id  the Event Hubs namespace authorization rule the stream uses (Manage, Send, Listen);
-#            default $AUDIT_EVENTHUB_RULE_ID, then the azd environment's output of that name.
+#            default $AUDIT_EVENTHUB_RULE_ID, then the azd environment's output of that name: the
+#            audit namespace's RootManageSharedAccessKey, its only key (infra/modules/eventhubs.bicep).
+#            The script reports any other rule on that namespace: delete those.
 # --hub      hub name, default $AUDIT_EVENTHUB_NAME or insights-logs-auditlogs.
 # --name     diagnostic setting name, default jitaccess-audit.
 #
@@ -66,6 +68,18 @@ if ! command -v az >/dev/null 2>&1 || ! az account show >/dev/null 2>&1; then
 fi
 
 if $online; then
+  # The namespace's only key should be the rule the stream uses (SECURITY.md): report the others.
+  ns_id="${rule_id%/[Aa]uthorization[Rr]ules/*}"
+  rule_name="${rule_id##*/}"
+  if rules="$(az rest --method GET --url "https://management.azure.com$ns_id/authorizationRules?api-version=2024-01-01" \
+      --query "value[].name" -o tsv 2>/dev/null)"; then
+    for r in $rules; do
+      if [ "$r" != "$rule_name" ]; then
+        echo "warning: namespace ${ns_id##*/} has another key, rule $r: nothing of jitaccess uses it; delete it with" >&2
+        echo "  az rest --method DELETE --url \"https://management.azure.com$ns_id/authorizationRules/$r?api-version=2024-01-01\"" >&2
+      fi
+    done
+  fi
   if current="$(az rest --method GET --url "$url" \
       --query "[properties.eventHubAuthorizationRuleId, properties.eventHubName, properties.logs[?category=='AuditLogs'].enabled | [0]]" \
       -o tsv 2>/dev/null)"; then
