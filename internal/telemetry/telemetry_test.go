@@ -240,7 +240,7 @@ func TestTransportCounts(t *testing.T) {
 		resp.Body.Close()
 	}
 	got := fmt.Sprint(sc.CounterAttrs())
-	want := fmt.Sprint([]any{"graphCalls", int64(9), "graphFailed", int64(3), "graphThrottled", int64(2), "armCalls", int64(1), "armFailed", int64(1), "armThrottled", int64(0)})
+	want := fmt.Sprint([]any{"graphRequests", int64(9), "graphFailed", int64(3), "graphThrottled", int64(2), "armRequests", int64(1), "armFailed", int64(1), "armThrottled", int64(0)})
 	if got != want {
 		t.Fatalf("counters %s, want %s", got, want)
 	}

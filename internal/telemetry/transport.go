@@ -13,8 +13,8 @@ const (
 const numServices = 2
 
 var counterNames = [numServices][3]string{
-	{FieldGraphCalls, FieldGraphFailed, FieldGraphThrottled},
-	{FieldARMCalls, FieldARMFailed, FieldARMThrottled},
+	{FieldGraphRequests, FieldGraphFailed, FieldGraphThrottled},
+	{FieldARMRequests, FieldARMFailed, FieldARMThrottled},
 }
 
 type callCounts struct{ calls, failed, throttled int64 }
