@@ -155,7 +155,7 @@ func (s *server) invocation(function string, fn func(ctx context.Context, r *htt
 		}, c.attrs...)
 		attrs = append(attrs, scope.CounterAttrs()...)
 		if err != nil {
-			attrs = append(attrs, "errorKind", errorKind(err), "error", clip(err.Error(), 300))
+			attrs = append(attrs, telemetry.FieldErrorKind, errorKind(err), telemetry.FieldError, clip(err.Error(), 300))
 			s.log.WarnContext(ctx, telemetry.MsgInvocationFailed, attrs...)
 		} else {
 			s.log.InfoContext(ctx, telemetry.MsgInvocationDone, attrs...)

@@ -116,6 +116,18 @@ param existingEventHubName string = 'insights-logs-auditlogs'
 @description('Principal ids (ticketing system, operators) that may send request events: Azure Service Bus Data Sender on the requests queue only.')
 param requestSenderPrincipalIds array = []
 
+// Telemetry (README "Telemetry", docs/deploy.md "Operations"): alert rules and the workbook.
+@description('Create the alert rules (dead letters, failed grants, ends overdue, audit-hub lag).')
+param alertsEnabled bool = true
+@description('E-mail addresses notified by the alert rules (an action group is created when not empty).')
+param alertEmails array = []
+@description('Existing action group (resource id) notified by the alert rules as well; empty = none.')
+param alertActionGroupId string = ''
+@description('Audit-hub lag (seconds) over which the audit-hub lag alert fires.')
+param auditLagAlertSeconds int = 900
+@description('Create the operations workbook.')
+param workbookEnabled bool = true
+
 // ---------------------------------------------------------------------------------------------
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName, app: 'jitaccess' }
@@ -272,6 +284,34 @@ module app 'modules/functionapp.bicep' = {
   }
   // The host starts as soon as the site exists: its identity must already hold its roles.
   dependsOn: [access, auditHubAccess]
+}
+
+// Telemetry: alert rules and the workbook over the app's Application Insights (modules/alerts.bicep,
+// modules/workbook.bicep).
+var appInsightsId = resourceId(subscription().subscriptionId, rgName, 'Microsoft.Insights/components', monitoring.outputs.appInsightsName)
+
+module alerts 'modules/alerts.bicep' = if (alertsEnabled) {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: appInsightsId
+    serviceBusNamespaceId: resourceId(subscription().subscriptionId, rgName, 'Microsoft.ServiceBus/namespaces', servicebus.outputs.namespaceName)
+    requestsQueueName: servicebus.outputs.queueName
+    auditHubNamespaceId: resourceId(subscription().subscriptionId, auditHubResourceGroup, 'Microsoft.EventHub/namespaces', auditHubNamespace)
+    auditHubName: auditHubName
+    alertEmails: alertEmails
+    actionGroupId: alertActionGroupId
+    auditLagThresholdSeconds: auditLagAlertSeconds
+  }
+  dependsOn: [eventhubs]
+}
+
+module workbook 'modules/workbook.bicep' = if (workbookEnabled) {
+  name: 'workbook'
+  scope: rg
+  params: { location: location, tags: tags, appInsightsId: appInsightsId }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -51,6 +51,9 @@ const (
 	FieldARMFailed      = "armFailed"
 	FieldARMThrottled   = "armThrottled"
 	FieldLogsOmitted    = "logsOmitted"
+	// On a line about a failure: transient, timeout, cancelled,
+	// permanent-unrecorded, unexpected (the error's text is FieldError).
+	FieldErrorKind = "errorKind"
 	// AccessRequests: how long the message waited in the queue.
 	FieldQueueLagSeconds = "queueLagSeconds"
 	// EntraAuditEvents: how long the oldest event of the batch waited in the
