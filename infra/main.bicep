@@ -119,8 +119,8 @@ param requestSenderPrincipalIds array = []
 // Telemetry (README "Telemetry", docs/deploy.md "Operations"): alert rules and the workbook.
 @description('Create the alert rules (dead letters, failed grants, ends overdue, audit-hub lag).')
 param alertsEnabled bool = true
-@description('E-mail addresses notified by the alert rules (an action group is created when not empty).')
-param alertEmails array = []
+@description('E-mail addresses notified by the alert rules, comma-separated (azd: JIT_ALERT_EMAILS); an action group is created when not empty.')
+param alertEmails string = ''
 @description('Existing action group (resource id) notified by the alert rules as well; empty = none.')
 param alertActionGroupId string = ''
 @description('Audit-hub lag (seconds) over which the audit-hub lag alert fires.')
@@ -301,7 +301,7 @@ module alerts 'modules/alerts.bicep' = if (alertsEnabled) {
     requestsQueueName: servicebus.outputs.queueName
     auditHubNamespaceId: resourceId(subscription().subscriptionId, auditHubResourceGroup, 'Microsoft.EventHub/namespaces', auditHubNamespace)
     auditHubName: auditHubName
-    alertEmails: alertEmails
+    alertEmails: empty(alertEmails) ? [] : split(replace(alertEmails, ' ', ''), ',')
     actionGroupId: alertActionGroupId
     auditLagThresholdSeconds: auditLagAlertSeconds
   }

@@ -212,12 +212,12 @@ func checkAlerts(alerts, main string, fields, msgs, fns map[string]bool) []strin
 		problems = append(problems, checkQueries("modules/alerts.bicep", got, fields, msgs, fns)...)
 	}
 	for _, w := range []string{
-		"param alertsEnabled bool = true", "param alertEmails array = []", "param alertActionGroupId string = ''",
+		"param alertsEnabled bool = true", "param alertEmails string = ''", "param alertActionGroupId string = ''",
 		"module alerts 'modules/alerts.bicep' = if (alertsEnabled) {",
 		"requestsQueueName: servicebus.outputs.queueName", "auditHubName: auditHubName",
 		"'Microsoft.EventHub/namespaces', auditHubNamespace)", "'Microsoft.ServiceBus/namespaces', servicebus.outputs.namespaceName)",
 		"'Microsoft.Insights/components', monitoring.outputs.appInsightsName)",
-		"alertEmails: alertEmails", "actionGroupId: alertActionGroupId",
+		"alertEmails: empty(alertEmails) ? [] : split(replace(alertEmails, ' ', ''), ',')", "actionGroupId: alertActionGroupId",
 	} {
 		if !strings.Contains(main, w) {
 			problems = append(problems, fmt.Sprintf("main.bicep: missing %q", w))
