@@ -214,6 +214,11 @@ func TestTelemetryEveryLineCarriesTheInvocation(t *testing.T) {
 		resp.Body.Close()
 	}
 
+	// An HTTP function's line is written when its handler returns, which
+	// may be just after the client has read the whole answer.
+	waitUntil(t, "the dashboard's line", 5*time.Second, func() bool {
+		return strings.Contains(e.proc.output(), `"function":"Dashboard"`)
+	})
 	lines := e.logLines()
 	started := false
 	byInvocation := map[string][]map[string]any{}
