@@ -301,7 +301,7 @@ module alerts 'modules/alerts.bicep' = if (alertsEnabled) {
     requestsQueueName: servicebus.outputs.queueName
     auditHubNamespaceId: resourceId(subscription().subscriptionId, auditHubResourceGroup, 'Microsoft.EventHub/namespaces', auditHubNamespace)
     auditHubName: auditHubName
-    alertEmails: empty(alertEmails) ? [] : split(replace(alertEmails, ' ', ''), ',')
+    alertEmails: map(filter(split(alertEmails, ','), a => !empty(trim(a))), a => trim(a))
     actionGroupId: alertActionGroupId
     auditLagThresholdSeconds: auditLagAlertSeconds
   }

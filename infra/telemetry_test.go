@@ -217,7 +217,7 @@ func checkAlerts(alerts, main string, fields, msgs, fns map[string]bool) []strin
 		"requestsQueueName: servicebus.outputs.queueName", "auditHubName: auditHubName",
 		"'Microsoft.EventHub/namespaces', auditHubNamespace)", "'Microsoft.ServiceBus/namespaces', servicebus.outputs.namespaceName)",
 		"'Microsoft.Insights/components', monitoring.outputs.appInsightsName)",
-		"alertEmails: empty(alertEmails) ? [] : split(replace(alertEmails, ' ', ''), ',')", "actionGroupId: alertActionGroupId",
+		"alertEmails: map(filter(split(alertEmails, ','), a => !empty(trim(a))), a => trim(a))", "actionGroupId: alertActionGroupId",
 	} {
 		if !strings.Contains(main, w) {
 			problems = append(problems, fmt.Sprintf("main.bicep: missing %q", w))
