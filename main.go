@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -32,6 +33,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/dashboard"
 	"github.com/jitaccess/jitaccess/internal/graph"
 	"github.com/jitaccess/jitaccess/internal/policy"
+	"github.com/jitaccess/jitaccess/internal/telemetry"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -81,11 +83,13 @@ func run(ctx context.Context, args []string) int {
 	return cli.ExitUsage
 }
 
-// newLogger logs JSON to stdout (the host records stderr as errors).
+// newLogger logs JSON to stdout (the host records stderr as errors); lines
+// logged within an invocation carry its ids and go back in its answer's Logs
+// (internal/telemetry).
 func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(telemetry.NewHandler(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})))
 }
 
 // startFailure reports a start that cannot go on: on stdout as JSON for the
@@ -132,11 +136,14 @@ func serve(ctx context.Context) int {
 		log.Info("deployment", "firstStarted", at.Format(time.RFC3339))
 	}
 	cancel()
-	dir, err := graph.New(cred, graph.Options{BaseURL: s.GraphBaseURL, Scope: s.GraphScope})
+	// Graph and ARM calls are counted per invocation (telemetry.Transport).
+	dir, err := graph.New(cred, graph.Options{BaseURL: s.GraphBaseURL, Scope: s.GraphScope,
+		HTTPClient: &http.Client{Transport: telemetry.Transport(telemetry.ServiceGraph, nil)}})
 	if err != nil {
 		return startFailure(log, err)
 	}
-	rbac, err := arm.New(cred, arm.Options{BaseURL: s.ARMBaseURL, Scope: s.ARMScope})
+	rbac, err := arm.New(cred, arm.Options{BaseURL: s.ARMBaseURL, Scope: s.ARMScope,
+		HTTPClient: &http.Client{Transport: telemetry.Transport(telemetry.ServiceARM, nil)}})
 	if err != nil {
 		return startFailure(log, err)
 	}
@@ -176,6 +183,7 @@ func handlerDeps(b *broker.Broker, store broker.Lister, dir broker.Directory, pr
 		Audit:              auditHandler{b},
 		Dashboard:          dashboard.New(dashboard.Options{Store: store, Profiles: profiles.All(), Logger: log, SweepInterval: config.SweepInterval(s.SweepSchedule, time.Now()), Users: dir}),
 		Store:              store,
+		Gauges:             telemetry.StoreGauges{Store: store, SweepInterval: config.SweepInterval(s.SweepSchedule, time.Now())},
 		Users:              dir,
 		Logger:             log,
 		ContinuationKey:    []byte(s.ContinuationKey),

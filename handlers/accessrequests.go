@@ -2,11 +2,14 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
 
+	"github.com/jitaccess/jitaccess/internal/access"
 	"github.com/jitaccess/jitaccess/internal/fault"
+	"github.com/jitaccess/jitaccess/internal/telemetry"
 )
 
 // accessRequests handles POST /AccessRequests: one Service Bus message of the
@@ -21,9 +24,15 @@ func (s *server) accessRequests(ctx context.Context, r *http.Request, c *call) e
 	}
 	body, d := s.decodeAccessRequest(r)
 	c.add("messageId", clip(d.MessageID, 128), "deliveryCount", d.DeliveryCount)
+	if !d.EnqueuedTime.IsZero() {
+		c.add(telemetry.FieldQueueLagSeconds, telemetry.Seconds(s.d.Now().Sub(d.EnqueuedTime)))
+	}
 	if d.Problem != "" {
 		c.add("problem", d.Problem)
 	}
+	// From here on every line carries the request id (when the body names a
+	// valid one; the processor still validates the whole event).
+	telemetry.SetRequestID(ctx, peekRequestID(body))
 	err := s.d.Events.HandleEvent(ctx, body, d)
 	if err == nil || s.d.RedeliveryPatience <= 0 || d.DeliveryCount < 2 || !fault.Transient(err) {
 		return err
@@ -49,6 +58,25 @@ func (s *server) accessRequests(ctx context.Context, r *http.Request, c *call) e
 	}
 	c.add("patienceTries", tries)
 	return err
+}
+
+// peekRequestID reads data.requestId of a CloudEvent body for the log: only
+// a valid request id (access.ValidRequestID), never anything else of the
+// body; "" when there is none.
+func peekRequestID(body []byte) string {
+	var ev struct {
+		Data struct {
+			RequestID json.RawMessage `json:"requestId"`
+		} `json:"data"`
+	}
+	if len(body) == 0 || json.Unmarshal(body, &ev) != nil {
+		return ""
+	}
+	var id string
+	if json.Unmarshal(ev.Data.RequestID, &id) != nil || !access.ValidRequestID(id) {
+		return ""
+	}
+	return id
 }
 
 // decodeAccessRequest extracts the message body and the delivery facts.

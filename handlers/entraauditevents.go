@@ -3,6 +3,9 @@ package handlers
 import (
 	"context"
 	"net/http"
+	"time"
+
+	"github.com/jitaccess/jitaccess/internal/telemetry"
 )
 
 // retryContext is Metadata.RetryContext, set by the host when the function
@@ -30,6 +33,29 @@ func decodeAuditBatch(env *envelope) ([][]byte, bool) {
 	return events, true
 }
 
+// oldestEnqueued is the earliest of Metadata.EnqueuedTimeUtcArray: when the
+// batch's oldest event reached the audit hub (the Event Hubs trigger's
+// binding data for cardinality many; the host sends the DateTime[] through
+// JsonConvert, so a JSON string holding an array of dates). Zero when the
+// host did not say.
+func oldestEnqueued(env *envelope) time.Time {
+	v, ok := env.meta("EnqueuedTimeUtcArray")
+	if !ok {
+		return time.Time{}
+	}
+	elems, err := unwrapArray([]byte(v))
+	if err != nil {
+		return time.Time{}
+	}
+	var oldest time.Time
+	for _, e := range elems {
+		if t := parseHostTime(string(e)); !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t
+		}
+	}
+	return oldest
+}
+
 // entraAuditEvents handles POST /EntraAuditEvents. A batch that cannot be
 // read is acknowledged (retrying cannot fix it; reconciliation recovers lost
 // audit events); a transient failure of the handler fails the invocation so
@@ -50,7 +76,10 @@ func (s *server) entraAuditEvents(ctx context.Context, r *http.Request, c *call)
 	if env.metaObject("RetryContext", &rc) {
 		b.RetryCount, b.MaxRetryCount = rc.RetryCount, rc.MaxRetryCount
 	}
-	c.add("events", len(events), "retryCount", b.RetryCount)
+	c.add(telemetry.FieldEvents, len(events), "retryCount", b.RetryCount)
+	if oldest := oldestEnqueued(env); !oldest.IsZero() {
+		c.add(telemetry.FieldAuditHubLagSeconds, telemetry.Seconds(s.d.Now().Sub(oldest)))
+	}
 	if s.d.Audit == nil {
 		c.add("audit", "not configured")
 		return nil

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/telemetry"
 )
 
 // timerInfo is the host's rendering of the timer trigger value
@@ -53,9 +55,31 @@ func (s *server) expirySweep(ctx context.Context, r *http.Request, c *call) erro
 			}
 		}
 	}
+	var err error
 	if s.d.Sweeper == nil {
 		c.add("sweep", "not configured")
-		return nil
+	} else {
+		err = s.d.Sweeper.Sweep(ctx)
 	}
-	return s.d.Sweeper.Sweep(ctx)
+	s.logGauges(ctx)
+	return err
+}
+
+// logGauges logs the metrics line after the sweep, whatever the sweep's
+// outcome: active grants, pending approvals, ends overdue, stuck work
+// (telemetry.Gauges). When the store cannot be read the line says so and the
+// invocation's outcome is the sweep's; an alert rule notices the missing
+// metrics line (infra/modules/alerts.bicep).
+func (s *server) logGauges(ctx context.Context) {
+	if s.d.Gauges == nil {
+		return
+	}
+	gctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	g, err := s.d.Gauges.Read(gctx, s.d.Now())
+	if err != nil {
+		s.log.WarnContext(ctx, telemetry.MsgMetricsFailed, "errorKind", errorKind(err))
+		return
+	}
+	s.log.InfoContext(ctx, telemetry.MsgMetrics, g.Attrs()...)
 }

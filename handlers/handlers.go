@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/broker"
+	"github.com/jitaccess/jitaccess/internal/telemetry"
 )
 
 // Delivery is what the host tells about one Service Bus delivery. It is read
@@ -82,6 +83,11 @@ type AuditHandler interface {
 	HandleAuditEvents(ctx context.Context, events [][]byte, b AuditBatch) error
 }
 
+// GaugeReader reads the sweep's metrics (telemetry.StoreGauges).
+type GaugeReader interface {
+	Read(ctx context.Context, now time.Time) (telemetry.Gauges, error)
+}
+
 // Pinger checks a dependency for /api/health.
 type Pinger interface {
 	Ping(ctx context.Context) error
@@ -118,8 +124,13 @@ type Deps struct {
 	// ContinuationKey signs list continuation tokens (HMAC-SHA256). Empty:
 	// a random key, so tokens are valid for the life of the process.
 	ContinuationKey []byte
-	// Logger receives JSON logs (default: JSON to stdout).
+	// Logger receives JSON logs (default: JSON to stdout). It is wrapped in a
+	// telemetry.Handler; the broker's logger should be the same, so that its
+	// lines carry the invocation's ids and reach the answer's Logs.
 	Logger *slog.Logger
+	// Gauges, when set, is read after each sweep and logged as the metrics
+	// line (telemetry.MsgMetrics) that the ends-overdue alert reads.
+	Gauges GaugeReader
 	// MaxInvocationBytes bounds an invocation request (default 1 MiB).
 	MaxInvocationBytes int64
 	// Now is the clock for the log's durations (default time.Now).
@@ -149,6 +160,9 @@ func New(d Deps) http.Handler {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewJSONHandler(os.Stdout, nil))
 	}
+	// Lines logged within an invocation carry its ids and are collected for
+	// the answer's Logs (a logger built by telemetry already does this).
+	d.Logger = telemetry.Wrap(d.Logger)
 	if d.MaxInvocationBytes <= 0 {
 		d.MaxInvocationBytes = DefaultMaxInvocationBytes
 	}

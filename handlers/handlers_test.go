@@ -109,10 +109,19 @@ func TestAccessRequestsDecodesHostPayloads(t *testing.T) {
 			p := &fakeProcessor{}
 			h, logs := newTestServer(t, Deps{Events: p})
 			rec := post(h, "/AccessRequests", golden(t, tc.file))
-			if rec.Body.String() != `{"Outputs":{},"Logs":[],"ReturnValue":null}` {
+			res := assertAnswer(t, rec, 200)
+			if !strings.HasPrefix(rec.Body.String(), `{"Outputs":{},"Logs":["{`) || !strings.HasSuffix(rec.Body.String(), `"],"ReturnValue":null}`) {
 				t.Fatalf("answer %q", rec.Body)
 			}
-			assertAnswer(t, rec, 200)
+			// Logs: the invocation's own line, with its ids (the request id
+			// when the body names a valid one).
+			if len(res.Logs) != 1 || !strings.Contains(res.Logs[0], `"msg":"invocation done"`) ||
+				!strings.Contains(res.Logs[0], `"invocationId":"inv-1"`) || !strings.Contains(res.Logs[0], `"function":"AccessRequests"`) {
+				t.Fatalf("logs %q", res.Logs)
+			}
+			if wantReq := tc.file != "servicebus_not_json.json"; strings.Contains(res.Logs[0], `"requestId":"req-001"`) != wantReq {
+				t.Fatalf("request id in %q: want %v", res.Logs[0], wantReq)
+			}
 			if len(p.got) != 1 {
 				t.Fatalf("processor called %d times", len(p.got))
 			}
@@ -213,12 +222,17 @@ func TestErrorMapping(t *testing.T) {
 			h, logs := newTestServer(t, Deps{Events: p})
 			res := assertAnswer(t, post(h, "/AccessRequests", golden(t, "servicebus_requested.json")), tc.status)
 			if tc.log == "" {
-				if len(res.Logs) != 0 {
+				if len(res.Logs) != 1 || !strings.Contains(res.Logs[0], `"outcome":"acknowledged"`) {
 					t.Fatalf("logs %v", res.Logs)
 				}
 				return
 			}
-			if len(res.Logs) != 1 || !strings.Contains(res.Logs[0], tc.log) || strings.Contains(res.Logs[0], "text") {
+			// The invocation's lines, then the fixed message; never the
+			// error's text (it stays on stdout).
+			if len(res.Logs) != 2 || !strings.Contains(res.Logs[1], tc.log) || strings.Contains(strings.Join(res.Logs, "\n"), "text") {
+				t.Fatalf("logs %v", res.Logs)
+			}
+			if !strings.Contains(res.Logs[0], `"outcome":"retry"`) || !strings.Contains(res.Logs[0], `"errorKind"`) {
 				t.Fatalf("logs %v", res.Logs)
 			}
 			if !strings.Contains(logs.String(), `"outcome":"retry"`) {

@@ -7,20 +7,25 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jitaccess/jitaccess/internal/fault"
+	"github.com/jitaccess/jitaccess/internal/telemetry"
 )
 
 // This file is the ONE place that maps an error to the host's answer.
 //
 // Invocations (POST /<FunctionName>):
 //
-//   - nil → 200 application/json {"Outputs":{},"Logs":[],"ReturnValue":null}:
+//   - nil → 200 application/json {"Outputs":{},"Logs":[...],"ReturnValue":null}:
 //     the invocation succeeded, Service Bus completes the message, Event Hubs
-//     moves on. Never an empty body: the host parses the answer as JSON.
-//   - any error → 500 with the same JSON shape, Logs holding a fixed, safe
-//     message (never the body, never the error's text): the invocation fails,
+//     moves on. Never an empty body: the host parses the answer as JSON. Logs
+//     holds the invocation's own JSON log lines (the same lines as stdout,
+//     bounded; package telemetry), which the host logs as the function's.
+//   - any error → 500 with the same JSON shape, Logs ending with a fixed,
+//     safe message (never the body, never the error's text; the host does
+//     not read the Logs of a non-2xx answer): the invocation fails,
 //     Service Bus redelivers (then dead-letters after maxDeliveryCount), Event
 //     Hubs retries under the function's retry policy.
 //
@@ -51,14 +56,30 @@ const (
 )
 
 // answer writes the host's answer for err and returns the status and outcome.
-func answer(w http.ResponseWriter, err error) (int, string) {
-	res := invocationResult{Outputs: map[string]any{}, Logs: []string{}}
+// logs are the invocation's own lines (telemetry.Scope.Logs): the host logs
+// each entry of a 2xx answer's Logs through the function's logger, in the
+// invocation's scope, so Application Insights links them to the invocation
+// (azure-functions-host DefaultHttpWorkerService.ProcessLogsFromHttpResponse;
+// it reads no Logs from a non-2xx answer, whose lines stay on stdout only).
+func answer(w http.ResponseWriter, err error, logs []string) (int, string) {
+	res := invocationResult{Outputs: map[string]any{}, Logs: logs}
+	if res.Logs == nil {
+		res.Logs = []string{}
+	}
 	if err == nil {
 		writeJSON(w, http.StatusOK, res)
 		return http.StatusOK, outcomeAcknowledged
 	}
-	res.Logs = []string{safeMessage(err)}
+	res.Logs = append(res.Logs, safeMessage(err))
 	writeJSON(w, http.StatusInternalServerError, res)
+	return http.StatusInternalServerError, outcomeRetry
+}
+
+// statusOf is answer's status and outcome for err, before anything is written.
+func statusOf(err error) (int, string) {
+	if err == nil {
+		return http.StatusOK, outcomeAcknowledged
+	}
 	return http.StatusInternalServerError, outcomeRetry
 }
 
@@ -102,12 +123,19 @@ type call struct {
 
 func (c *call) add(kv ...any) { c.attrs = append(c.attrs, kv...) }
 
-// invocation wraps a non-HTTP function: it logs the invocation id, the
-// function, the outcome and the duration (never the body) and answers
-// through answer. A panic is answered like an unexpected error.
+// invocation wraps a non-HTTP function. Every line logged with the
+// invocation's context carries its invocation id, function and (once known)
+// request id (telemetry.Handler); the grants whose end the invocation carried
+// out are reported with their revocation lag (telemetry.MsgGrantEnded); the
+// last line gives the outcome, the status, the duration and the Graph/ARM
+// call counters (never the body). The answer's Logs hold the invocation's
+// lines (bounded: telemetry.MaxLogLines, MaxLogBytes). A panic is answered
+// like an unexpected error.
 func (s *server) invocation(function string, fn func(ctx context.Context, r *http.Request, c *call) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.d.Now()
+		ctx, scope := telemetry.Start(r.Context(), function, invocationID(r), true)
+		r = r.WithContext(ctx)
 		c := &call{}
 		var err error
 		func() {
@@ -116,41 +144,79 @@ func (s *server) invocation(function string, fn func(ctx context.Context, r *htt
 					err = fmt.Errorf("panic in %s: %v", function, p)
 				}
 			}()
-			err = fn(r.Context(), r, c)
+			err = fn(ctx, r, c)
 		}()
-		status, outcome := answer(w, err)
+		s.reportEnded(ctx, scope)
+		code, outcome := statusOf(err)
 		attrs := append([]any{
-			"function", function,
-			"invocationId", invocationID(r),
-			"outcome", outcome,
-			"status", status,
-			"durationMs", s.d.Now().Sub(start).Milliseconds(),
+			telemetry.FieldOutcome, outcome,
+			telemetry.FieldStatus, code,
+			telemetry.FieldDurationMs, s.d.Now().Sub(start).Milliseconds(),
 		}, c.attrs...)
+		attrs = append(attrs, scope.CounterAttrs()...)
 		if err != nil {
-			attrs = append(attrs, "errorKind", errorKind(err), "error", clip(err.Error(), 300))
-			s.log.WarnContext(r.Context(), "invocation failed", attrs...)
-			return
+			attrs = append(attrs, telemetry.FieldErrorKind, errorKind(err), telemetry.FieldError, clip(err.Error(), 300))
+			s.log.WarnContext(ctx, telemetry.MsgInvocationFailed, attrs...)
+		} else {
+			s.log.InfoContext(ctx, telemetry.MsgInvocationDone, attrs...)
 		}
-		s.log.InfoContext(r.Context(), "invocation done", attrs...)
+		logs, _ := scope.Logs()
+		answer(w, err, logs)
 	})
 }
 
+// endedWindow: a grant whose end was carried out longer ago than this is not
+// reported again by a later line that names it.
+const endedWindow = time.Hour
+
+// reportEnded logs a telemetry.MsgGrantEnded line for each grant whose end
+// a line of this invocation reported (at most
+// telemetry.MaxEndedPerInvocation, one store read each, bounded in time).
+func (s *server) reportEnded(ctx context.Context, scope *telemetry.Scope) {
+	ids := scope.Ended()
+	if len(ids) == 0 || s.d.Store == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	now := s.d.Now()
+	for _, id := range ids {
+		req, err := s.d.Store.GetRequest(rctx, id)
+		if err != nil {
+			s.log.DebugContext(ctx, "grant end not reported", telemetry.FieldRequestID, id, "errorKind", errorKind(err))
+			continue
+		}
+		if !telemetry.RecentlyEnded(req, now, endedWindow) {
+			continue
+		}
+		if attrs, ok := telemetry.EndedAttrs(req); ok {
+			s.log.InfoContext(ctx, telemetry.MsgGrantEnded, attrs...)
+		}
+	}
+}
+
 // http wraps an HTTP function: logs function, invocation id, status and
-// duration. Query strings are not logged (they may carry the function key).
+// duration; every line logged with the request's context carries the
+// invocation id and function (and the request id of /api/requests/{id}).
+// Query strings are not logged (they may carry the function key). Forwarded
+// HTTP answers have no Logs: these lines are on stdout only.
 func (s *server) http(function string, fn http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.d.Now()
+		ctx, scope := telemetry.Start(r.Context(), function, invocationID(r), false)
+		r = r.WithContext(ctx)
+		telemetry.SetRequestID(ctx, r.PathValue("id"))
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if p := recover(); p != nil {
-				s.log.ErrorContext(r.Context(), "http function panicked", "function", function, "panic", clip(fmt.Sprint(p), 300))
+				s.log.ErrorContext(ctx, "http function panicked", "panic", clip(fmt.Sprint(p), 300))
 				if !rec.wrote {
 					writeError(rec, http.StatusInternalServerError, "internal error")
 				}
 			}
-			s.log.InfoContext(r.Context(), "http function done", "function", function,
-				"invocationId", invocationID(r), "status", rec.status,
-				"durationMs", s.d.Now().Sub(start).Milliseconds())
+			attrs := append([]any{telemetry.FieldStatus, rec.status,
+				telemetry.FieldDurationMs, s.d.Now().Sub(start).Milliseconds()}, scope.CounterAttrs()...)
+			s.log.InfoContext(ctx, telemetry.MsgHTTPDone, attrs...)
 		}()
 		fn(rec, r)
 	})

@@ -133,6 +133,7 @@ param signInAllowedClientApplications string = ''
 
 @description('App role a reader needs (JIT_READ_ROLE); the sign-in app registration defines it.')
 param readRole string = 'JitAccess.Read'
+
 @description('Put storage, Service Bus and Event Hubs behind private endpoints in a virtual network the Function App is integrated with (VNET_ENABLED, as in Microsoft\'s Flex Consumption azd templates). Service Bus then needs Premium, which Standard cannot become in place: decide at the first deployment. Off: docs/deploy.md says what is exposed.')
 param vnetEnabled bool = false
 
@@ -144,6 +145,18 @@ param appSubnetPrefix string = '10.0.2.0/24'
 
 @description('vnetEnabled: public IPv4 addresses or CIDR ranges of the request senders outside the virtual network; empty = the Service Bus namespace takes no public traffic (senders inside or peered only).')
 param serviceBusAllowedIpRanges array = []
+
+// Telemetry (README "Telemetry", docs/deploy.md "Operations"): alert rules and the workbook.
+@description('Create the alert rules (dead letters, failed grants, ends overdue, audit-hub lag).')
+param alertsEnabled bool = true
+@description('E-mail addresses notified by the alert rules, comma-separated (azd: JIT_ALERT_EMAILS); an action group is created when not empty.')
+param alertEmails string = ''
+@description('Existing action group (resource id) notified by the alert rules as well; empty = none.')
+param alertActionGroupId string = ''
+@description('Audit-hub lag (seconds) over which the audit-hub lag alert fires.')
+param auditLagAlertSeconds int = 900
+@description('Create the operations workbook.')
+param workbookEnabled bool = true
 
 // ---------------------------------------------------------------------------------------------
 var token = toLower(uniqueString(subscription().id, environmentName, location))
@@ -316,6 +329,34 @@ module app 'modules/functionapp.bicep' = {
   // The host starts as soon as the site exists: its identity must already hold its roles, and
   // with vnetEnabled the private endpoints must resolve.
   dependsOn: [access, auditHubAccess, hostBlobEndpoint, dataTableEndpoint, serviceBusEndpoint, auditHubEndpoint]
+}
+
+// Telemetry: alert rules and the workbook over the app's Application Insights (modules/alerts.bicep,
+// modules/workbook.bicep).
+var appInsightsId = resourceId(subscription().subscriptionId, rgName, 'Microsoft.Insights/components', monitoring.outputs.appInsightsName)
+
+module alerts 'modules/alerts.bicep' = if (alertsEnabled) {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    appInsightsId: appInsightsId
+    serviceBusNamespaceId: resourceId(subscription().subscriptionId, rgName, 'Microsoft.ServiceBus/namespaces', servicebus.outputs.namespaceName)
+    requestsQueueName: servicebus.outputs.queueName
+    auditHubNamespaceId: resourceId(subscription().subscriptionId, auditHubResourceGroup, 'Microsoft.EventHub/namespaces', auditHubNamespace)
+    auditHubName: auditHubName
+    alertEmails: map(filter(split(alertEmails, ','), a => !empty(trim(a))), a => trim(a))
+    actionGroupId: alertActionGroupId
+    auditLagThresholdSeconds: auditLagAlertSeconds
+  }
+  dependsOn: [eventhubs]
+}
+
+module workbook 'modules/workbook.bicep' = if (workbookEnabled) {
+  name: 'workbook'
+  scope: rg
+  params: { location: location, tags: tags, appInsightsId: appInsightsId }
 }
 
 // ---------------------------------------------------------------------------------------------
