@@ -12,7 +12,6 @@ import (
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
 	"github.com/jitaccess/jitaccess/internal/fault"
-	"github.com/jitaccess/jitaccess/internal/memstore"
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
@@ -56,8 +55,7 @@ const (
 func newAuditEnv(t *testing.T, mutate func(*access.Profile)) *env {
 	t.Helper()
 	clock := brokertest.NewClock(start)
-	e := &env{t: t, ctx: t.Context(), dir: brokertest.NewSeeded(), clock: clock,
-		store: memstore.New(memstore.WithClock(clock.Now))}
+	e := &env{t: t, ctx: t.Context(), dir: brokertest.NewSeeded(), clock: clock, store: newStore(clock)}
 	p := adminProfile()
 	if mutate != nil {
 		mutate(&p)

@@ -31,8 +31,6 @@ type Options struct {
 	SweepBudget time.Duration
 	// Logger receives JSON logs; never free text, bodies or tokens.
 	Logger *slog.Logger
-	// Hooks are test fault points; nil in production.
-	Hooks *Hooks
 	// Scheduler, when set, schedules jit.access.expire at each grant's end.
 	Scheduler ExpiryScheduler
 	// Publisher, when set, publishes outcome notifications.
@@ -98,16 +96,6 @@ const (
 // (README "The real directory"); a minute is ten times that, and a longer
 // window only delays conclusions drawn from reads, never an end.
 const DefaultReplicationWindow = time.Minute
-
-// Hooks let tests crash or fail the broker between a recorded intent and its
-// effect. Each hook returns an error to inject at that point (nil = go on).
-type Hooks struct {
-	// BeforeGraph is called with the step name before every Graph call.
-	BeforeGraph func(step string, r *access.Request) error
-	// AfterGraph is called with the step name after every successful Graph
-	// call, before the result is saved.
-	AfterGraph func(step string, r *access.Request) error
-}
 
 // Broker runs the use cases.
 type Broker struct {

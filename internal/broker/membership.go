@@ -65,18 +65,12 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResu
 	}
 	sent := false
 	var created bool
-	err = b.hookBefore(StepAdd, r)
-	if err == nil {
-		err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
-			sent = true
-			var err error
-			created, err = b.grant(ctx, r)
-			return err
-		})
-	}
-	if err == nil {
-		err = b.hookAfter(StepAdd, r)
-	}
+	err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
+		sent = true
+		var err error
+		created, err = b.grant(ctx, r)
+		return err
+	})
 	if err != nil {
 		b.giveUp(ctx, g, u, r.ID, c, sent)
 		return stepResult{}, err
@@ -126,18 +120,12 @@ func (b *Broker) endMembership(ctx context.Context, r *access.Request) (stepResu
 	}
 	sent := false
 	var removed bool
-	err = b.hookBefore(StepRemove, r)
-	if err == nil {
-		err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
-			sent = true
-			var err error
-			removed, err = b.ungrant(ctx, r, held.AddedBy)
-			return err
-		})
-	}
-	if err == nil {
-		err = b.hookAfter(StepRemove, r)
-	}
+	err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
+		sent = true
+		var err error
+		removed, err = b.ungrant(ctx, r, held.AddedBy)
+		return err
+	})
 	if err != nil {
 		b.giveUp(ctx, g, u, r.ID, c, sent)
 		return stepResult{}, err

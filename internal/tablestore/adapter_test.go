@@ -30,11 +30,11 @@ func req(id string, st access.State) *access.Request {
 // rt runs fn and returns how many HTTP requests it sent.
 func rt(t *testing.T, s *tablestore.Store, fn func() error) int64 {
 	t.Helper()
-	before := s.RoundTrips()
+	before := roundTrips(t, s)
 	if err := fn(); err != nil {
 		t.Fatal(err)
 	}
-	return s.RoundTrips() - before
+	return roundTrips(t, s) - before
 }
 
 // TestRoundTrips pins what each operation costs in storage round trips.

@@ -1,8 +1,3 @@
-// Package proof holds the invariant checker that the reliability tests
-// (delivery model checker, concurrency on Azurite) run after every run: it
-// compares what the store says (requests with their history, ledgers) with
-// what the simulated tenant really has (direct memberships, the log of Graph
-// writes) against the rules of DESIGN §6.
 package proof
 
 import (
