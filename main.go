@@ -231,6 +231,3 @@ func (a auditHandler) HandleAuditEvents(ctx context.Context, events [][]byte, _ 
 	return a.b.HandleAuditEvents(ctx, events)
 }
 
-// The profile set must offer what audit handling and drift reconciliation
-// need (a missing method would turn them off without a word).
-var _ broker.GroupProfiles = (*policy.Set)(nil)
