@@ -173,14 +173,9 @@ func serve(ctx context.Context) int {
 // handlerDeps wires the use cases to the handlers.
 func handlerDeps(b *broker.Broker, store broker.Lister, dir broker.Directory, profiles *policy.Set, log *slog.Logger, s config.Settings) handlers.Deps {
 	return handlers.Deps{
-		Events: handlers.EventProcessorFunc(func(ctx context.Context, body []byte, d handlers.Delivery) error {
-			if d.Problem != "" {
-				return b.RejectDelivery(ctx, d.MessageID, d.Problem)
-			}
-			return b.HandleEvent(ctx, body)
-		}),
+		Events:             b,
 		Sweeper:            b,
-		Audit:              auditHandler{b},
+		Audit:              b,
 		Dashboard:          dashboard.New(dashboard.Options{Store: store, Profiles: profiles.All(), Logger: log, SweepInterval: config.SweepInterval(s.SweepSchedule, time.Now()), Users: dir}),
 		Store:              store,
 		Gauges:             telemetry.StoreGauges{Store: store, SweepInterval: config.SweepInterval(s.SweepSchedule, time.Now())},
@@ -222,12 +217,3 @@ func withAudit(opts *broker.Options, dir *graph.Client, clientID string, reconci
 		opts.ReconcileMaxGraphCalls = -1 // off
 	}
 }
-
-// auditHandler adapts the broker to handlers.AuditHandler (the broker does
-// not import handlers).
-type auditHandler struct{ b *broker.Broker }
-
-func (a auditHandler) HandleAuditEvents(ctx context.Context, events [][]byte, _ handlers.AuditBatch) error {
-	return a.b.HandleAuditEvents(ctx, events)
-}
-
