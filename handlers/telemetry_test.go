@@ -18,7 +18,7 @@ import (
 )
 
 // telemetryServer builds a server whose use cases log through the same
-// telemetry logger, as main.go wires them (the broker's logger is the
+// telemetry logger, as internal/app wires them (the broker's logger is the
 // handlers' logger).
 func telemetryServer(t *testing.T, d Deps) (http.Handler, *bytes.Buffer, *slog.Logger) {
 	t.Helper()
