@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -15,36 +14,9 @@ import (
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
-// groupSet adds ForGroup/TargetGroups to the test profiles.
+// groupSet names the profiles of the tests that exercise audit handling and
+// drift reconciliation (the methods are profiles').
 type groupSet struct{ profiles }
-
-func (g groupSet) ForGroup(id string) []access.Profile {
-	var out []access.Profile
-	for _, p := range g.profiles {
-		if strings.EqualFold(p.TargetGroupID, id) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func (g groupSet) All() []access.Profile {
-	var out []access.Profile
-	for _, name := range slices.Sorted(maps.Keys(g.profiles)) {
-		out = append(out, g.profiles[name])
-	}
-	return out
-}
-
-func (g groupSet) TargetGroups() []string {
-	var out []string
-	for _, p := range g.profiles {
-		if !slices.Contains(out, p.TargetGroupID) {
-			out = append(out, p.TargetGroupID)
-		}
-	}
-	return out
-}
 
 const (
 	selfApp   = "0a0a0a0a-1111-4222-8333-444455556666"
@@ -291,4 +263,4 @@ func TestAuditObservedPIMExtended(t *testing.T) {
 	e.want("pim-"+pimReq, access.Expired, access.HObserved, access.HExpired, access.HSessionsRevoked)
 }
 
-var _ broker.GroupProfiles = groupSet{}
+var _ broker.Profiles = groupSet{}

@@ -13,9 +13,15 @@ import (
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
-// Profiles is what the broker needs of the profile set.
+// Profiles is what the broker needs of the profile set: a profile by name
+// (events), the profiles of a target group and all target groups (audit
+// handling and drift reconciliation). policy.Set implements it.
 type Profiles interface {
 	Profile(name string) (access.Profile, bool)
+	ForGroup(groupID string) []access.Profile
+	TargetGroups() []string
+	// All is every profile (the azure-role targets are found among them).
+	All() []access.Profile
 }
 
 // Options tune the broker; zero values take the defaults.
@@ -50,7 +56,8 @@ type Options struct {
 	Self       Self
 	SelfLookup func(ctx context.Context) (Self, error)
 	// ReconcileMaxGraphCalls bounds the Graph calls drift reconciliation
-	// makes per sweep (default 20; negative: no reconciliation).
+	// makes per sweep (default 20; negative: no reconciliation, the only
+	// way to turn it off).
 	ReconcileMaxGraphCalls int
 	// ApproverCacheTTL is how long a positive approver resolution (user
 	// found, enabled, not a guest, in the profile's approver groups) is

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,34 @@ var start = time.Date(2025, 5, 6, 8, 0, 0, 0, time.UTC)
 type profiles map[string]access.Profile
 
 func (p profiles) Profile(name string) (access.Profile, bool) { v, ok := p[name]; return v, ok }
+
+func (p profiles) ForGroup(id string) []access.Profile {
+	var out []access.Profile
+	for _, name := range slices.Sorted(maps.Keys(p)) {
+		if strings.EqualFold(p[name].TargetGroupID, id) {
+			out = append(out, p[name])
+		}
+	}
+	return out
+}
+
+func (p profiles) All() []access.Profile {
+	var out []access.Profile
+	for _, name := range slices.Sorted(maps.Keys(p)) {
+		out = append(out, p[name])
+	}
+	return out
+}
+
+func (p profiles) TargetGroups() []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(p)) {
+		if g := p[name].TargetGroupID; g != "" && !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
 
 func adminProfile() access.Profile {
 	return access.Profile{

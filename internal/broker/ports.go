@@ -68,6 +68,9 @@ type Store interface {
 	// SaveLedger creates (Version "") or compare-and-swaps the ledger; an
 	// empty ledger (no grants, not busy, not pre-existing) is deleted.
 	SaveLedger(ctx context.Context, l *access.Ledger) error
+	// ListRequests lists requests (drift reconciliation reads the active
+	// grants with it); see Lister.
+	ListRequests(ctx context.Context, f ListFilter) (ListPage, error)
 	// Ping checks that the store answers (for /api/health).
 	Ping(ctx context.Context) error
 }
