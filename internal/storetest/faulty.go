@@ -41,8 +41,8 @@ type Faulty struct {
 }
 
 var (
-	_ Store                = (*Faulty)(nil)
-	_ broker.RequestLister = (*Faulty)(nil)
+	_ Store        = (*Faulty)(nil)
+	_ broker.Store = (*Faulty)(nil)
 )
 
 // NewFaulty wraps s.
