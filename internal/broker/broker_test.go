@@ -199,7 +199,7 @@ func TestLifecycle(t *testing.T) {
 	if !e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) || e.dir.WriteCount(brokertest.MAddMember) != 1 {
 		t.Fatalf("membership not added once: %+v", e.dir.Writes())
 	}
-	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); !slices.Equal(l.Grants, []string{"r-1"}) || l.Busy != "" || l.PreExisting {
+	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); !slices.Equal(l.Grants, []string{"r-1"}) || l.ClaimedBy != "" || l.PreExisting {
 		t.Fatalf("ledger %+v", l)
 	}
 
@@ -345,7 +345,7 @@ func TestPermanentAddFails(t *testing.T) {
 	if !strings.Contains(r.Reason, "adding the membership failed permanently") || r.Work != nil || !r.DueAt.IsZero() {
 		t.Fatalf("failed: %+v", r)
 	}
-	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); len(l.Grants) != 0 || l.Busy != "" {
+	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); len(l.Grants) != 0 || l.ClaimedBy != "" {
 		t.Fatalf("ledger not released: %+v", l)
 	}
 	// Nothing is blocked: a new request goes through.
@@ -607,7 +607,7 @@ func TestCrashRecovery(t *testing.T) {
 				if !e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) || e.dir.WriteCount(brokertest.MAddMember) != 1 {
 					t.Fatalf("after activation: writes %+v", e.dir.Writes())
 				}
-				if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); l.Busy != "" || !slices.Equal(l.Grants, []string{"r-1"}) {
+				if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); l.ClaimedBy != "" || !slices.Equal(l.Grants, []string{"r-1"}) {
 					t.Fatalf("ledger %+v", l)
 				}
 
@@ -726,7 +726,7 @@ func TestConcurrentApproveAndCancel(t *testing.T) {
 // bounded lists of recent releases and ends (access.Ledger.Released, Ended),
 // which are not deleted one by one.
 func settled(l *access.Ledger, ended ...string) bool {
-	if len(l.Grants) != 0 || l.Busy != "" || l.BusyToken != "" || l.PreExisting {
+	if len(l.Grants) != 0 || l.ClaimedBy != "" || l.ClaimToken != "" || l.PreExisting {
 		return false
 	}
 	for _, id := range append(slices.Clone(l.Released), l.Ended...) {

@@ -209,7 +209,7 @@ func crashRunChecked(t *testing.T, k int, end string, want []string) string {
 	}
 	// The ledger is gone, or holds only the bounded list of recent releases
 	// (kept, bounded by access.MaxReleased: see access.Ledger.Released).
-	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); len(l.Grants) != 0 || l.Busy != "" || l.PreExisting {
+	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); len(l.Grants) != 0 || l.ClaimedBy != "" || l.PreExisting {
 		t.Fatalf("killed at %d (%s): ledger left %+v", k, where, l)
 	}
 	e.wantOnlyTarget()

@@ -77,7 +77,7 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResu
 	}
 	var res stepResult
 	_, err = b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
-		ours := l.Busy == r.ID && l.BusyToken == c.Token
+		ours := l.ClaimedBy == r.ID && l.ClaimToken == c.Token
 		// A role assignment is named after its request: ARM's answer is never
 		// ambiguous (a repeat of ours is 200, someone else's is 409).
 		res.changed, res.detail = access.AddAnswered(l, r.ID, c, created, d.Ambiguous && !r.AzureRole())
@@ -132,7 +132,7 @@ func (b *Broker) endMembership(ctx context.Context, r *access.Request) (stepResu
 	}
 	res := stepResult{removed: removed}
 	_, err = b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
-		ours := l.Busy == r.ID && l.BusyToken == c.Token
+		ours := l.ClaimedBy == r.ID && l.ClaimToken == c.Token
 		res.changed, res.detail = access.RemoveAnswered(l, r.ID, c, removed)
 		return ours, nil
 	})

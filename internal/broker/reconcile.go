@@ -195,7 +195,7 @@ func (b *Broker) reconcileTarget(ctx context.Context, t target, budget int) (use
 			}
 			continue
 		}
-		if l.Busy != "" || !l.Settled(readAt, b.opts.ReplicationWindow) {
+		if l.ClaimedBy != "" || !l.Settled(readAt, b.opts.ReplicationWindow) {
 			continue
 		}
 		h, err := b.holderFacts(ctx, l, "")
@@ -272,7 +272,7 @@ func (b *Broker) removeLeftover(ctx context.Context, t target, u string, readAt 
 		return err
 	}
 	if _, err := b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
-		ours := l.Busy == leftoverClaim && l.BusyToken == c.Token
+		ours := l.ClaimedBy == leftoverClaim && l.ClaimToken == c.Token
 		access.RemoveAnswered(l, leftoverClaim, c, removed)
 		return ours, nil
 	}); err != nil {

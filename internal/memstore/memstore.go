@@ -398,7 +398,7 @@ func (s *Store) GetLedger(ctx context.Context, groupID, userID string) (*access.
 	if err := json.Unmarshal(st.body, &l); err != nil {
 		return nil, fault.WrapUnreadable("decode ledger", "ledger "+ledgerKey(groupID, userID), err)
 	}
-	l.BusySince = utc(l.BusySince)
+	l.ClaimedAt = utc(l.ClaimedAt)
 	l.GroupID, l.UserID, l.Version = groupID, userID, st.version
 	return &l, nil
 }
@@ -423,7 +423,7 @@ func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
 	case l.Version != "" && (!exists || cur.version != l.Version):
 		return fault.Wrap(fault.ErrConflict, "save ledger", fmt.Errorf("ledger %s changed since it was read", k))
 	}
-	if LedgerEmpty(l) {
+	if l.Empty() { // nothing worth keeping: access.Ledger.Empty
 		delete(s.ledgers, k)
 		l.Version = ""
 		return nil
@@ -436,12 +436,6 @@ func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
 	s.ledgers[k] = &ledger{body: body, version: v}
 	l.Version = v
 	return nil
-}
-
-// LedgerEmpty reports whether a ledger holds nothing worth keeping (no
-// grants, not busy, not pre-existing); such a ledger is deleted on save.
-func LedgerEmpty(l *access.Ledger) bool {
-	return l.Empty()
 }
 
 // DeployedAt returns the now of the first call ever made on this store

@@ -182,8 +182,8 @@ func Check(ctx context.Context, w World) *Report {
 				sort.Strings(grants)
 				want := slices.Clone(active[k])
 				sort.Strings(want)
-				if l.Busy != "" || !slices.Equal(grants, want) {
-					rep.fail("ledger %s/%s: grants %v busy %q, active grants %v", g, u, l.Grants, l.Busy, active[k])
+				if l.ClaimedBy != "" || !slices.Equal(grants, want) {
+					rep.fail("ledger %s/%s: grants %v busy %q, active grants %v", g, u, l.Grants, l.ClaimedBy, active[k])
 				}
 				l.Normalize()
 				if l.Added != (jitaccessMember[k] && member) {

@@ -205,7 +205,7 @@ func TestStorageDown(t *testing.T) {
 		"SaveRequest":      func() error { c := *r; return s.SaveRequest(ctx, &c) },
 		"DueRequests":      func() error { _, err := s.DueRequests(ctx, time.Now(), 5); return err },
 		"GetLedger":        func() error { _, err := s.GetLedger(ctx, "g", "u"); return err },
-		"SaveLedger":       func() error { return s.SaveLedger(ctx, &access.Ledger{GroupID: "g", UserID: "u", Busy: "x"}) },
+		"SaveLedger":       func() error { return s.SaveLedger(ctx, &access.Ledger{GroupID: "g", UserID: "u", ClaimedBy: "x"}) },
 		"RecordRejection":  func() error { return s.RecordRejection(ctx, access.Rejection{At: time.Now(), Reason: "r"}) },
 		"RecentRejections": func() error { _, err := s.RecentRejections(ctx, 5); return err },
 		"ListRequests":     func() error { _, err := s.ListRequests(ctx, broker.ListFilter{State: access.Pending}); return err },
