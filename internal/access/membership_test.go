@@ -47,7 +47,9 @@ func TestPlanAdd(t *testing.T) {
 		{"ended grant adds nothing", func(l *Ledger) { l.Ended = []string{"r"} }, Decision{Next: Stop}, nil},
 		{"released grant adds nothing", func(l *Ledger) { l.Released = []string{"r"} }, Decision{Next: Stop}, nil},
 		{"another request's change waits", func(l *Ledger) { l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "o", OpAdd, "x", m0 }, Decision{Next: Wait}, nil},
-		{"own live claim waits", func(l *Ledger) { l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "r", OpAdd, "x", m0.Add(-time.Second) }, Decision{Next: Wait}, nil},
+		{"own live claim waits", func(l *Ledger) {
+			l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "r", OpAdd, "x", m0.Add(-time.Second)
+		}, Decision{Next: Wait}, nil},
 		{"own end in progress stops the add", func(l *Ledger) { l.ClaimedBy, l.ClaimOp = "r", OpRemove }, Decision{Next: Stop}, nil},
 		{"a crashed add is taken over, ambiguous", func(l *Ledger) {
 			l.Grants, l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = []string{"r"}, "r", OpAdd, "x", m0.Add(-WorkGrace)
@@ -184,7 +186,9 @@ func TestPlanEnd(t *testing.T) {
 		{"removed by another invocation", func(l *Ledger) { l.Released = []string{"r"} }, Holders{}, false, Decision{Next: Done, Changed: true}, nil},
 		{"another request's change waits", func(l *Ledger) { l.ClaimedBy, l.ClaimToken, l.ClaimedAt = "o", "x", m0 }, Holders{}, false, Decision{Next: Wait}, nil},
 		{"own live claim waits", func(l *Ledger) { l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "r", OpAdd, "x", m0 }, Holders{}, false, Decision{Next: Wait}, nil},
-		{"a crashed removal is taken over", func(l *Ledger) { l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "r", OpRemove, "x", m0.Add(-WorkGrace) },
+		{"a crashed removal is taken over", func(l *Ledger) {
+			l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "r", OpRemove, "x", m0.Add(-WorkGrace)
+		},
 			Holders{}, false, Decision{Next: Call}, func(t *testing.T, l *Ledger) {
 				if l.ClaimToken != mine.Token {
 					t.Fatalf("%+v", l)

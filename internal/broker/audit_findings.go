@@ -353,10 +353,11 @@ func cmpBool(a, b bool) int {
 	return 1
 }
 
-// pimExtended is asked by the sweep before it ends an observed PIM
+// followPIMExtension is asked by the sweep before it ends an observed PIM
 // activation at its recorded end: when PIM says the activation now ends
-// later (the user extended it), the grant's end moves and nothing ends.
-func (b *Broker) pimExtended(ctx context.Context, r *access.Request, now time.Time) (bool, error) {
+// later (the user extended it), it moves and saves the grant's end and
+// answers true (nothing ends now).
+func (b *Broker) followPIMExtension(ctx context.Context, r *access.Request, now time.Time) (bool, error) {
 	if b.opts.PIM == nil || r.Source != access.SourcePIM || r.State != access.Active || r.EndsAt.IsZero() || now.Before(r.EndsAt) {
 		return false, nil
 	}
@@ -374,9 +375,10 @@ func (b *Broker) pimExtended(ctx context.Context, r *access.Request, now time.Ti
 		next.Duration = access.Duration(d)
 	}
 	next.DueAt = end
-	if err := b.save(ctx, next); err != nil {
+	if err := b.persist(ctx, next); err != nil {
 		return false, err
 	}
+	b.flushOutcomes(ctx, next)
 	b.log.InfoContext(ctx, "observed PIM activation extended", "requestId", r.ID)
 	return true, nil
 }

@@ -474,16 +474,17 @@ func (b *Broker) sweepOne(ctx context.Context, id string) error {
 			if err != nil || next == nil {
 				return err
 			}
-			if err := b.save(ctx, next); err != nil {
+			if err := b.persist(ctx, next); err != nil {
 				return err
 			}
+			b.flushOutcomes(ctx, next)
 			b.log.InfoContext(ctx, "check decided", "requestId", id, "state", string(next.State))
 			if next.Work != nil {
 				work = next
 			}
 			return nil
 		}
-		if extended, err := b.pimExtended(ctx, r, now); err != nil || extended {
+		if extended, err := b.followPIMExtension(ctx, r, now); err != nil || extended {
 			return err
 		}
 		base := r.Clone()
@@ -504,9 +505,10 @@ func (b *Broker) sweepOne(ctx context.Context, id string) error {
 			}
 			return nil
 		}
-		if err := b.save(ctx, next); err != nil {
+		if err := b.persist(ctx, next); err != nil {
 			return err
 		}
+		b.flushOutcomes(ctx, next)
 		b.log.InfoContext(ctx, "sweep applied", "requestId", id, "state", string(next.State))
 		if next.Work != nil {
 			work = next

@@ -48,7 +48,7 @@ func (b *Broker) retryOnConflict(ctx context.Context, attempt func() error) erro
 }
 
 // updateRequest loads request id, asks decide for the next version and
-// saves it (through save: outcomes are queued and flushed). decide gets the
+// saves it (persist, then flushOutcomes sends what it recorded). decide gets the
 // stored request (nil when there is none) and returns the version to save,
 // or nil to save nothing; its error ends the update as is. It returns the
 // request as stored after the update (the saved version, or the loaded one
@@ -62,6 +62,7 @@ func (b *Broker) updateRequest(ctx context.Context, id string, decide func(cur *
 // lost compare-and-swap reads the request again.
 func (b *Broker) updateRequestFrom(ctx context.Context, id string, held *access.Request, decide func(cur *access.Request) (*access.Request, error)) (*access.Request, error) {
 	var out *access.Request
+	saved := false
 	first := true
 	err := b.retryOnConflict(ctx, func() error {
 		var cur *access.Request
@@ -79,12 +80,15 @@ func (b *Broker) updateRequestFrom(ctx context.Context, id string, held *access.
 			out = cur
 			return err
 		}
-		if err := b.save(ctx, next); err != nil {
+		if err := b.persist(ctx, next); err != nil {
 			return err
 		}
-		out = next
+		out, saved = next, true
 		return nil
 	})
+	if saved {
+		b.flushOutcomes(ctx, out)
+	}
 	return out, err
 }
 

@@ -30,13 +30,21 @@ type Publisher interface {
 // that could not be sent.
 const outboxRetry = 30 * time.Second
 
-// save is the one place requests are written: it queues the outcome
-// notification of the state reached (an outbox, saved with the change), then
-// sends what was queued and schedules or cancels the expiry message. Those
-// sends never block or undo the state change: what fails stays recorded and
-// the sweep retries it.
-func (b *Broker) save(ctx context.Context, r *access.Request) error {
-	now := b.now()
+// persist is the one place a request's new state is written. Beside the
+// state it records what must follow it (stampOutcomes), so that the write
+// and its outcomes cannot part: after persist the caller sends them with
+// flushOutcomes, and what that cannot send stays recorded for the sweep.
+func (b *Broker) persist(ctx context.Context, r *access.Request) error {
+	b.stampOutcomes(r, b.now())
+	return b.store.SaveRequest(ctx, r)
+}
+
+// stampOutcomes prepares r for its write: it queues the notification of
+// the state reached (an outbox), sets when the sweep must look at it next
+// (the natural due time, or a retry of outcomes still to send), and, when
+// an end is carried out now, the latest moment access may linger
+// (AccessGoneBy).
+func (b *Broker) stampOutcomes(r *access.Request, now time.Time) {
 	if b.opts.Publisher != nil {
 		r.QueueNotices(now)
 	}
@@ -58,11 +66,6 @@ func (b *Broker) save(ctx context.Context, r *access.Request) error {
 		}
 		r.AccessGoneBy = now.Add(bound)
 	}
-	if err := b.store.SaveRequest(ctx, r); err != nil {
-		return err
-	}
-	b.flushOutcomes(ctx, r)
-	return nil
 }
 
 func (b *Broker) expiringLead() time.Duration {
@@ -86,7 +89,9 @@ func (b *Broker) outcomesPending(r *access.Request) bool {
 	return (b.opts.Publisher != nil && len(r.Outbox) > 0) || b.needsSchedule(r) || b.needsCancel(r)
 }
 
-// flushOutcomes sends what save queued. Failures are logged and left for
+// flushOutcomes sends what persist recorded (notifications, the expiry
+// message to schedule or cancel) and saves what was sent; sends never block
+// or undo the state change. Failures are logged and left for
 // the sweep; a lost compare-and-swap means someone else has the newer
 // request and will flush it.
 func (b *Broker) flushOutcomes(ctx context.Context, r *access.Request) {
