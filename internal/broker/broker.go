@@ -526,15 +526,6 @@ func (b *Broker) sweepOne(ctx context.Context, id string) error {
 	return b.runWork(ctx, work)
 }
 
-func containsID(ids []string, id string) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
-}
-
 // safeType keeps only known event types for logs and records.
 func safeType(t string) string {
 	switch t {

@@ -22,7 +22,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -122,10 +121,9 @@ type Server struct {
 	requests []Request
 	issued   []Issued
 	srv      *httptest.Server
-	server   *http.Server
 }
 
-// New returns a Server; call Start (httptest) or Serve / Handler.
+// New returns a Server; call Start (httptest) or serve Handler yourself.
 func New(opts Options) *Server {
 	if opts.Header == "" {
 		opts.Header = randHex(16)
@@ -182,12 +180,6 @@ func (s *Server) Endpoint() string {
 // Header is the IDENTITY_HEADER value.
 func (s *Server) Header() string { return s.opts.Header }
 
-// TenantID, SystemIdentity: what the tokens will say.
-func (s *Server) TenantID() string { return s.opts.TenantID }
-
-// SystemIdentity is the system-assigned identity.
-func (s *Server) SystemIdentity() Identity { return s.opts.System }
-
 // Setenv points azidentity at this server: IDENTITY_ENDPOINT and
 // IDENTITY_HEADER (pass a *testing.T; its Setenv restores them).
 func (s *Server) Setenv(t interface{ Setenv(k, v string) }) {
@@ -195,34 +187,17 @@ func (s *Server) Setenv(t interface{ Setenv(k, v string) }) {
 	t.Setenv("IDENTITY_HEADER", s.Header())
 }
 
-// Serve listens on addr and serves until Close (the endpoint path is any
-// path; use http://addr/msi/token).
-func (s *Server) Serve(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	s.mu.Lock()
-	s.server = srv
-	s.mu.Unlock()
-	return srv.Serve(l)
-}
-
-// Close stops the servers.
+// Close stops the server.
 func (s *Server) Close() {
 	s.mu.Lock()
-	srv, server := s.srv, s.server
-	s.srv, s.server = nil, nil
+	srv := s.srv
+	s.srv = nil
 	s.mu.Unlock()
 	if srv != nil {
 		// Handlers never block; closing the clients' connections first
 		// keeps Close from waiting on a client that never finishes.
 		srv.CloseClientConnections()
 		srv.Close()
-	}
-	if server != nil {
-		_ = server.Close()
 	}
 }
 
