@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
@@ -130,7 +129,7 @@ func decodeRow(e *aztables.EDMEntity, etag string) (*access.Request, meta, error
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
 		return nil, m, err
 	}
-	normalize(&r)
+	r.InUTC()
 	if len(r.History) != m.HLen-m.HRows {
 		return nil, m, fault.Problem("%d inline history entries, the state row says %d", len(r.History), m.HLen-m.HRows)
 	}
@@ -152,27 +151,4 @@ func pointRead(op, id string, resp aztables.GetEntityResponse) (*access.Request,
 		return nil, m, fault.WrapUnreadable(op, id, err)
 	}
 	return r, m, nil
-}
-
-func utc(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
-}
-
-// normalize puts every time of a decoded request in UTC.
-func normalize(r *access.Request) {
-	r.RequestedAt, r.ActivatedAt, r.EndsAt, r.EndedAt, r.DueAt =
-		utc(r.RequestedAt), utc(r.ActivatedAt), utc(r.EndsAt), utc(r.EndedAt), utc(r.DueAt)
-	for i := range r.Approvals {
-		r.Approvals[i].At = utc(r.Approvals[i].At)
-	}
-	if r.Work != nil {
-		r.Work.Since = utc(r.Work.Since)
-	}
-	for i := range r.Parked {
-		r.Parked[i].Received = utc(r.Parked[i].Received)
-		r.Parked[i].Event.Time = utc(r.Parked[i].Event.Time)
-	}
 }

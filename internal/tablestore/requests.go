@@ -43,9 +43,7 @@ func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, err
 			return nil, err
 		}
 		r.History = append(hist, r.History...)
-	}
-	for i := range r.History {
-		r.History[i].At = utc(r.History[i].At)
+		r.InUTC() // the history rows' times too
 	}
 	return r, nil
 }
