@@ -97,7 +97,8 @@ type Host struct {
 	timerFns []*Function
 	auditFn  *Function
 
-	mu        sync.Mutex
+	mu sync.Mutex
+	// The queue (queue.go).
 	queue     []*Message
 	inflight  int // queued, being delivered or waiting for redelivery
 	idle      *sync.Cond
@@ -107,15 +108,17 @@ type Host struct {
 	sentIDs   map[string]time.Time // MessageIds sent within the duplicate-detection window
 	sentOrder []string             // the same, oldest first
 	dupes     []string             // MessageIds dropped as duplicates
-	ehSeq     int64
-	lastTick  map[string]time.Time
 	wake      chan struct{}
-	started   bool
-	stopped   bool
+	// Event Hubs (eventhubs.go) and timers (timers.go).
+	ehSeq    int64
+	lastTick map[string]time.Time
+	// Lifecycle.
+	started bool
+	stopped bool
 
 	cron  *cron.Cron
 	ln    net.Listener
-	front *http.Server
+	front *http.Server // front.go
 	wg    sync.WaitGroup
 }
 
@@ -209,18 +212,8 @@ func (h *Host) Start(ctx context.Context) error {
 	h.mu.Lock()
 	h.started = true
 	h.mu.Unlock()
-	for range h.o.Concurrency {
-		h.wg.Add(1)
-		go h.worker(ctx)
-	}
-	h.cron = cron.New(cron.WithSeconds(), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
-	for _, f := range h.timerFns {
-		sch, _ := parseSchedule(f.Trigger().Schedule)
-		name := f.Name
-		h.cron.Schedule(sch, cron.FuncJob(func() { _ = h.FireTimer(ctx, name) }))
-	}
-	h.cron.Start()
-	h.signal()
+	h.startWorkers(ctx)
+	h.startTimers(ctx)
 	go func() {
 		<-ctx.Done()
 		h.stop()

@@ -185,6 +185,16 @@ func (h *Host) WaitIdle(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// startWorkers starts the Concurrency queue workers and wakes one (messages
+// may have been enqueued before Start).
+func (h *Host) startWorkers(ctx context.Context) {
+	for range h.o.Concurrency {
+		h.wg.Add(1)
+		go h.worker(ctx)
+	}
+	h.signal()
+}
+
 func (h *Host) worker(ctx context.Context) {
 	defer h.wg.Done()
 	for {

@@ -19,6 +19,19 @@ func parseSchedule(expr string) (cron.Schedule, error) {
 	return sch, nil
 }
 
+// startTimers runs each timerTrigger function on its schedule (a tick that
+// comes while the previous run is still under way is skipped); stop ends
+// them.
+func (h *Host) startTimers(ctx context.Context) {
+	h.cron = cron.New(cron.WithSeconds(), cron.WithChain(cron.SkipIfStillRunning(cron.DiscardLogger)))
+	for _, f := range h.timerFns {
+		sch, _ := parseSchedule(f.Trigger().Schedule)
+		name := f.Name
+		h.cron.Schedule(sch, cron.FuncJob(func() { _ = h.FireTimer(ctx, name) }))
+	}
+	h.cron.Start()
+}
+
 // FireTimer invokes a timerTrigger function now, with a realistic payload.
 func (h *Host) FireTimer(ctx context.Context, name string) error {
 	var f *Function
