@@ -29,6 +29,12 @@
 // lag behind writes (SetReplicaLag, lag.go) and identity requests are
 // throttled by Graph's documented quota with 429 + Retry-After (SetQuota,
 // quota.go). The Sim is safe for concurrent use.
+//
+// Where things are: the directory in tenant.go; what every call goes
+// through and the routes in routing.go; the endpoints in users.go,
+// groups.go and pim.go; Graph's answers and error texts in answers.go;
+// injected faults in faults.go; the call log in calls.go; serving the Sim
+// in server.go; audit records in auditlog.go.
 package graphsim
 
 import (
