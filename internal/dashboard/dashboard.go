@@ -69,6 +69,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -174,6 +175,9 @@ func New(o Options) http.Handler {
 	slices.Sort(h.profiles)
 	return h
 }
+
+// stdout is where the default logger writes.
+var stdout = os.Stdout
 
 // errStore marks a storage failure (any error of the Lister).
 var errStore = errors.New("storage is unreachable")
