@@ -231,6 +231,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		at  time.Time
 	}
 	var fnds []fnd
+	stillThere := 0 // members still in the group (state active)
 	each(func(r *access.Request) {
 		if r.Source != access.SourceOutOfBand {
 			return
@@ -243,6 +244,7 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 		switch r.State {
 		case access.Active:
 			b = badge{"still a member", "bad", "added outside jitaccess and PIM; the profile records it"}
+			stillThere++
 		case access.Ending:
 			b = badge{"being removed", "busy", ""}
 		case access.Revoked:
@@ -278,12 +280,6 @@ func build(p *page, res map[access.State]listed, rejs []access.Rejection, profil
 			return "zero"
 		}
 		return t
-	}
-	stillThere := 0
-	for _, f := range fnds {
-		if f.row.State.Label == "still a member" {
-			stillThere++
-		}
 	}
 	p.Counts = []count{
 		{"Active grants", n(len(p.Active.Rows), p.Active.More), "active", tone(len(p.Active.Rows), "ok")},
