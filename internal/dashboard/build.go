@@ -11,20 +11,23 @@ import (
 )
 
 // build lays out the dashboard page from what gather read: the sections,
-// then the summary cards that count them.
-func build(p *page, res map[access.State]listed, rejs []access.Rejection, profile string, win window, now time.Time, sweep time.Duration) {
-	l := listings{res: res, profile: profile, now: now}
+// then the summary cards that count them. sweep is the sweep's interval
+// (an active grant further past its end needs attention).
+func build(g *gathered, profile string, win window, now time.Time, sweep time.Duration) *page {
+	l := listings{res: g.lists, profile: profile, now: now}
+	p := &page{}
 	p.Active = activeSection(l)
 	p.Pending = pendingSection(l)
 	p.Attention = attentionSection(l, sweep)
 	// Stored requests no listing could read: nobody can act on them but an
 	// operator (DESIGN §6b point 4: they break nothing, and they show).
-	p.Unreadable = newUnreadable(skippedIDs(res))
+	p.Unreadable = newUnreadable(skippedIDs(g.lists))
 	p.Endings, p.Lingering = endingsSection(l, win)
-	p.Denied = deniedSection(l, win, rejs)
+	p.Denied = deniedSection(l, win, g.rejs)
 	var stillThere int
 	p.Findings, stillThere = findingsSection(l)
 	p.Counts = counts(p, win, stillThere)
+	return p
 }
 
 // listings are the listings gather read, as the sections use them.

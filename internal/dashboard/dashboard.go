@@ -214,11 +214,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) serveDashboard(w http.ResponseWriter, r *http.Request, f frame, q query, now time.Time) {
-	p, err := h.gather(r.Context(), q, now)
+	g, err := h.gather(r.Context(), q, now)
 	if err != nil {
 		h.storeFailed(w, r, f.Nonce, err)
 		return
 	}
+	p := build(g, q.profile, q.win, now, h.o.SweepInterval)
 	f.Refresh = refreshSeconds(h.o.Refresh)
 	p.frame = f
 	h.render(w, r, f.Nonce, "page", p)

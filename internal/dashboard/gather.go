@@ -83,10 +83,16 @@ func (h *handler) listAll(ctx context.Context, profile string, pages func(access
 	return res, nil
 }
 
+// gathered is what the dashboard shows, as read from the store.
+type gathered struct {
+	lists map[access.State]listed // one listing per state
+	rejs  []access.Rejection      // recent rejections (the unfiltered page only)
+}
+
 // gather reads everything the dashboard shows: one bounded listing per state
 // (RangePages for the ended states with a date range) and one of the
-// rejections, concurrently.
-func (h *handler) gather(ctx context.Context, q query, now time.Time) (*page, error) {
+// rejections, concurrently, then the histories the rows need (withHistory).
+func (h *handler) gather(ctx context.Context, q query, now time.Time) (*gathered, error) {
 	var (
 		res     map[access.State]listed
 		rejs    []access.Rejection
@@ -115,9 +121,7 @@ func (h *handler) gather(ctx context.Context, q query, now time.Time) (*page, er
 		return nil, fmt.Errorf("%w: rejections: %w", errStore, rejErr)
 	}
 	h.withHistory(ctx, res, q.win, now)
-	p := &page{}
-	build(p, res, rejs, q.profile, q.win, now, h.o.SweepInterval)
-	return p, nil
+	return &gathered{lists: res, rejs: rejs}, nil
 }
 
 // skippedIDs are the ids the listings skipped as unreadable, once each, in
