@@ -21,6 +21,12 @@
 //
 // It also offers /_devhost/ endpoints so that a CLI can send events to the
 // sandbox. Loopback only; it is not a security boundary.
+//
+// Where things are: function.json and host.json in functions.go; the queue
+// in queue.go, timers in timers.go, Event Hubs in eventhubs.go, the front
+// listener (/_devhost and the forwarded HTTP functions) in front.go and the
+// sign-in it plays in signin.go; invoking the handler in invoke.go and the
+// payloads it sends in payload.go.
 package devhost
 
 import (
