@@ -22,11 +22,12 @@ build: ## dist/: host.json, function folders, profiles.json (if given), linux/am
 	if [ -n "$(PROFILES)" ]; then cp "$(PROFILES)" $(DIST)/profiles.json; fi
 	@echo "built $(DIST)/ — zip its contents to deploy"
 
-run: ## the local sandbox (Ctrl-C to stop)
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -o .tools/jitaccess-sandbox . && .tools/jitaccess-sandbox sandbox
+run: ## the local sandbox (Ctrl-C to stop): a build with -tags sandbox (the deployed one has no simulator)
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS_BUILD) -tags sandbox -o .tools/jitaccess-sandbox . && .tools/jitaccess-sandbox sandbox
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags sandbox .
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \

@@ -51,13 +51,7 @@ func accessRequestsHandler(b *testing.B, dir broker.Directory) http.Handler {
 	store := memstore.New()
 	brk := broker.New(store, dir, benchProfiles(b), broker.SystemClock{}, broker.Options{Logger: quietLogger()})
 	return handlers.New(handlers.Deps{
-		Events: handlers.EventProcessorFunc(func(ctx context.Context, body []byte, d handlers.Delivery) error {
-			if d.Problem != "" {
-				return brk.RejectDelivery(ctx, d.MessageID, d.Problem)
-			}
-			return brk.HandleEvent(ctx, body)
-		}),
-		Sweeper: brk, Store: store, Logger: quietLogger(),
+		Events: brk, Sweeper: brk, Store: store, Logger: quietLogger(),
 	})
 }
 

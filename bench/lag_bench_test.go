@@ -64,13 +64,7 @@ func newSandboxRig(b *testing.B, nUsers int, scheduled bool, sweepCron string) *
 	}
 	brk := broker.New(store, ten.dir, benchProfiles(b), broker.SystemClock{}, opts)
 	h := handlers.New(handlers.Deps{
-		Events: handlers.EventProcessorFunc(func(ctx context.Context, body []byte, d handlers.Delivery) error {
-			if d.Problem != "" {
-				return brk.RejectDelivery(ctx, d.MessageID, d.Problem)
-			}
-			return brk.HandleEvent(ctx, body)
-		}),
-		Sweeper: brk, Store: store, Logger: quietLogger(),
+		Events: brk, Sweeper: brk, Store: store, Logger: quietLogger(),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

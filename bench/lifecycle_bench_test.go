@@ -14,6 +14,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/azurite"
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/tablestore"
+	"github.com/jitaccess/jitaccess/internal/tablestore/tablestoretest"
 )
 
 // lifecycleGrants is the number of whole grant lifecycles measured per
@@ -31,13 +32,14 @@ func lifecycleGrants() int {
 // Graph simulator, and the Table Storage store against Azurite. Each event
 // is then delivered a second time (a duplicate). It reports, per grant:
 // Graph calls counted by the simulator (lifecycle and duplicates apart), and
-// storage round trips per event counted by tablestore.RoundTrips, with the
+// storage round trips per event counted by tablestoretest.Count, with the
 // number of state transitions each event made.
 func BenchmarkGrantLifecycle(b *testing.B) {
 	ctx := context.Background()
 	n := lifecycleGrants()
 	ten := newTenant(b, n)
-	st, err := tablestore.NewFromConnectionString(azurite.Start(b), tablestore.Options{Prefix: azurite.Prefix(b)})
+	trips := tablestoretest.Count(nil) // the store's round trips
+	st, err := tablestore.NewFromConnectionString(azurite.Start(b), tablestore.Options{Prefix: azurite.Prefix(b), Transport: trips})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -45,7 +47,7 @@ func BenchmarkGrantLifecycle(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = st.DeleteTables(context.Background()) })
-	cs := &countingStore{Store: st, rt: st.RoundTrips, by: map[string]*opCount{}}
+	cs := &countingStore{Store: st, rt: trips.N, by: map[string]*opCount{}}
 	brk := broker.New(cs, ten.dir, benchProfiles(b), broker.SystemClock{}, broker.Options{Logger: quietLogger()})
 
 	type phase struct {
@@ -80,11 +82,11 @@ func BenchmarkGrantLifecycle(b *testing.B) {
 		before, _ := stateOf(id)
 		cs.phase = name
 		ten.sim.ResetCalls()
-		rt0 := st.RoundTrips()
+		rt0 := trips.N()
 		if err := brk.HandleEvent(ctx, body); err != nil {
 			b.Fatalf("%s %s: %v", name, id, err)
 		}
-		p.rt += st.RoundTrips() - rt0
+		p.rt += trips.N() - rt0
 		calls := ten.sim.Calls()
 		p.calls += int64(len(calls))
 		if id == firstID {
@@ -101,11 +103,11 @@ func BenchmarkGrantLifecycle(b *testing.B) {
 		// The same message again (a redelivery).
 		cs.phase = "dup-" + name
 		ten.sim.ResetCalls()
-		rt0 = st.RoundTrips()
+		rt0 = trips.N()
 		if err := brk.HandleEvent(ctx, body); err != nil {
 			b.Fatalf("duplicate %s %s: %v", name, id, err)
 		}
-		p.dupRT += st.RoundTrips() - rt0
+		p.dupRT += trips.N() - rt0
 		calls = ten.sim.Calls()
 		p.dupCalls += int64(len(calls))
 		for _, c := range calls {

@@ -20,6 +20,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
 	"github.com/jitaccess/jitaccess/internal/seed"
 	"github.com/jitaccess/jitaccess/internal/tablestore"
+	"github.com/jitaccess/jitaccess/internal/tablestore/tablestoretest"
 )
 
 // endedSizes is JIT_BENCH_ENDED (default "1000,100000", as make bench runs it).
@@ -51,8 +52,11 @@ func fakeTenant(n int) *brokertest.Dir {
 	return d
 }
 
-func newTableStore(b *testing.B) *tablestore.Store {
-	st, err := tablestore.NewFromConnectionString(azurite.Start(b), tablestore.Options{Prefix: azurite.Prefix(b)})
+// newTableStore opens a store on Azurite with tables of its own, and the
+// counter of its round trips.
+func newTableStore(b *testing.B) (*tablestore.Store, *tablestoretest.RoundTrips) {
+	trips := tablestoretest.Count(nil)
+	st, err := tablestore.NewFromConnectionString(azurite.Start(b), tablestore.Options{Prefix: azurite.Prefix(b), Transport: trips})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,7 +64,7 @@ func newTableStore(b *testing.B) *tablestore.Store {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = st.DeleteTables(context.Background()) })
-	return st
+	return st, trips
 }
 
 // fillEnded stores n expired requests (no due entry, as the broker leaves
@@ -130,7 +134,7 @@ func BenchmarkSweepScaling(b *testing.B) {
 	var first float64
 	for k, n := range sizes {
 		b.Run(fmt.Sprintf("ended=%d", n), func(b *testing.B) {
-			st := newTableStore(b)
+			st, trips := newTableStore(b)
 			t0 := time.Now()
 			fillEnded(b, st, n)
 			b.Logf("stored %d ended requests in %v", n, time.Since(t0).Round(time.Second))
@@ -153,13 +157,13 @@ func BenchmarkSweepScaling(b *testing.B) {
 				}
 				time.Sleep(1100 * time.Millisecond)
 				b.StartTimer()
-				rt0 := st.RoundTrips()
+				rt0 := trips.N()
 				s0 := time.Now()
 				if err := brk.Sweep(ctx); err != nil {
 					b.Fatal(err)
 				}
 				times = append(times, time.Since(s0))
-				rts += st.RoundTrips() - rt0
+				rts += trips.N() - rt0
 				b.StopTimer()
 				for _, id := range ids {
 					r, err := st.GetRequest(ctx, id)
@@ -189,7 +193,7 @@ func BenchmarkSweepScaling(b *testing.B) {
 // concurrent, the same SDK client settings), alternating rounds in one run.
 func BenchmarkThroughputVsStoreFloor(b *testing.B) {
 	const conc = 16
-	st := newTableStore(b)
+	st, _ := newTableStore(b)
 	dir := fakeTenant(500)
 	brk := broker.New(st, dir, benchProfiles(b), broker.SystemClock{}, broker.Options{Logger: quietLogger()})
 	svc, err := aztables.NewServiceClientFromConnectionString(azurite.Start(b), nil)

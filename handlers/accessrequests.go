@@ -15,26 +15,29 @@ import (
 // accessRequests handles POST /AccessRequests: one Service Bus message of the
 // requests queue. The event is read from Data.message only (see envelope.go);
 // the delivery facts from Metadata. Input that cannot be decoded is handed to
-// the processor as raw bytes (or with Delivery.Problem set), so that it is
-// recorded as rejected and acknowledged — bad input never answers 500.
+// HandleEvent as raw bytes, or to RejectDelivery when there is no body at
+// all, so that it is recorded as rejected and acknowledged — bad input never
+// answers 500.
 func (s *server) accessRequests(ctx context.Context, r *http.Request, c *call) error {
 	if s.d.Events == nil {
 		// Nothing would record the event: fail so Service Bus keeps it.
 		return errors.New("no event processor is configured")
 	}
 	body, d := s.decodeAccessRequest(r)
-	c.add("messageId", clip(d.MessageID, 128), "deliveryCount", d.DeliveryCount)
-	if !d.EnqueuedTime.IsZero() {
-		c.add(telemetry.FieldQueueLagSeconds, telemetry.Seconds(s.d.Now().Sub(d.EnqueuedTime)))
+	c.add("messageId", clip(d.messageID, 128), "deliveryCount", d.deliveryCount)
+	if !d.enqueuedTime.IsZero() {
+		c.add(telemetry.FieldQueueLagSeconds, telemetry.Seconds(s.d.Now().Sub(d.enqueuedTime)))
 	}
-	if d.Problem != "" {
-		c.add("problem", d.Problem)
+	process := func() error { return s.d.Events.HandleEvent(ctx, body) }
+	if d.problem != "" {
+		c.add("problem", d.problem)
+		process = func() error { return s.d.Events.RejectDelivery(ctx, d.messageID, d.problem) }
 	}
 	// From here on every line carries the request id (when the body names a
 	// valid one; the processor still validates the whole event).
 	telemetry.SetRequestID(ctx, peekRequestID(body))
-	err := s.d.Events.HandleEvent(ctx, body, d)
-	if err == nil || s.d.RedeliveryPatience <= 0 || d.DeliveryCount < 2 || !fault.Transient(err) {
+	err := process()
+	if err == nil || s.d.RedeliveryPatience <= 0 || d.deliveryCount < 2 || !fault.Transient(err) {
 		return err
 	}
 	// A redelivery that fails again: the dependency is down for longer than
@@ -53,7 +56,7 @@ func (s *server) accessRequests(ctx context.Context, r *http.Request, c *call) e
 		case <-t.C:
 		}
 		tries++
-		err = s.d.Events.HandleEvent(ctx, body, d)
+		err = process()
 		wait = min(2*wait, 15*time.Second)
 	}
 	c.add("patienceTries", tries)
@@ -80,20 +83,20 @@ func peekRequestID(body []byte) string {
 }
 
 // decodeAccessRequest extracts the message body and the delivery facts.
-func (s *server) decodeAccessRequest(r *http.Request) ([]byte, Delivery) {
-	d := Delivery{InvocationID: invocationID(r)}
+func (s *server) decodeAccessRequest(r *http.Request) ([]byte, delivery) {
+	var d delivery
 	raw, env, problem := s.readInvocation(r)
 	if problem != "" {
-		d.Problem = problem
+		d.problem = problem
 		return nil, d
 	}
 	if env == nil {
 		return raw, d // not an envelope: the processor rejects it
 	}
-	d.MessageID, _ = env.meta("MessageId")
-	d.MessageID = clip(d.MessageID, 256)
-	d.DeliveryCount = env.metaInt("DeliveryCount")
-	d.EnqueuedTime = env.metaTime("EnqueuedTimeUtc")
+	d.messageID, _ = env.meta("MessageId")
+	d.messageID = clip(d.messageID, 256)
+	d.deliveryCount = env.metaInt("DeliveryCount")
+	d.enqueuedTime = env.metaTime("EnqueuedTimeUtc")
 	msg, ok := env.binding("message")
 	if !ok {
 		return raw, d

@@ -71,12 +71,11 @@ func (s *server) entraAuditEvents(ctx context.Context, r *http.Request, c *call)
 		c.add("problem", "the batch is not readable")
 		return nil
 	}
-	b := AuditBatch{InvocationID: invocationID(r)}
 	var rc retryContext
-	if env.metaObject("RetryContext", &rc) {
-		b.RetryCount, b.MaxRetryCount = rc.RetryCount, rc.MaxRetryCount
+	if !env.metaObject("RetryContext", &rc) {
+		rc = retryContext{}
 	}
-	c.add(telemetry.FieldEvents, len(events), "retryCount", b.RetryCount)
+	c.add(telemetry.FieldEvents, len(events), "retryCount", rc.RetryCount)
 	if oldest := oldestEnqueued(env); !oldest.IsZero() {
 		c.add(telemetry.FieldAuditHubLagSeconds, telemetry.Seconds(s.d.Now().Sub(oldest)))
 	}
@@ -84,5 +83,5 @@ func (s *server) entraAuditEvents(ctx context.Context, r *http.Request, c *call)
 		c.add("audit", "not configured")
 		return nil
 	}
-	return s.d.Audit.HandleAuditEvents(ctx, events, b)
+	return s.d.Audit.HandleAuditEvents(ctx, events)
 }

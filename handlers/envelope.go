@@ -27,8 +27,10 @@ import (
 //     re-parsed from their text (second precision), objects stay objects.
 //   - Utility.ApplyBindingData copies the top-level keys of a JSON body into
 //     the binding data (case-insensitively, so a body key can overwrite a
-//     real metadata value): only Data is trusted for the event, and the
-//     metadata is used for logs and diagnostics only.
+//     real metadata value): only Data is trusted for the event. The
+//     metadata feeds the logs and the redelivery patience (DeliveryCount,
+//     accessrequests.go): a forged value can at most make the handler retry
+//     a transient failure within the invocation, or answer it at once.
 
 // envelope is the host's invocation request (HttpScriptInvocationContext).
 type envelope struct {

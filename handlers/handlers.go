@@ -23,64 +23,54 @@ import (
 	"github.com/jitaccess/jitaccess/internal/telemetry"
 )
 
-// Delivery is what the host tells about one Service Bus delivery. It is read
-// from the invocation's Metadata, never from the body.
-type Delivery struct {
-	// InvocationID is the host's invocation id (x-azure-functions-invocationid).
-	InvocationID string
-	// MessageID is the Service Bus message id (the CloudEvent id when sent by
+// delivery is what the host tells about one Service Bus delivery, read from
+// the invocation's Metadata, never from the body. The handler logs it and
+// gates its redelivery patience on deliveryCount.
+type delivery struct {
+	// messageID is the Service Bus message id (the CloudEvent id when sent by
 	// jitaccess send).
-	MessageID string
-	// DeliveryCount is 1 for the first delivery; redeliveries are processed
-	// exactly like the first (DESIGN §6a).
-	DeliveryCount int
-	// EnqueuedTime is when Service Bus accepted the message (zero when the
+	messageID string
+	// deliveryCount is 1 for the first delivery. From the second on, a
+	// transient failure is retried within the invocation
+	// (Deps.RedeliveryPatience); the event itself is processed the same way.
+	deliveryCount int
+	// enqueuedTime is when Service Bus accepted the message (zero when the
 	// host did not say). The host sends it with second precision.
-	EnqueuedTime time.Time
-	// Problem is set when the invocation could not be read at all (over the
-	// size limit, unreadable request body). The body is then nil and the
-	// processor must record a rejection with this reason and return nil.
-	Problem string
+	enqueuedTime time.Time
+	// problem is set when the invocation could not be read at all (over the
+	// size limit, unreadable request body): there is no body nor metadata,
+	// and the delivery is recorded as rejected with this reason
+	// (RejectDelivery).
+	problem string
 }
 
-// EventProcessor handles one request event: the CloudEvent body of a Service
-// Bus message. It returns nil when the event is done with — applied, recorded
-// as rejected or refused (invalid input and permanent failures are NOT errors
-// at this level), or a duplicate — and an error wrapping fault.ErrTransient
-// when the delivery must come back.
+// EventProcessor handles AccessRequests deliveries (*broker.Broker implements
+// it). Both methods return nil when the delivery is done with — applied,
+// recorded as rejected or refused (invalid input and permanent failures are
+// NOT errors at this level), or a duplicate — and an error wrapping
+// fault.ErrTransient when the delivery must come back.
 type EventProcessor interface {
-	HandleEvent(ctx context.Context, body []byte, d Delivery) error
-}
-
-// EventProcessorFunc adapts a function to EventProcessor.
-type EventProcessorFunc func(ctx context.Context, body []byte, d Delivery) error
-
-// HandleEvent calls f.
-func (f EventProcessorFunc) HandleEvent(ctx context.Context, body []byte, d Delivery) error {
-	return f(ctx, body, d)
+	// HandleEvent processes one request event: the CloudEvent body of a
+	// Service Bus message, possibly not a valid event at all.
+	HandleEvent(ctx context.Context, body []byte) error
+	// RejectDelivery records a delivery that could not be read at all
+	// (there is no body, only a reason), under the message id.
+	RejectDelivery(ctx context.Context, messageID, reason string) error
 }
 
 // Sweeper runs the expiry sweep (ends due grants, times out approvals,
-// repairs half-done work).
+// repairs half-done work). *broker.Broker implements it.
 type Sweeper interface {
 	Sweep(ctx context.Context) error
 }
 
-// AuditBatch is what the host tells about one Event Hubs batch.
-type AuditBatch struct {
-	InvocationID string
-	// RetryCount is the retry policy's attempt (0 on the first try).
-	RetryCount    int
-	MaxRetryCount int
-}
-
-// AuditHandler handles one batch of Entra audit events. Each event is the
-// text of one Event Hubs event (usually {"records":[...]}); it may not be
-// JSON at all. Return nil when the batch is done with (bad events recorded
-// or skipped), a transient error to have the function's retry policy retry
-// the batch.
+// AuditHandler handles one batch of Entra audit events (*broker.Broker
+// implements it). Each event is the text of one Event Hubs event (usually
+// {"records":[...]}); it may not be JSON at all. Return nil when the batch
+// is done with (bad events recorded or skipped), a transient error to have
+// the function's retry policy retry the batch.
 type AuditHandler interface {
-	HandleAuditEvents(ctx context.Context, events [][]byte, b AuditBatch) error
+	HandleAuditEvents(ctx context.Context, events [][]byte) error
 }
 
 // GaugeReader reads the sweep's metrics (telemetry.StoreGauges).

@@ -22,9 +22,13 @@ import (
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
+// recordedEvent is one call of the processor: HandleEvent's body, or
+// RejectDelivery's message id and reason (rejected).
 type recordedEvent struct {
-	body []byte
-	d    Delivery
+	body      []byte
+	rejected  bool
+	messageID string
+	reason    string
 }
 
 type fakeProcessor struct {
@@ -34,12 +38,25 @@ type fakeProcessor struct {
 	wait time.Duration
 }
 
-func (f *fakeProcessor) HandleEvent(ctx context.Context, body []byte, d Delivery) error {
+func (f *fakeProcessor) HandleEvent(ctx context.Context, body []byte) error {
 	f.mu.Lock()
-	f.got = append(f.got, recordedEvent{append([]byte(nil), body...), d})
+	f.got = append(f.got, recordedEvent{body: append([]byte(nil), body...)})
 	f.mu.Unlock()
 	return f.err
 }
+
+func (f *fakeProcessor) RejectDelivery(ctx context.Context, messageID, reason string) error {
+	f.mu.Lock()
+	f.got = append(f.got, recordedEvent{rejected: true, messageID: messageID, reason: reason})
+	f.mu.Unlock()
+	return f.err
+}
+
+// panicking panics on every call.
+type panicking struct{}
+
+func (panicking) HandleEvent(context.Context, []byte) error            { panic("x") }
+func (panicking) RejectDelivery(context.Context, string, string) error { panic("x") }
 
 func newTestServer(t *testing.T, d Deps) (http.Handler, *bytes.Buffer) {
 	t.Helper()
@@ -137,11 +154,19 @@ func TestAccessRequestsDecodesHostPayloads(t *testing.T) {
 					t.Fatalf("body %s", g.body)
 				}
 			}
-			if g.d.DeliveryCount != tc.count || g.d.MessageID != tc.messageID || g.d.InvocationID != "inv-1" {
-				t.Fatalf("delivery %+v", g.d)
+			if g.rejected {
+				t.Fatalf("rejected as unreadable: %+v", g)
 			}
-			if !g.d.EnqueuedTime.Equal(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)) {
-				t.Fatalf("enqueued %v", g.d.EnqueuedTime)
+			req := httptest.NewRequest(http.MethodPost, "/AccessRequests", bytes.NewReader(golden(t, tc.file)))
+			_, d := (&server{d: Deps{MaxInvocationBytes: DefaultMaxInvocationBytes}}).decodeAccessRequest(req)
+			if d.deliveryCount != tc.count || d.messageID != tc.messageID || d.problem != "" {
+				t.Fatalf("delivery %+v", d)
+			}
+			if !d.enqueuedTime.Equal(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)) {
+				t.Fatalf("enqueued %v", d.enqueuedTime)
+			}
+			if !strings.Contains(res.Logs[0], fmt.Sprintf(`"messageId":%q,"deliveryCount":%d`, tc.messageID, tc.count)) {
+				t.Fatalf("logs %q", res.Logs)
 			}
 			if strings.Contains(logs.String(), "n01@contoso.com") || strings.Contains(logs.String(), "incident") {
 				t.Fatalf("log leaks the body: %s", logs)
@@ -197,7 +222,7 @@ func TestAccessRequestsOverLimit(t *testing.T) {
 	h, _ := newTestServer(t, Deps{Events: p, MaxInvocationBytes: 1024})
 	big := `{"Data":{"message":"` + strings.Repeat("a", 4096) + `"}}`
 	assertAnswer(t, post(h, "/AccessRequests", []byte(big)), 200)
-	if len(p.got) != 1 || p.got[0].body != nil || !strings.Contains(p.got[0].d.Problem, "over the limit") {
+	if len(p.got) != 1 || !p.got[0].rejected || p.got[0].body != nil || !strings.Contains(p.got[0].reason, "over the limit") {
 		t.Fatalf("%+v", p.got)
 	}
 }
@@ -243,8 +268,9 @@ func TestErrorMapping(t *testing.T) {
 }
 
 func TestPanicIsRetried(t *testing.T) {
-	h, _ := newTestServer(t, Deps{Events: EventProcessorFunc(func(context.Context, []byte, Delivery) error { panic("x") })})
+	h, _ := newTestServer(t, Deps{Events: panicking{}})
 	assertAnswer(t, post(h, "/AccessRequests", golden(t, "servicebus_requested.json")), 500)
+	assertAnswer(t, post(h, "/AccessRequests", []byte(`{"Data":{"message":"`+strings.Repeat("a", 2*DefaultMaxInvocationBytes)+`"}}`)), 500)
 }
 
 func TestNoProcessorFails(t *testing.T) {
@@ -275,21 +301,20 @@ func TestExpirySweep(t *testing.T) {
 
 type fakeAudit struct {
 	events [][]byte
-	b      AuditBatch
 	err    error
 }
 
-func (f *fakeAudit) HandleAuditEvents(_ context.Context, ev [][]byte, b AuditBatch) error {
-	f.events, f.b = ev, b
+func (f *fakeAudit) HandleAuditEvents(_ context.Context, ev [][]byte) error {
+	f.events = ev
 	return f.err
 }
 
 func TestEntraAuditEvents(t *testing.T) {
 	a := &fakeAudit{}
 	h, _ := newTestServer(t, Deps{Audit: a})
-	assertAnswer(t, post(h, "/EntraAuditEvents", golden(t, "eventhub_batch.json")), 200)
-	if len(a.events) != 3 || string(a.events[1]) != "this event is not JSON" || a.b.RetryCount != 1 || a.b.MaxRetryCount != 5 {
-		t.Fatalf("events %q batch %+v", a.events, a.b)
+	res := assertAnswer(t, post(h, "/EntraAuditEvents", golden(t, "eventhub_batch.json")), 200)
+	if len(a.events) != 3 || string(a.events[1]) != "this event is not JSON" || !strings.Contains(strings.Join(res.Logs, "\n"), `"retryCount":1`) {
+		t.Fatalf("events %q logs %q", a.events, res.Logs)
 	}
 	var rec struct {
 		Records []struct {

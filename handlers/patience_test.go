@@ -23,14 +23,18 @@ type flaky struct {
 	calls atomic.Int64
 }
 
-func (f *flaky) HandleEvent(context.Context, []byte, Delivery) error {
+func (f *flaky) HandleEvent(context.Context, []byte) error {
 	if f.calls.Add(1) <= f.n {
 		return f.err
 	}
 	return nil
 }
 
-func delivery(count int) []byte {
+func (f *flaky) RejectDelivery(ctx context.Context, _, _ string) error {
+	return f.HandleEvent(ctx, nil)
+}
+
+func deliveryPayload(count int) []byte {
 	return devhost.ServiceBusPayload("AccessRequests", "message", "ns.servicebus.windows.net",
 		devhost.Message{MessageID: "m-1", SequenceNumber: 1, DeliveryCount: count,
 			Body:         []byte(`{"specversion":"1.0","id":"e-1","source":"/t","type":"jit.access.requested","data":{}}`),
@@ -60,7 +64,7 @@ func TestRedeliveryPatience(t *testing.T) {
 			p := &flaky{n: tc.failures, err: tc.err}
 			h, logs := newTestServer(t, Deps{Events: p, RedeliveryPatience: tc.patience})
 			start := time.Now()
-			assertAnswer(t, post(h, "/AccessRequests", delivery(tc.delivery)), tc.status)
+			assertAnswer(t, post(h, "/AccessRequests", deliveryPayload(tc.delivery)), tc.status)
 			took := time.Since(start)
 			calls := p.calls.Load()
 			if tc.wantCalls > 0 && calls != tc.wantCalls {
@@ -85,7 +89,7 @@ func TestRedeliveryPatienceEndsWithTheInvocation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	rec := postCtx(ctx, h, "/AccessRequests", delivery(4))
+	rec := postCtx(ctx, h, "/AccessRequests", deliveryPayload(4))
 	if rec.Code != 500 {
 		t.Fatalf("status %d", rec.Code)
 	}

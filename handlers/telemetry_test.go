@@ -18,7 +18,7 @@ import (
 )
 
 // telemetryServer builds a server whose use cases log through the same
-// telemetry logger, as main.go wires them (the broker's logger is the
+// telemetry logger, as internal/app wires them (the broker's logger is the
 // handlers' logger).
 func telemetryServer(t *testing.T, d Deps) (http.Handler, *bytes.Buffer, *slog.Logger) {
 	t.Helper()
@@ -138,10 +138,7 @@ func TestAuditBatchLag(t *testing.T) {
 func TestAccessRequestsLinesCarryTheRequestID(t *testing.T) {
 	var h http.Handler
 	var log *slog.Logger
-	h, _, log = telemetryServer(t, Deps{Events: EventProcessorFunc(func(ctx context.Context, _ []byte, _ Delivery) error {
-		log.DebugContext(ctx, "looking up the requester") // a line that names no request itself
-		return nil
-	})})
+	h, _, log = telemetryServer(t, Deps{Events: &loggingProcessor{log: func() *slog.Logger { return log }}})
 	res := assertAnswer(t, post(h, "/AccessRequests", golden(t, "servicebus_requested.json")), 200)
 	for _, l := range jsonLines(t, res.Logs) {
 		if l["requestId"] != "req-001" || l["invocationId"] != "inv-1" {
@@ -179,3 +176,13 @@ func TestHTTPLinesCarryTheInvocationAndRequestIDs(t *testing.T) {
 		t.Fatalf("%v", l)
 	}
 }
+
+// loggingProcessor logs a line that names no request itself.
+type loggingProcessor struct{ log func() *slog.Logger }
+
+func (p *loggingProcessor) HandleEvent(ctx context.Context, _ []byte) error {
+	p.log().DebugContext(ctx, "looking up the requester")
+	return nil
+}
+
+func (p *loggingProcessor) RejectDelivery(context.Context, string, string) error { return nil }

@@ -333,9 +333,9 @@ func TestAuditReaderStartPosition(t *testing.T) {
 		t.Errorf("host.json: eventHubs.initialOffsetOptions.type is %q, want fromStart (docs/deploy.md)", got)
 	}
 	// What the decision relies on.
-	mainGo, _ := os.ReadFile(filepath.Join(repoRoot, "main.go"))
+	wiring, _ := os.ReadFile(filepath.Join(repoRoot, "internal", "app", "tables.go"))
 	audit, _ := os.ReadFile(filepath.Join(repoRoot, "internal", "broker", "audit.go"))
-	if !strings.Contains(string(mainGo), "store.DeployedAt(") || !strings.Contains(string(audit), "deployedAt") {
+	if !strings.Contains(string(wiring), "store.DeployedAt(") || !strings.Contains(string(audit), "deployedAt") {
 		t.Error("the app no longer records its first start (DeployedAt) or no longer ignores older audit records: revisit initialOffsetOptions")
 	}
 	deploy, _ := os.ReadFile(filepath.Join(repoRoot, "docs", "deploy.md"))

@@ -40,11 +40,11 @@ type Ledger struct {
 	// add or a removal answered). A read made less than the replication
 	// window after it may not show it, and decides nothing (DESIGN §6b.1).
 	LastWrite time.Time `json:"lastWrite,omitzero"`
-	// Busy is the request id whose membership change is in progress (the
+	// ClaimedBy is the request id whose membership change is in progress (the
 	// claim); other requests wait until it is done.
-	Busy string `json:"busy,omitempty"`
-	// BusyOp is the change in progress (add or remove).
-	BusyOp MembershipOp `json:"busyOp,omitempty"`
+	ClaimedBy string `json:"busy,omitempty"`
+	// ClaimOp is the change in progress (add or remove).
+	ClaimOp MembershipOp `json:"busyOp,omitempty"`
 	// Released are the latest request ids whose end removed the membership
 	// (bounded). A second invocation carrying out the same removal learns
 	// from it that the removal happened, instead of concluding that there
@@ -67,16 +67,16 @@ type Ledger struct {
 	// saved: DESIGN §6b.4), bounded like Released, so that the next sweep
 	// does not revoke them again.
 	Revoked []string `json:"revoked,omitempty"`
-	// BusySince is when Busy was taken.
-	BusySince time.Time `json:"busySince,omitzero"`
-	// BusyToken identifies the invocation holding Busy. Two invocations of
+	// ClaimedAt is when the claim was taken.
+	ClaimedAt time.Time `json:"busySince,omitzero"`
+	// ClaimToken identifies the invocation holding the claim. Two invocations of
 	// the same request (a redelivery, the sweep) must not both believe they
 	// hold the claim: only the holder clears it, and another invocation of
 	// the same request may take it over only once it is older than
-	// WorkGrace (its holder crashed). Empty while Busy is set: the holder
+	// WorkGrace (its holder crashed). Empty while ClaimedBy is set: the holder
 	// gave the claim up after a failure, and the next invocation of the
 	// request takes it over at once.
-	BusyToken string `json:"busyToken,omitempty"`
+	ClaimToken string `json:"busyToken,omitempty"`
 
 	Version string `json:"-"`
 }
@@ -88,7 +88,7 @@ const MaxReleased = 16
 // membership was decided by a probe (Probed) and not pre-existing was added
 // by jitaccess.
 func (l *Ledger) Normalize() {
-	if l.Probed && !l.PreExisting && len(l.Grants) > 0 && !l.Added && l.BusyOp != OpAdd {
+	if l.Probed && !l.PreExisting && len(l.Grants) > 0 && !l.Added && l.ClaimOp != OpAdd {
 		l.Added = true
 	}
 	l.Probed = false
@@ -104,16 +104,17 @@ func (l *Ledger) Clone() *Ledger {
 	return &c
 }
 
-// ClearBusy ends the claim on the ledger (no change in progress).
-func (l *Ledger) ClearBusy() {
-	l.Busy, l.BusyOp, l.BusySince, l.BusyToken = "", "", time.Time{}, ""
+// ClearClaim ends the claim on the ledger (no change in progress).
+func (l *Ledger) ClearClaim() {
+	l.ClaimedBy, l.ClaimOp, l.ClaimedAt, l.ClaimToken = "", "", time.Time{}, ""
 }
 
 // Empty reports whether the ledger holds nothing worth keeping: no grants,
 // no member jitaccess added, no change in progress, no pre-existing access,
-// no recent releases or ends. An empty ledger is deleted on save.
+// no recent releases, ends or unsaved revocations (Released, Ended,
+// Revoked). An empty ledger is deleted on save.
 func (l *Ledger) Empty() bool {
-	return len(l.Grants) == 0 && !l.Added && l.Busy == "" && !l.PreExisting && len(l.Released) == 0 && len(l.Ended) == 0
+	return len(l.Grants) == 0 && !l.Added && l.ClaimedBy == "" && !l.PreExisting && len(l.Released) == 0 && len(l.Ended) == 0 && len(l.Revoked) == 0
 }
 
 // EndGrant takes the grant of request id out of the ledger because that
@@ -136,14 +137,14 @@ func (l *Ledger) Holds(id string) bool { return slices.Contains(l.Grants, id) }
 // LiveClaim reports whether the ledger's claim may still be acted on by the
 // invocation that holds it: taken less than WorkGrace ago and not given up.
 func (l *Ledger) LiveClaim(now time.Time) bool {
-	return l.Busy != "" && l.BusyToken != "" && now.Sub(l.BusySince) < WorkGrace
+	return l.ClaimedBy != "" && l.ClaimToken != "" && now.Sub(l.ClaimedAt) < WorkGrace
 }
 
 // Settled reports whether a read made at t reflects every membership write
 // jitaccess made here: t is at least window after the last one (DESIGN
 // §6b.1). Before that, a read may predate the write and decides nothing.
 func (l *Ledger) Settled(t time.Time, window time.Duration) bool {
-	return l.Busy == "" && (l.LastWrite.IsZero() || !t.Before(l.LastWrite.Add(window)))
+	return l.ClaimedBy == "" && (l.LastWrite.IsZero() || !t.Before(l.LastWrite.Add(window)))
 }
 
 // Remember appends id to a bounded list of recent request ids (Released,

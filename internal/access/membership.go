@@ -22,7 +22,7 @@ import (
 //     another grant that jitaccess or Graph confirms (DESIGN §6 rule 5).
 //   - A member jitaccess added stays known as such until jitaccess removed
 //     it, and is removed once no confirmed grant holds it (DESIGN §6b.2).
-//   - One change at a time per user and group: the claim (Busy) is taken
+//   - One change at a time per user and group: the claim (ClaimedBy) is taken
 //     with compare-and-swap before any Graph write and only its holder
 //     clears it; a claim older than WorkGrace was left by a crash and is
 //     taken over.
@@ -91,19 +91,19 @@ func PlanAdd(l *Ledger, id string, c Claim) Decision {
 		// id ended (a cancel, revoke or expiry that raced the approval; or
 		// another invocation's add and id's end both happened meanwhile).
 		return Decision{Next: Stop}
-	case l.Busy != "" && l.Busy != id:
+	case l.ClaimedBy != "" && l.ClaimedBy != id:
 		return Decision{Next: Wait}
-	case l.Busy == id && l.LiveClaim(c.Now):
+	case l.ClaimedBy == id && l.LiveClaim(c.Now):
 		// Another invocation of id holds the claim and may be about to call
 		// Graph: taking it over would let that invocation add after a
 		// removal it cannot see. It finishes, or WorkGrace shows it crashed.
 		return Decision{Next: Wait}
-	case l.Busy == id && l.BusyOp != OpAdd:
+	case l.ClaimedBy == id && l.ClaimOp != OpAdd:
 		return Decision{Next: Stop} // an end of id is being carried out
-	case l.Busy == id:
+	case l.ClaimedBy == id:
 		// The add of an invocation that crashed or failed after its call:
 		// take it over. Its answer was lost, so this one's is ambiguous.
-		l.BusySince, l.BusyToken = c.Now, c.Token
+		l.ClaimedAt, l.ClaimToken = c.Now, c.Token
 		return Decision{Next: Call, Ambiguous: true}
 	case l.Holds(id):
 		// Done before a crash; the request was not saved after it.
@@ -115,7 +115,7 @@ func PlanAdd(l *Ledger, id string, c Claim) Decision {
 		l.PreExisting = false
 	}
 	l.Grants = append(l.Grants, id)
-	l.Busy, l.BusyOp, l.BusySince, l.BusyToken = id, OpAdd, c.Now, c.Token
+	l.ClaimedBy, l.ClaimOp, l.ClaimedAt, l.ClaimToken = id, OpAdd, c.Now, c.Token
 	return Decision{Next: Call}
 }
 
@@ -144,13 +144,13 @@ func AddAnswered(l *Ledger, id string, c Claim, created, ambiguous bool) (change
 		l.PreExisting = true
 		detail = DetailPreExisting
 	}
-	if l.Busy != id || l.BusyToken != c.Token {
+	if l.ClaimedBy != id || l.ClaimToken != c.Token {
 		return changed, detail
 	}
 	if changed {
 		l.Added, l.AddedBy, l.LastWrite = true, id, c.Now
 	}
-	l.ClearBusy()
+	l.ClearClaim()
 	return changed, detail
 }
 
@@ -172,22 +172,22 @@ type Holders struct {
 // holds id's removal claim.
 func PlanEnd(l *Ledger, id string, c Claim, h Holders, removeUnowned bool) Decision {
 	switch {
-	case l.Busy != "" && l.Busy != id:
+	case l.ClaimedBy != "" && l.ClaimedBy != id:
 		return Decision{Next: Wait}
-	case l.Busy == id && l.LiveClaim(c.Now):
+	case l.ClaimedBy == id && l.LiveClaim(c.Now):
 		// Another invocation of id holds the claim: its own add in flight
 		// (an approval racing a cancel or revoke: removing now could be
 		// undone by that add), or the same removal. Wait for it, or for
 		// WorkGrace to show that it crashed.
 		return Decision{Next: Wait}
-	case l.Busy == id && l.BusyOp == OpRemove:
+	case l.ClaimedBy == id && l.ClaimOp == OpRemove:
 		// Take over the removal of an invocation that crashed or gave up.
-		l.BusySince, l.BusyToken = c.Now, c.Token
+		l.ClaimedAt, l.ClaimToken = c.Now, c.Token
 		return Decision{Next: Call}
 	}
 	// An add of id whose invocation crashed or gave up after its call: it
 	// may have added the member.
-	ownAddInFlight := l.Busy == id && l.BusyOp == OpAdd
+	ownAddInFlight := l.ClaimedBy == id && l.ClaimOp == OpAdd
 	if !l.Holds(id) && !ownAddInFlight && !removeUnowned {
 		if slices.Contains(l.Released, id) {
 			// Another invocation removed it for this grant; its record of
@@ -206,7 +206,7 @@ func PlanEnd(l *Ledger, id string, c Claim, h Holders, removeUnowned bool) Decis
 	l.EndGrant(id)
 	dropGone(l, h)
 	if ownAddInFlight {
-		l.ClearBusy()
+		l.ClearClaim()
 	}
 	var confirmed []string
 	for _, g := range l.Grants {
@@ -220,7 +220,7 @@ func PlanEnd(l *Ledger, id string, c Claim, h Holders, removeUnowned bool) Decis
 	case l.PreExisting:
 		return Decision{Next: Save, Detail: DetailKeptHadBefore}
 	case l.Added, ownAddInFlight, removeUnowned:
-		l.Busy, l.BusyOp, l.BusySince, l.BusyToken = id, OpRemove, c.Now, c.Token
+		l.ClaimedBy, l.ClaimOp, l.ClaimedAt, l.ClaimToken = id, OpRemove, c.Now, c.Token
 		return Decision{Next: Call}
 	}
 	return Decision{Next: Save, Detail: DetailNothingAdded}
@@ -234,8 +234,8 @@ func RemoveAnswered(l *Ledger, id string, c Claim, removed bool) (changed bool, 
 	if !removed {
 		detail = DetailAlreadyGone
 	}
-	if l.Busy == id && l.BusyToken == c.Token {
-		l.ClearBusy()
+	if l.ClaimedBy == id && l.ClaimToken == c.Token {
+		l.ClearClaim()
 		l.Released = Remember(l.Released, id)
 		l.Added, l.AddedBy, l.LastWrite = false, "", c.Now
 	}
@@ -249,15 +249,15 @@ func RemoveAnswered(l *Ledger, id string, c Claim, removed bool) (changed bool, 
 // was lost; an add that never left is withdrawn instead, so the next
 // attempt is a first attempt again. It reports whether l changed.
 func GiveUp(l *Ledger, id string, c Claim, sent bool) bool {
-	if l.Busy != id || l.BusyToken != c.Token {
+	if l.ClaimedBy != id || l.ClaimToken != c.Token {
 		return false
 	}
-	if !sent && l.BusyOp == OpAdd {
-		l.ClearBusy()
+	if !sent && l.ClaimOp == OpAdd {
+		l.ClearClaim()
 		l.Grants = slices.DeleteFunc(l.Grants, func(g string) bool { return g == id })
 		return true
 	}
-	l.BusySince, l.BusyToken = time.Time{}, ""
+	l.ClaimedAt, l.ClaimToken = time.Time{}, ""
 	return true
 }
 
@@ -268,8 +268,8 @@ func GiveUp(l *Ledger, id string, c Claim, sent bool) bool {
 // be there. It reports whether l changed.
 func Withdraw(l *Ledger, id string) bool {
 	changed := false
-	if l.Busy == id {
-		l.ClearBusy()
+	if l.ClaimedBy == id {
+		l.ClearClaim()
 		changed = true
 	}
 	if l.Holds(id) || !slices.Contains(l.Ended, id) {
@@ -296,7 +296,7 @@ func Join(l *Ledger, id string) bool {
 // write (a read that may predate a write decides nothing). On true the
 // ledger holds the removal claim of id (the reconciliation's own id).
 func PlanLeftover(l *Ledger, id string, c Claim, h Holders, readAt time.Time, window time.Duration) bool {
-	if !l.Added || l.Busy != "" || !l.Settled(readAt, window) {
+	if !l.Added || l.ClaimedBy != "" || !l.Settled(readAt, window) {
 		return false
 	}
 	for _, g := range l.Grants {
@@ -305,7 +305,7 @@ func PlanLeftover(l *Ledger, id string, c Claim, h Holders, readAt time.Time, wi
 		}
 	}
 	dropGone(l, h)
-	l.Busy, l.BusyOp, l.BusySince, l.BusyToken = id, OpRemove, c.Now, c.Token
+	l.ClaimedBy, l.ClaimOp, l.ClaimedAt, l.ClaimToken = id, OpRemove, c.Now, c.Token
 	return true
 }
 

@@ -28,7 +28,7 @@ func TestPlanAdd(t *testing.T) {
 		check  func(*testing.T, *Ledger)
 	}{
 		{"first grant claims and calls Graph", nil, Decision{Next: Call}, func(t *testing.T, l *Ledger) {
-			if l.Busy != "r" || l.BusyOp != OpAdd || l.BusyToken != mine.Token || !l.BusySince.Equal(m0) || !slices.Equal(l.Grants, []string{"r"}) {
+			if l.ClaimedBy != "r" || l.ClaimOp != OpAdd || l.ClaimToken != mine.Token || !l.ClaimedAt.Equal(m0) || !slices.Equal(l.Grants, []string{"r"}) {
 				t.Fatalf("claim %+v", l)
 			}
 		}},
@@ -46,17 +46,17 @@ func TestPlanAdd(t *testing.T) {
 			}},
 		{"ended grant adds nothing", func(l *Ledger) { l.Ended = []string{"r"} }, Decision{Next: Stop}, nil},
 		{"released grant adds nothing", func(l *Ledger) { l.Released = []string{"r"} }, Decision{Next: Stop}, nil},
-		{"another request's change waits", func(l *Ledger) { l.Busy, l.BusyOp, l.BusyToken, l.BusySince = "o", OpAdd, "x", m0 }, Decision{Next: Wait}, nil},
-		{"own live claim waits", func(l *Ledger) { l.Busy, l.BusyOp, l.BusyToken, l.BusySince = "r", OpAdd, "x", m0.Add(-time.Second) }, Decision{Next: Wait}, nil},
-		{"own end in progress stops the add", func(l *Ledger) { l.Busy, l.BusyOp = "r", OpRemove }, Decision{Next: Stop}, nil},
+		{"another request's change waits", func(l *Ledger) { l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "o", OpAdd, "x", m0 }, Decision{Next: Wait}, nil},
+		{"own live claim waits", func(l *Ledger) { l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "r", OpAdd, "x", m0.Add(-time.Second) }, Decision{Next: Wait}, nil},
+		{"own end in progress stops the add", func(l *Ledger) { l.ClaimedBy, l.ClaimOp = "r", OpRemove }, Decision{Next: Stop}, nil},
 		{"a crashed add is taken over, ambiguous", func(l *Ledger) {
-			l.Grants, l.Busy, l.BusyOp, l.BusyToken, l.BusySince = []string{"r"}, "r", OpAdd, "x", m0.Add(-WorkGrace)
+			l.Grants, l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = []string{"r"}, "r", OpAdd, "x", m0.Add(-WorkGrace)
 		}, Decision{Next: Call, Ambiguous: true}, func(t *testing.T, l *Ledger) {
-			if l.BusyToken != mine.Token || !l.BusySince.Equal(m0) {
+			if l.ClaimToken != mine.Token || !l.ClaimedAt.Equal(m0) {
 				t.Fatalf("not taken over: %+v", l)
 			}
 		}},
-		{"a given-up add is taken over at once, ambiguous", func(l *Ledger) { l.Grants, l.Busy, l.BusyOp = []string{"r"}, "r", OpAdd },
+		{"a given-up add is taken over at once, ambiguous", func(l *Ledger) { l.Grants, l.ClaimedBy, l.ClaimOp = []string{"r"}, "r", OpAdd },
 			Decision{Next: Call, Ambiguous: true}, nil},
 		{"done before a crash: added by this grant", func(l *Ledger) { l.Grants, l.Added, l.AddedBy = []string{"r"}, true, "r" },
 			Decision{Next: Done, Changed: true}, nil},
@@ -80,7 +80,7 @@ func TestAddAnswered(t *testing.T) {
 	claimed := func(mod func(*Ledger)) func(*Ledger) {
 		return func(l *Ledger) {
 			l.Grants = append(l.Grants, "r")
-			l.Busy, l.BusyOp, l.BusyToken, l.BusySince = "r", OpAdd, mine.Token, m0
+			l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "r", OpAdd, mine.Token, m0
 			if mod != nil {
 				mod(l)
 			}
@@ -113,7 +113,7 @@ func TestAddAnswered(t *testing.T) {
 			if changed != tc.changed || !strings.Contains(detail, tc.detail) || (tc.detail == "") != (detail == "") {
 				t.Fatalf("AddAnswered = %v %q, want %v %q", changed, detail, tc.changed, tc.detail)
 			}
-			if l.Added != tc.added || l.PreExisting != tc.pre || l.Busy != "" {
+			if l.Added != tc.added || l.PreExisting != tc.pre || l.ClaimedBy != "" {
 				t.Fatalf("ledger %+v", l)
 			}
 			if tc.changed && (l.AddedBy != "r" || !l.LastWrite.Equal(m0)) {
@@ -122,11 +122,11 @@ func TestAddAnswered(t *testing.T) {
 		})
 	}
 	t.Run("a claim taken over is left to its new holder", func(t *testing.T) {
-		l := ledgerWith(claimed(func(l *Ledger) { l.BusyToken = "other" }))
+		l := ledgerWith(claimed(func(l *Ledger) { l.ClaimToken = "other" }))
 		if changed, _ := AddAnswered(l, "r", mine, true, false); !changed {
 			t.Fatal("the add happened all the same")
 		}
-		if l.Added || l.Busy != "r" || l.BusyToken != "other" {
+		if l.Added || l.ClaimedBy != "r" || l.ClaimToken != "other" {
 			t.Fatalf("ledger changed under another holder: %+v", l)
 		}
 	})
@@ -143,7 +143,7 @@ func TestPlanEnd(t *testing.T) {
 	}{
 		{"jitaccess's member, no other grant: removed", func(l *Ledger) { l.Grants, l.Added = []string{"r"}, true }, Holders{}, false,
 			Decision{Next: Call}, func(t *testing.T, l *Ledger) {
-				if l.Busy != "r" || l.BusyOp != OpRemove || len(l.Grants) != 0 || !slices.Contains(l.Ended, "r") {
+				if l.ClaimedBy != "r" || l.ClaimOp != OpRemove || len(l.Grants) != 0 || !slices.Contains(l.Ended, "r") {
 					t.Fatalf("%+v", l)
 				}
 			}},
@@ -167,7 +167,7 @@ func TestPlanEnd(t *testing.T) {
 					t.Fatalf("%+v", l)
 				}
 			}},
-		{"a crashed add of this grant may have landed: removed", func(l *Ledger) { l.Grants, l.Busy, l.BusyOp = []string{"r"}, "r", OpAdd }, Holders{}, false,
+		{"a crashed add of this grant may have landed: removed", func(l *Ledger) { l.Grants, l.ClaimedBy, l.ClaimOp = []string{"r"}, "r", OpAdd }, Holders{}, false,
 			Decision{Next: Call}, nil},
 		{"not jitaccess's member, no grant: nothing", func(l *Ledger) { l.Grants = []string{"r"} }, Holders{}, false,
 			Decision{Next: Save, Detail: DetailNothingAdded}, nil},
@@ -182,11 +182,11 @@ func TestPlanEnd(t *testing.T) {
 			}},
 		{"already ended", func(l *Ledger) { l.Ended = []string{"r"} }, Holders{}, false, Decision{Next: Done, Detail: DetailNothingAdded}, nil},
 		{"removed by another invocation", func(l *Ledger) { l.Released = []string{"r"} }, Holders{}, false, Decision{Next: Done, Changed: true}, nil},
-		{"another request's change waits", func(l *Ledger) { l.Busy, l.BusyToken, l.BusySince = "o", "x", m0 }, Holders{}, false, Decision{Next: Wait}, nil},
-		{"own live claim waits", func(l *Ledger) { l.Busy, l.BusyOp, l.BusyToken, l.BusySince = "r", OpAdd, "x", m0 }, Holders{}, false, Decision{Next: Wait}, nil},
-		{"a crashed removal is taken over", func(l *Ledger) { l.Busy, l.BusyOp, l.BusyToken, l.BusySince = "r", OpRemove, "x", m0.Add(-WorkGrace) },
+		{"another request's change waits", func(l *Ledger) { l.ClaimedBy, l.ClaimToken, l.ClaimedAt = "o", "x", m0 }, Holders{}, false, Decision{Next: Wait}, nil},
+		{"own live claim waits", func(l *Ledger) { l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "r", OpAdd, "x", m0 }, Holders{}, false, Decision{Next: Wait}, nil},
+		{"a crashed removal is taken over", func(l *Ledger) { l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "r", OpRemove, "x", m0.Add(-WorkGrace) },
 			Holders{}, false, Decision{Next: Call}, func(t *testing.T, l *Ledger) {
-				if l.BusyToken != mine.Token {
+				if l.ClaimToken != mine.Token {
 					t.Fatalf("%+v", l)
 				}
 			}},
@@ -207,13 +207,13 @@ func TestPlanEnd(t *testing.T) {
 func TestRemoveAnswered(t *testing.T) {
 	for _, removed := range []bool{true, false} {
 		l := ledgerWith(func(l *Ledger) {
-			l.Added, l.AddedBy, l.Busy, l.BusyOp, l.BusyToken = true, "r", "r", OpRemove, mine.Token
+			l.Added, l.AddedBy, l.ClaimedBy, l.ClaimOp, l.ClaimToken = true, "r", "r", OpRemove, mine.Token
 		})
 		changed, detail := RemoveAnswered(l, "r", mine, removed)
 		if !changed || (detail == DetailAlreadyGone) == removed {
 			t.Fatalf("removed=%v: %v %q", removed, changed, detail)
 		}
-		if l.Added || l.AddedBy != "" || l.Busy != "" || !slices.Contains(l.Released, "r") || !l.LastWrite.Equal(m0) {
+		if l.Added || l.AddedBy != "" || l.ClaimedBy != "" || !slices.Contains(l.Released, "r") || !l.LastWrite.Equal(m0) {
 			t.Fatalf("removed=%v: ledger %+v", removed, l)
 		}
 	}
@@ -222,27 +222,27 @@ func TestRemoveAnswered(t *testing.T) {
 func TestGiveUpWithdrawJoin(t *testing.T) {
 	claimed := func(op MembershipOp) *Ledger {
 		return ledgerWith(func(l *Ledger) {
-			l.Grants, l.Busy, l.BusyOp, l.BusyToken, l.BusySince = []string{"r"}, "r", op, mine.Token, m0
+			l.Grants, l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = []string{"r"}, "r", op, mine.Token, m0
 		})
 	}
 	l := claimed(OpAdd)
-	if !GiveUp(l, "r", mine, false) || l.Busy != "" || len(l.Grants) != 0 {
+	if !GiveUp(l, "r", mine, false) || l.ClaimedBy != "" || len(l.Grants) != 0 {
 		t.Fatalf("an add that never left is withdrawn: %+v", l)
 	}
 	l = claimed(OpAdd)
-	if !GiveUp(l, "r", mine, true) || l.Busy != "r" || l.BusyToken != "" || !slices.Equal(l.Grants, []string{"r"}) {
+	if !GiveUp(l, "r", mine, true) || l.ClaimedBy != "r" || l.ClaimToken != "" || !slices.Equal(l.Grants, []string{"r"}) {
 		t.Fatalf("an add that may have landed keeps its claim, given up: %+v", l)
 	}
 	if PlanAdd(l, "r", mine) != (Decision{Next: Call, Ambiguous: true}) {
 		t.Fatal("the next attempt after a given-up add is not ambiguous")
 	}
 	l = claimed(OpRemove)
-	if GiveUp(l, "r", Claim{Token: "other"}, true) || l.BusyToken != mine.Token {
+	if GiveUp(l, "r", Claim{Token: "other"}, true) || l.ClaimToken != mine.Token {
 		t.Fatal("gave up someone else's claim")
 	}
 	l = claimed(OpRemove)
 	l.Added = true
-	if !Withdraw(l, "r") || l.Busy != "" || len(l.Grants) != 0 || !l.Added || !slices.Contains(l.Ended, "r") {
+	if !Withdraw(l, "r") || l.ClaimedBy != "" || len(l.Grants) != 0 || !l.Added || !slices.Contains(l.Ended, "r") {
 		t.Fatalf("withdraw: %+v", l)
 	}
 	if Withdraw(l, "r") {
@@ -269,14 +269,14 @@ func TestPlanLeftover(t *testing.T) {
 		{"still held", func(l *Ledger) { l.Added, l.Grants = true, []string{"live"} }, Holders{Confirmed: []string{"live"}}, false},
 		{"a grant not known to be over", func(l *Ledger) { l.Added, l.Grants = true, []string{"pim-x"} }, Holders{}, false},
 		{"a read within the window of jitaccess's last write", func(l *Ledger) { l.Added, l.LastWrite = true, m0.Add(-time.Second) }, Holders{}, false},
-		{"a change in progress", func(l *Ledger) { l.Added, l.Busy = true, "r" }, Holders{}, false},
+		{"a change in progress", func(l *Ledger) { l.Added, l.ClaimedBy = true, "r" }, Holders{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := ledgerWith(tc.ledger)
 			if got := PlanLeftover(l, "drift", mine, tc.holders, read, window); got != tc.want {
 				t.Fatalf("PlanLeftover = %v, want %v (%+v)", got, tc.want, l)
 			}
-			if tc.want && (l.Busy != "drift" || l.BusyOp != OpRemove || len(l.Grants) != 0) {
+			if tc.want && (l.ClaimedBy != "drift" || l.ClaimOp != OpRemove || len(l.Grants) != 0) {
 				t.Fatalf("claim %+v", l)
 			}
 		})
@@ -298,7 +298,7 @@ func TestLedgerNormalizeAndSettled(t *testing.T) {
 	if l.Settled(m0.Add(59*time.Second), time.Minute) || !l.Settled(m0.Add(time.Minute), time.Minute) {
 		t.Fatal("Settled does not follow the window")
 	}
-	if (&Ledger{Busy: "r"}).Settled(m0.Add(time.Hour), time.Minute) {
+	if (&Ledger{ClaimedBy: "r"}).Settled(m0.Add(time.Hour), time.Minute) {
 		t.Fatal("a ledger with a change in progress is settled")
 	}
 	if !(&Ledger{}).Settled(m0, time.Minute) {

@@ -35,7 +35,7 @@ func (r *Request) InUTC() {
 
 // InUTC puts every time l holds in UTC; zero times stay zero.
 func (l *Ledger) InUTC() {
-	l.LastWrite, l.BusySince = utc(l.LastWrite), utc(l.BusySince)
+	l.LastWrite, l.ClaimedAt = utc(l.LastWrite), utc(l.ClaimedAt)
 }
 
 // utc is t in UTC, and the zero time for the zero time (whose UTC() is

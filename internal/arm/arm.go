@@ -95,7 +95,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/authorization/armauthorization/v2"
 
 	"github.com/jitaccess/jitaccess/internal/arm/armid"
@@ -172,17 +171,6 @@ type Client struct {
 	ra    *armauthorization.RoleAssignmentsClient
 	opts  Options
 	sleep func(context.Context, time.Duration) error
-}
-
-// NewManagedIdentityCredential returns azidentity's managed identity
-// credential: the user-assigned identity clientID when not empty (the
-// app's AZURE_CLIENT_ID), else the system-assigned one.
-func NewManagedIdentityCredential(clientID string) (azcore.TokenCredential, error) {
-	var o *azidentity.ManagedIdentityCredentialOptions
-	if clientID != "" {
-		o = &azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(clientID)}
-	}
-	return azidentity.NewManagedIdentityCredential(o)
 }
 
 // DefaultScope is scheme://host[:port] of baseURL + "/.default".

@@ -88,14 +88,14 @@ func TestTokenScopeDefaultAndOverride(t *testing.T) {
 	if !fault.Permanent(err) || !errors.As(err, &ae) || ae.Status != 401 || ae.Code != "InvalidAuthenticationToken" {
 		t.Fatalf("wrong audience: %v", err)
 	}
-	cred, _ := NewManagedIdentityCredential(appClientID)
+	cred, _ := managedIdentityCredential(appClientID)
 	if _, err := New(cred, Options{BaseURL: e.sim.URL(), Scope: custom}); err == nil || !strings.Contains(err.Error(), "/.default") {
 		t.Fatalf("scope without /.default: %v", err)
 	}
 }
 
 func TestBaseURL(t *testing.T) {
-	cred, err := NewManagedIdentityCredential(appClientID)
+	cred, err := managedIdentityCredential(appClientID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -658,7 +658,7 @@ func TestTokenFailures(t *testing.T) {
 	e := newEnv(t, armsim.Options{}, Options{})
 	ctx := ctxT(t)
 	// An identity not assigned to this app: permanent, nothing sent.
-	cred, err := NewManagedIdentityCredential("a9900000-0000-4000-8000-00000000dead")
+	cred, err := managedIdentityCredential("a9900000-0000-4000-8000-00000000dead")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+
 	"github.com/jitaccess/jitaccess/internal/armsim"
 	"github.com/jitaccess/jitaccess/internal/idsim"
 )
@@ -112,7 +115,7 @@ func newEnv(t *testing.T, simOpts armsim.Options, opts Options) *env {
 	}
 	ids.Setenv(t)
 	t.Setenv("AZURE_CLIENT_ID", appClientID)
-	cred, err := NewManagedIdentityCredential(os.Getenv("AZURE_CLIENT_ID"))
+	cred, err := managedIdentityCredential(os.Getenv("AZURE_CLIENT_ID"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,4 +168,17 @@ func ctxT(t *testing.T) context.Context {
 		testCtxs.Delete(t)
 	})
 	return ctx
+}
+
+// managedIdentityCredential returns azidentity's managed identity
+// credential: the user-assigned identity clientID when not empty (the
+// app's AZURE_CLIENT_ID), else the system-assigned one (the app makes its
+// own with graph.NewManagedIdentityCredential; the adapter's tests do not
+// import the Graph SDK).
+func managedIdentityCredential(clientID string) (azcore.TokenCredential, error) {
+	var o *azidentity.ManagedIdentityCredentialOptions
+	if clientID != "" {
+		o = &azidentity.ManagedIdentityCredentialOptions{ID: azidentity.ClientID(clientID)}
+	}
+	return azidentity.NewManagedIdentityCredential(o)
 }

@@ -7,15 +7,13 @@ import (
 	"github.com/jitaccess/jitaccess/internal/access"
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
-	"github.com/jitaccess/jitaccess/internal/memstore"
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
 func newEnvTTL(t *testing.T, ttl time.Duration) *env {
 	t.Helper()
 	clock := brokertest.NewClock(start)
-	e := &env{t: t, ctx: t.Context(), dir: brokertest.NewSeeded(), clock: clock,
-		store: memstore.New(memstore.WithClock(clock.Now))}
+	e := &env{t: t, ctx: t.Context(), dir: brokertest.NewSeeded(), clock: clock, store: newStore(clock)}
 	e.b = broker.New(e.store, e.dir, profiles{"aks-admin": adminProfile()}, clock, broker.Options{ApproverCacheTTL: ttl})
 	return e
 }

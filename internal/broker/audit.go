@@ -24,16 +24,11 @@ import (
 // the store failed transiently for some record; permanent failures are
 // logged and the batch is acknowledged.
 func (b *Broker) HandleAuditEvents(ctx context.Context, events [][]byte) error {
-	gp, ok := b.profiles.(GroupProfiles)
-	if !ok {
-		b.log.WarnContext(ctx, "audit batch ignored: profiles cannot tell target groups")
-		return nil
-	}
 	self, err := b.self(ctx)
 	if err != nil {
 		return err
 	}
-	isTarget := func(g string) bool { return len(gp.ForGroup(g)) > 0 }
+	isTarget := func(g string) bool { return len(b.profiles.ForGroup(g)) > 0 }
 	deployedAt, err := b.deployedAt(ctx)
 	if err != nil {
 		return err
@@ -80,7 +75,7 @@ func (b *Broker) HandleAuditEvents(ctx context.Context, events [][]byte) error {
 		return cmpBool(a.Kind != audit.PIMActivated, c.Kind != audit.PIMActivated)
 	})
 	for _, f := range findings {
-		profiles := gp.ForGroup(f.GroupID)
+		profiles := b.profiles.ForGroup(f.GroupID)
 		if len(profiles) == 0 {
 			noise++
 			continue

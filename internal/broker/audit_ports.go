@@ -3,8 +3,6 @@ package broker
 import (
 	"context"
 	"time"
-
-	"github.com/jitaccess/jitaccess/internal/access"
 )
 
 // PIM is the PIM for Groups part of Graph (DESIGN §7) the broker uses for
@@ -30,22 +28,6 @@ type Members interface {
 type Self struct {
 	AppID    string
 	ObjectID string
-}
-
-// GroupProfiles is what audit handling and reconciliation need of the
-// profile set: the profiles of a target group, and all target groups.
-// policy.Set implements it.
-type GroupProfiles interface {
-	ForGroup(groupID string) []access.Profile
-	TargetGroups() []string
-	// All is every profile (the azure-role targets are found among them).
-	All() []access.Profile
-}
-
-// RequestLister lists requests (the store's read side), used by drift
-// reconciliation to find the active grants.
-type RequestLister interface {
-	ListRequests(ctx context.Context, f ListFilter) (ListPage, error)
 }
 
 // RoleAssignments is the part of Azure Resource Manager the broker uses

@@ -2,7 +2,6 @@ package broker_test
 
 import (
 	"encoding/json"
-	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -12,40 +11,12 @@ import (
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
 	"github.com/jitaccess/jitaccess/internal/fault"
-	"github.com/jitaccess/jitaccess/internal/memstore"
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
-// groupSet adds ForGroup/TargetGroups to the test profiles.
+// groupSet names the profiles of the tests that exercise audit handling and
+// drift reconciliation (the methods are profiles').
 type groupSet struct{ profiles }
-
-func (g groupSet) ForGroup(id string) []access.Profile {
-	var out []access.Profile
-	for _, p := range g.profiles {
-		if strings.EqualFold(p.TargetGroupID, id) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func (g groupSet) All() []access.Profile {
-	var out []access.Profile
-	for _, name := range slices.Sorted(maps.Keys(g.profiles)) {
-		out = append(out, g.profiles[name])
-	}
-	return out
-}
-
-func (g groupSet) TargetGroups() []string {
-	var out []string
-	for _, p := range g.profiles {
-		if !slices.Contains(out, p.TargetGroupID) {
-			out = append(out, p.TargetGroupID)
-		}
-	}
-	return out
-}
 
 const (
 	selfApp   = "0a0a0a0a-1111-4222-8333-444455556666"
@@ -56,8 +27,7 @@ const (
 func newAuditEnv(t *testing.T, mutate func(*access.Profile)) *env {
 	t.Helper()
 	clock := brokertest.NewClock(start)
-	e := &env{t: t, ctx: t.Context(), dir: brokertest.NewSeeded(), clock: clock,
-		store: memstore.New(memstore.WithClock(clock.Now))}
+	e := &env{t: t, ctx: t.Context(), dir: brokertest.NewSeeded(), clock: clock, store: newStore(clock)}
 	p := adminProfile()
 	if mutate != nil {
 		mutate(&p)
@@ -293,4 +263,4 @@ func TestAuditObservedPIMExtended(t *testing.T) {
 	e.want("pim-"+pimReq, access.Expired, access.HObserved, access.HExpired, access.HSessionsRevoked)
 }
 
-var _ broker.GroupProfiles = groupSet{}
+var _ broker.Profiles = groupSet{}

@@ -12,7 +12,6 @@ import (
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
 	"github.com/jitaccess/jitaccess/internal/fault"
-	"github.com/jitaccess/jitaccess/internal/memstore"
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
@@ -37,13 +36,15 @@ type roleEnv struct {
 	rbac *brokertest.RBAC
 }
 
-func newRoleEnv(t *testing.T, hooks *broker.Hooks) *roleEnv {
+// newRoleEnv wires a broker to the seeded tenant and an ARM fake through
+// faults (nil: none).
+func newRoleEnv(t *testing.T, faults *brokertest.Faults) *roleEnv {
 	t.Helper()
 	clock := brokertest.NewClock(start)
-	e := &env{t: t, ctx: t.Context(), dir: brokertest.NewSeeded(), clock: clock, store: memstore.New(memstore.WithClock(clock.Now))}
+	e := &env{t: t, ctx: t.Context(), dir: brokertest.NewSeeded(), clock: clock, store: newStore(clock)}
 	re := &roleEnv{env: e, rbac: brokertest.NewRBAC()}
-	e.b = broker.New(e.store, e.dir, groupSet{profiles{"aks-admin": adminProfile(), "aks-admin-role": roleProfile()}}, clock, broker.Options{
-		Hooks: hooks, ARM: re.rbac, AssignmentNamespace: testNamespace, Members: e.dir.MembersPort(), ReplicationWindow: testWindow})
+	e.b = broker.New(e.store, faults.Directory(e.dir), groupSet{profiles{"aks-admin": adminProfile(), "aks-admin-role": roleProfile()}}, clock, broker.Options{
+		ARM: faults.RoleAssignments(re.rbac), AssignmentNamespace: testNamespace, Members: e.dir.MembersPort(), ReplicationWindow: testWindow})
 	return re
 }
 
@@ -179,7 +180,7 @@ func TestAzureRoleRevokeAndCancel(t *testing.T) {
 // A crash at every ARM step (before and after each call): the sweep
 // finishes the work; one assignment made, one deleted, sessions revoked.
 func TestAzureRoleCrashAtEveryStep(t *testing.T) {
-	for _, step := range []string{broker.StepAdd, broker.StepRemove, broker.StepRevoke} {
+	for _, step := range []string{brokertest.StepAdd, brokertest.StepRemove, brokertest.StepRevoke} {
 		for _, when := range []string{"before", "after"} {
 			t.Run(when+" "+step, func(t *testing.T) {
 				var mu sync.Mutex
@@ -195,13 +196,13 @@ func TestAzureRoleCrashAtEveryStep(t *testing.T) {
 					e.store.SetHook(func(string) error { return errCrash })
 					return errCrash
 				}
-				hooks := &broker.Hooks{}
+				faults := &brokertest.Faults{}
 				if when == "before" {
-					hooks.BeforeGraph = func(s string, _ *access.Request) error { return crash(s) }
+					faults.Before = crash
 				} else {
-					hooks.AfterGraph = func(s string, _ *access.Request) error { return crash(s) }
+					faults.After = crash
 				}
-				e = newRoleEnv(t, hooks)
+				e = newRoleEnv(t, faults)
 				e.handle(e.request("r-1", seed.UPN("n01"), "PT30M"))
 				_ = e.b.HandleEvent(e.ctx, e.approveBody("r-1", seed.UPN("p01")))
 				e.store.SetHook(nil)

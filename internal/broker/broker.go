@@ -13,9 +13,15 @@ import (
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
-// Profiles is what the broker needs of the profile set.
+// Profiles is what the broker needs of the profile set: a profile by name
+// (events), the profiles of a target group and all target groups (audit
+// handling and drift reconciliation). policy.Set implements it.
 type Profiles interface {
 	Profile(name string) (access.Profile, bool)
+	ForGroup(groupID string) []access.Profile
+	TargetGroups() []string
+	// All is every profile (the azure-role targets are found among them).
+	All() []access.Profile
 }
 
 // Options tune the broker; zero values take the defaults.
@@ -31,8 +37,6 @@ type Options struct {
 	SweepBudget time.Duration
 	// Logger receives JSON logs; never free text, bodies or tokens.
 	Logger *slog.Logger
-	// Hooks are test fault points; nil in production.
-	Hooks *Hooks
 	// Scheduler, when set, schedules jit.access.expire at each grant's end.
 	Scheduler ExpiryScheduler
 	// Publisher, when set, publishes outcome notifications.
@@ -52,7 +56,8 @@ type Options struct {
 	Self       Self
 	SelfLookup func(ctx context.Context) (Self, error)
 	// ReconcileMaxGraphCalls bounds the Graph calls drift reconciliation
-	// makes per sweep (default 20; negative: no reconciliation).
+	// makes per sweep (default 20; negative: no reconciliation, the only
+	// way to turn it off).
 	ReconcileMaxGraphCalls int
 	// ApproverCacheTTL is how long a positive approver resolution (user
 	// found, enabled, not a guest, in the profile's approver groups) is
@@ -98,16 +103,6 @@ const (
 // (README "The real directory"); a minute is ten times that, and a longer
 // window only delays conclusions drawn from reads, never an end.
 const DefaultReplicationWindow = time.Minute
-
-// Hooks let tests crash or fail the broker between a recorded intent and its
-// effect. Each hook returns an error to inject at that point (nil = go on).
-type Hooks struct {
-	// BeforeGraph is called with the step name before every Graph call.
-	BeforeGraph func(step string, r *access.Request) error
-	// AfterGraph is called with the step name after every successful Graph
-	// call, before the result is saved.
-	AfterGraph func(step string, r *access.Request) error
-}
 
 // Broker runs the use cases.
 type Broker struct {

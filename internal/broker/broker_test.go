@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/fault"
 	"github.com/jitaccess/jitaccess/internal/memstore"
 	"github.com/jitaccess/jitaccess/internal/seed"
+	"github.com/jitaccess/jitaccess/internal/storetest"
 )
 
 var start = time.Date(2025, 5, 6, 8, 0, 0, 0, time.UTC)
@@ -24,6 +26,34 @@ var start = time.Date(2025, 5, 6, 8, 0, 0, 0, time.UTC)
 type profiles map[string]access.Profile
 
 func (p profiles) Profile(name string) (access.Profile, bool) { v, ok := p[name]; return v, ok }
+
+func (p profiles) ForGroup(id string) []access.Profile {
+	var out []access.Profile
+	for _, name := range slices.Sorted(maps.Keys(p)) {
+		if strings.EqualFold(p[name].TargetGroupID, id) {
+			out = append(out, p[name])
+		}
+	}
+	return out
+}
+
+func (p profiles) All() []access.Profile {
+	var out []access.Profile
+	for _, name := range slices.Sorted(maps.Keys(p)) {
+		out = append(out, p[name])
+	}
+	return out
+}
+
+func (p profiles) TargetGroups() []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(p)) {
+		if g := p[name].TargetGroupID; g != "" && !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
 
 func adminProfile() access.Profile {
 	return access.Profile{
@@ -39,19 +69,24 @@ type env struct {
 	t     *testing.T
 	ctx   context.Context
 	dir   *brokertest.Dir
-	store *memstore.Store
+	store *storetest.Faulty
 	clock *brokertest.Clock
 	b     *broker.Broker
 	seq   int
 }
 
-func newEnv(t *testing.T, hooks *broker.Hooks) *env {
+// newEnv wires a broker to the seeded tenant through faults (nil: none).
+func newEnv(t *testing.T, faults *brokertest.Faults) *env {
 	t.Helper()
 	clock := brokertest.NewClock(start)
-	e := &env{t: t, ctx: context.Background(), dir: brokertest.NewSeeded(), clock: clock,
-		store: memstore.New(memstore.WithClock(clock.Now))}
-	e.b = broker.New(e.store, e.dir, profiles{"aks-admin": adminProfile()}, clock, broker.Options{Hooks: hooks})
+	e := &env{t: t, ctx: context.Background(), dir: brokertest.NewSeeded(), clock: clock, store: newStore(clock)}
+	e.b = broker.New(e.store, faults.Directory(e.dir), profiles{"aks-admin": adminProfile()}, clock, broker.Options{})
 	return e
+}
+
+// newStore is an empty memstore behind the fault-injection decorator.
+func newStore(clock *brokertest.Clock) *storetest.Faulty {
+	return storetest.NewFaulty(memstore.New(memstore.WithClock(clock.Now)))
 }
 
 func body(id, typ string, data map[string]any) []byte {
@@ -164,7 +199,7 @@ func TestLifecycle(t *testing.T) {
 	if !e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) || e.dir.WriteCount(brokertest.MAddMember) != 1 {
 		t.Fatalf("membership not added once: %+v", e.dir.Writes())
 	}
-	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); !slices.Equal(l.Grants, []string{"r-1"}) || l.Busy != "" || l.PreExisting {
+	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); !slices.Equal(l.Grants, []string{"r-1"}) || l.ClaimedBy != "" || l.PreExisting {
 		t.Fatalf("ledger %+v", l)
 	}
 
@@ -310,7 +345,7 @@ func TestPermanentAddFails(t *testing.T) {
 	if !strings.Contains(r.Reason, "adding the membership failed permanently") || r.Work != nil || !r.DueAt.IsZero() {
 		t.Fatalf("failed: %+v", r)
 	}
-	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); len(l.Grants) != 0 || l.Busy != "" {
+	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); len(l.Grants) != 0 || l.ClaimedBy != "" {
 		t.Fatalf("ledger not released: %+v", l)
 	}
 	// Nothing is blocked: a new request goes through.
@@ -518,13 +553,13 @@ func TestApprovalTimeout(t *testing.T) {
 	}
 }
 
-// errCrash stands for the process dying: the hook fails the Graph step and
-// the store refuses every later write of that invocation, so nothing after
-// the crash point is saved.
+// errCrash stands for the process dying: the fault point fails the Graph
+// step and the store refuses every later write of that invocation, so
+// nothing after the crash point is saved.
 var errCrash = errors.New("crash (injected)")
 
 func TestCrashRecovery(t *testing.T) {
-	steps := []string{broker.StepAdd, broker.StepRemove, broker.StepRevoke}
+	steps := []string{brokertest.StepAdd, brokertest.StepRemove, brokertest.StepRevoke}
 	for _, step := range steps {
 		for _, when := range []string{"before", "after"} {
 			t.Run(when+" "+step, func(t *testing.T) {
@@ -541,18 +576,18 @@ func TestCrashRecovery(t *testing.T) {
 					e.store.SetHook(func(string) error { return errCrash }) // dead process: no more writes
 					return errCrash
 				}
-				hooks := &broker.Hooks{}
+				faults := &brokertest.Faults{}
 				if when == "before" {
-					hooks.BeforeGraph = func(s string, _ *access.Request) error { return crash(s) }
+					faults.Before = crash
 				} else {
-					hooks.AfterGraph = func(s string, _ *access.Request) error { return crash(s) }
+					faults.After = crash
 				}
-				e = newEnv(t, hooks)
+				e = newEnv(t, faults)
 				restart := func() { e.store.SetHook(nil) }
 
 				e.handle(e.requestBody("r-1", seed.UPN("n01"), "PT1H"))
 				err := e.b.HandleEvent(e.ctx, e.approveBody("r-1", seed.UPN("p01")))
-				activating := step == broker.StepAdd
+				activating := step == brokertest.StepAdd
 				if activating {
 					if err == nil {
 						t.Fatalf("crash at %s %s not reported", when, step)
@@ -572,7 +607,7 @@ func TestCrashRecovery(t *testing.T) {
 				if !e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) || e.dir.WriteCount(brokertest.MAddMember) != 1 {
 					t.Fatalf("after activation: writes %+v", e.dir.Writes())
 				}
-				if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); l.Busy != "" || !slices.Equal(l.Grants, []string{"r-1"}) {
+				if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); l.ClaimedBy != "" || !slices.Equal(l.Grants, []string{"r-1"}) {
 					t.Fatalf("ledger %+v", l)
 				}
 
@@ -598,7 +633,7 @@ func TestCrashRecovery(t *testing.T) {
 					t.Fatal("member left in the group")
 				}
 				revokes := e.dir.RevokedFor(seed.UserN01)
-				if revokes < 1 || (revokes > 1 && !(when == "after" && step == broker.StepRevoke)) {
+				if revokes < 1 || (revokes > 1 && !(when == "after" && step == brokertest.StepRevoke)) {
 					t.Fatalf("%d revocations", revokes)
 				}
 				if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); !settled(l, "r-1") {
@@ -691,7 +726,7 @@ func TestConcurrentApproveAndCancel(t *testing.T) {
 // bounded lists of recent releases and ends (access.Ledger.Released, Ended),
 // which are not deleted one by one.
 func settled(l *access.Ledger, ended ...string) bool {
-	if len(l.Grants) != 0 || l.Busy != "" || l.BusyToken != "" || l.PreExisting {
+	if len(l.Grants) != 0 || l.ClaimedBy != "" || l.ClaimToken != "" || l.PreExisting {
 		return false
 	}
 	for _, id := range append(slices.Clone(l.Released), l.Ended...) {
@@ -715,7 +750,7 @@ func TestCancelBetweenLedgerReadAndClaim(t *testing.T) {
 	fired := false
 	e.store.SetHook(func(op string) error {
 		mu.Lock()
-		first := op == memstore.OpSaveLedger && !fired
+		first := op == storetest.OpSaveLedger && !fired
 		fired = fired || first
 		mu.Unlock()
 		if first {

@@ -33,7 +33,7 @@ func (b *Broker) runCheck(ctx context.Context, r *access.Request, now time.Time)
 		// jitaccess wrote (or is writing) this membership since: a read now
 		// may predate that write.
 		due := now.Add(b.opts.ReplicationWindow)
-		if !l.LastWrite.IsZero() && l.Busy == "" {
+		if !l.LastWrite.IsZero() && l.ClaimedBy == "" {
 			due = l.LastWrite.Add(b.opts.ReplicationWindow)
 		}
 		next.PostponeCheck(due)

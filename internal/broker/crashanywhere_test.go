@@ -76,15 +76,13 @@ func (c *killer) isDead() bool {
 func crashRun(t *testing.T, k int, end string) (*env, int, string) {
 	t.Helper()
 	kill := &killer{k: k}
-	hooks := &broker.Hooks{
-		AfterGraph: func(step string, _ *access.Request) error { return kill.point("after " + step) },
-	}
-	e := newEnv(t, hooks)
+	faults := &brokertest.Faults{After: func(step string) error { return kill.point("after " + step) }}
+	e := newEnv(t, nil)
 	// The real directory: reads lag writes (seeded per fault point), and
 	// drift reconciliation reads the lagging member list at every sweep.
 	e.dir.SetReplicaLag(testLag, e.clock.Now, int64(k))
-	e.b = broker.New(e.store, e.dir, groupSet{profiles{"aks-admin": adminProfile()}}, e.clock,
-		broker.Options{Hooks: hooks, Members: e.dir.MembersPort(), ReplicationWindow: testWindow})
+	e.b = broker.New(e.store, faults.Directory(e.dir), groupSet{profiles{"aks-admin": adminProfile()}}, e.clock,
+		broker.Options{Members: e.dir.MembersPort(), ReplicationWindow: testWindow})
 	e.store.SetHook(func(op string) error { return kill.point("store " + op) })
 	e.dir.SetHook(func(method string, _ ...string) error { return kill.point("graph " + method) })
 
@@ -211,7 +209,7 @@ func crashRunChecked(t *testing.T, k int, end string, want []string) string {
 	}
 	// The ledger is gone, or holds only the bounded list of recent releases
 	// (kept, bounded by access.MaxReleased: see access.Ledger.Released).
-	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); len(l.Grants) != 0 || l.Busy != "" || l.PreExisting {
+	if l := e.ledger(seed.GroupAKSAdmin, seed.UserN01); len(l.Grants) != 0 || l.ClaimedBy != "" || l.PreExisting {
 		t.Fatalf("killed at %d (%s): ledger left %+v", k, where, l)
 	}
 	e.wantOnlyTarget()

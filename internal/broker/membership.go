@@ -65,25 +65,19 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResu
 	}
 	sent := false
 	var created bool
-	err = b.hookBefore(StepAdd, r)
-	if err == nil {
-		err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
-			sent = true
-			var err error
-			created, err = b.grant(ctx, r)
-			return err
-		})
-	}
-	if err == nil {
-		err = b.hookAfter(StepAdd, r)
-	}
+	err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
+		sent = true
+		var err error
+		created, err = b.grant(ctx, r)
+		return err
+	})
 	if err != nil {
 		b.giveUp(ctx, g, u, r.ID, c, sent)
 		return stepResult{}, err
 	}
 	var res stepResult
 	_, err = b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
-		ours := l.Busy == r.ID && l.BusyToken == c.Token
+		ours := l.ClaimedBy == r.ID && l.ClaimToken == c.Token
 		// A role assignment is named after its request: ARM's answer is never
 		// ambiguous (a repeat of ours is 200, someone else's is 409).
 		res.changed, res.detail = access.AddAnswered(l, r.ID, c, created, d.Ambiguous && !r.AzureRole())
@@ -126,25 +120,19 @@ func (b *Broker) endMembership(ctx context.Context, r *access.Request) (stepResu
 	}
 	sent := false
 	var removed bool
-	err = b.hookBefore(StepRemove, r)
-	if err == nil {
-		err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
-			sent = true
-			var err error
-			removed, err = b.ungrant(ctx, r, held.AddedBy)
-			return err
-		})
-	}
-	if err == nil {
-		err = b.hookAfter(StepRemove, r)
-	}
+	err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
+		sent = true
+		var err error
+		removed, err = b.ungrant(ctx, r, held.AddedBy)
+		return err
+	})
 	if err != nil {
 		b.giveUp(ctx, g, u, r.ID, c, sent)
 		return stepResult{}, err
 	}
 	res := stepResult{removed: removed}
 	_, err = b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
-		ours := l.Busy == r.ID && l.BusyToken == c.Token
+		ours := l.ClaimedBy == r.ID && l.ClaimToken == c.Token
 		res.changed, res.detail = access.RemoveAnswered(l, r.ID, c, removed)
 		return ours, nil
 	})

@@ -24,7 +24,7 @@ var errNoPIM = fault.Wrap(fault.ErrPermanent, "pim", errors.New("PIM activation 
 // ledger (endMembership), which removes a direct member jitaccess added
 // should no confirmed grant hold it any more.
 func (b *Broker) pimStep(ctx context.Context, r *access.Request, step string) (stepResult, error) {
-	if step == StepAdd {
+	if step == stepAdd {
 		if b.opts.PIM == nil {
 			return stepResult{}, errNoPIM
 		}
@@ -34,14 +34,8 @@ func (b *Broker) pimStep(ctx context.Context, r *access.Request, step string) (s
 		if err := b.confirmAdd(ctx, r); err != nil {
 			return stepResult{}, err
 		}
-		if err := b.hookBefore(StepAdd, r); err != nil {
-			return stepResult{}, err
-		}
 		reqID, already, err := b.opts.PIM.AssignPIM(ctx, r.GroupID, r.Requester, time.Duration(r.Duration), r.Justification)
 		if err != nil {
-			return stepResult{}, err
-		}
-		if err := b.hookAfter(StepAdd, r); err != nil {
 			return stepResult{}, err
 		}
 		if already {
@@ -61,13 +55,7 @@ func (b *Broker) pimStep(ctx context.Context, r *access.Request, step string) (s
 			if b.opts.PIM == nil {
 				return stepResult{}, errNoPIM
 			}
-			if err := b.hookBefore(StepRemove, r); err != nil {
-				return stepResult{}, err
-			}
 			if err := b.opts.PIM.RemovePIM(ctx, r.GroupID, r.Requester); err != nil {
-				return stepResult{}, err
-			}
-			if err := b.hookAfter(StepRemove, r); err != nil {
 				return stepResult{}, err
 			}
 			res.changed, res.detail = true, "PIM assignment removed"

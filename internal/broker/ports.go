@@ -66,8 +66,11 @@ type Store interface {
 	// empty with Version "" (no error).
 	GetLedger(ctx context.Context, groupID, userID string) (*access.Ledger, error)
 	// SaveLedger creates (Version "") or compare-and-swaps the ledger; an
-	// empty ledger (no grants, not busy, not pre-existing) is deleted.
+	// empty ledger (access.Ledger.Empty) is deleted.
 	SaveLedger(ctx context.Context, l *access.Ledger) error
+	// ListRequests lists requests (drift reconciliation reads the active
+	// grants with it); see Lister.
+	ListRequests(ctx context.Context, f ListFilter) (ListPage, error)
 	// Ping checks that the store answers (for /api/health).
 	Ping(ctx context.Context) error
 }

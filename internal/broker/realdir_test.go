@@ -15,8 +15,8 @@ import (
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
 	"github.com/jitaccess/jitaccess/internal/fault"
-	"github.com/jitaccess/jitaccess/internal/memstore"
 	"github.com/jitaccess/jitaccess/internal/seed"
+	"github.com/jitaccess/jitaccess/internal/storetest"
 )
 
 // The real directory (DESIGN §6b): reads lag writes by up to lag, replica by
@@ -39,8 +39,7 @@ func (d fixedDeployment) DeployedAt(context.Context, time.Time) (time.Time, erro
 func newLagEnv(t *testing.T, seedN int64, mutate func(*access.Profile)) *env {
 	t.Helper()
 	clock := brokertest.NewClock(start)
-	e := &env{t: t, ctx: t.Context(), dir: brokertest.NewSeeded(), clock: clock,
-		store: memstore.New(memstore.WithClock(clock.Now))}
+	e := &env{t: t, ctx: t.Context(), dir: brokertest.NewSeeded(), clock: clock, store: newStore(clock)}
 	p := adminProfile()
 	if mutate != nil {
 		mutate(&p)
@@ -310,7 +309,7 @@ func TestFloodOfInvalidEventsIsBounded(t *testing.T) {
 			t.Fatalf("dedupe key of %d characters", len(id))
 		}
 	}
-	if n := e.store.Ops()[memstore.OpRecordRejection]; n != 2000-access.MaxRecordedRefusals {
+	if n := e.store.Ops()[storetest.OpRecordRejection]; n != 2000-access.MaxRecordedRefusals {
 		t.Fatalf("rejections logged: %d, want %d", n, 2000-access.MaxRecordedRefusals)
 	}
 	// A redelivery of an early refused event is still a duplicate.
@@ -337,7 +336,7 @@ func TestEndThatCannotBeSaved(t *testing.T) {
 			var mu sync.Mutex
 			saves := 0
 			e.store.SetHook(func(op string) error {
-				if op != memstore.OpSaveRequest {
+				if op != storetest.OpSaveRequest {
 					return nil
 				}
 				mu.Lock()

@@ -26,12 +26,10 @@ const reasonVanished = "member vanished: no longer a direct member of the group 
 //
 // The sweep calls it after the due requests.
 func (b *Broker) Reconcile(ctx context.Context) error {
-	gp, ok := b.profiles.(GroupProfiles)
-	lister, ok2 := b.store.(RequestLister)
-	if b.opts.ReconcileMaxGraphCalls < 0 || !ok || !ok2 {
+	if b.opts.ReconcileMaxGraphCalls < 0 {
 		return nil
 	}
-	targets := b.reconcileTargets(gp)
+	targets := b.reconcileTargets()
 	if len(targets) == 0 {
 		return nil
 	}
@@ -43,7 +41,7 @@ func (b *Broker) Reconcile(ctx context.Context) error {
 	done := 0
 	for done < len(targets) && budget > 0 && ctx.Err() == nil {
 		t := targets[(next+done)%len(targets)]
-		used, err := b.reconcileTarget(ctx, t, lister, budget)
+		used, err := b.reconcileTarget(ctx, t, budget)
 		budget -= used
 		done++
 		if err != nil {
@@ -72,11 +70,11 @@ type target struct {
 
 // reconcileTargets lists the target groups (with Options.Members) and the
 // azure-role targets (with Options.ARM) of the profiles.
-func (b *Broker) reconcileTargets(gp GroupProfiles) []target {
+func (b *Broker) reconcileTargets() []target {
 	var out []target
 	if b.opts.Members != nil {
-		for _, g := range gp.TargetGroups() {
-			out = append(out, target{label: "group " + g, key: g, profiles: gp.ForGroup(g),
+		for _, g := range b.profiles.TargetGroups() {
+			out = append(out, target{label: "group " + g, key: g, profiles: b.profiles.ForGroup(g),
 				list:   func(ctx context.Context) ([]string, error) { return b.opts.Members.DirectMembers(ctx, g) },
 				remove: func(ctx context.Context, u, _ string) (bool, error) { return b.dir.RemoveMember(ctx, g, u) },
 			})
@@ -84,7 +82,7 @@ func (b *Broker) reconcileTargets(gp GroupProfiles) []target {
 	}
 	if b.opts.ARM != nil {
 		byKey := map[string]int{}
-		for _, p := range gp.All() {
+		for _, p := range b.profiles.All() {
 			if p.Activation != access.ActivationAzureRole {
 				continue
 			}
@@ -111,7 +109,7 @@ func (b *Broker) reconcileTargets(gp GroupProfiles) []target {
 
 // reconcileTarget reconciles one target; used is the Graph (ARM) calls it
 // made.
-func (b *Broker) reconcileTarget(ctx context.Context, t target, lister RequestLister, budget int) (used int, err error) {
+func (b *Broker) reconcileTarget(ctx context.Context, t target, budget int) (used int, err error) {
 	g := t.key
 	// Active grants first, members second: a grant active before the
 	// listing had its member added before it, so a missing member really
@@ -120,7 +118,7 @@ func (b *Broker) reconcileTarget(ctx context.Context, t target, lister RequestLi
 	for _, p := range t.profiles {
 		after := ""
 		for {
-			page, err := lister.ListRequests(ctx, ListFilter{State: access.Active, Profile: p.Name, Limit: 1000, After: after})
+			page, err := b.store.ListRequests(ctx, ListFilter{State: access.Active, Profile: p.Name, Limit: 1000, After: after})
 			if err != nil {
 				return used, err
 			}
@@ -197,7 +195,7 @@ func (b *Broker) reconcileTarget(ctx context.Context, t target, lister RequestLi
 			}
 			continue
 		}
-		if l.Busy != "" || !l.Settled(readAt, b.opts.ReplicationWindow) {
+		if l.ClaimedBy != "" || !l.Settled(readAt, b.opts.ReplicationWindow) {
 			continue
 		}
 		h, err := b.holderFacts(ctx, l, "")
@@ -274,7 +272,7 @@ func (b *Broker) removeLeftover(ctx context.Context, t target, u string, readAt 
 		return err
 	}
 	if _, err := b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
-		ours := l.Busy == leftoverClaim && l.BusyToken == c.Token
+		ours := l.ClaimedBy == leftoverClaim && l.ClaimToken == c.Token
 		access.RemoveAnswered(l, leftoverClaim, c, removed)
 		return ours, nil
 	}); err != nil {

@@ -28,7 +28,7 @@ func (b *Broker) endUnsaved(ctx context.Context, r *access.Request, cause error,
 		var res stepResult
 		var err error
 		if r.PIMManaged() {
-			res, err = b.pimStep(ctx, r, StepRemove)
+			res, err = b.pimStep(ctx, r, stepRemove)
 		} else {
 			res, err = b.endMembership(ctx, r)
 		}
@@ -48,9 +48,6 @@ func (b *Broker) endUnsaved(ctx context.Context, r *access.Request, cause error,
 		return nil
 	}
 	if !revoked {
-		if err := b.hookBefore(StepRevoke, r); err != nil {
-			return err
-		}
 		if err := b.dir.RevokeSessions(ctx, r.Requester); err != nil {
 			return err
 		}

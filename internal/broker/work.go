@@ -9,11 +9,11 @@ import (
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
-// Graph steps, named for hooks and logs.
+// The steps of a request's work, in the order runWork carries them out.
 const (
-	StepAdd    = "add-member"
-	StepRemove = "remove-member"
-	StepRevoke = "revoke-sessions"
+	stepAdd    = "add-member"
+	stepRemove = "remove-member"
+	stepRevoke = "revoke-sessions"
 )
 
 // runWork carries out the Graph work recorded on r, one idempotent step at a
@@ -27,7 +27,7 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		var err error
 		addChanged := false
 		switch step {
-		case StepAdd, StepRemove:
+		case stepAdd, stepRemove:
 			var res stepResult
 			if r.PIMManaged() {
 				res, err = b.pimStep(ctx, r, step)
@@ -39,7 +39,7 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 				}
 				break
 			}
-			if step == StepAdd {
+			if step == stepAdd {
 				res, err = b.addMembership(ctx, r)
 				addChanged = res.changed && err == nil
 			} else {
@@ -51,19 +51,14 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 				}
 			}
 			apply = func(x *access.Request) { x.MembershipDone(b.now(), res.changed, res.detail) }
-		case StepRevoke:
+		case stepRevoke:
 			if b.revokedUnrecorded(ctx, r) {
 				// Revoked already by an end whose record could not be
 				// saved (endUnsaved): record it, do not revoke again.
 				apply = func(x *access.Request) { x.SessionsRevoked(b.now()) }
 				break
 			}
-			if err = b.hookBefore(StepRevoke, r); err == nil {
-				err = b.dir.RevokeSessions(ctx, r.Requester)
-				if err == nil {
-					err = b.hookAfter(StepRevoke, r)
-				}
-			}
+			err = b.dir.RevokeSessions(ctx, r.Requester)
 			apply = func(x *access.Request) { x.SessionsRevoked(b.now()) }
 		default:
 			return fmt.Errorf("request %s: work in an unknown step", r.ID)
@@ -86,12 +81,12 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		if unsavable(err) && r.Work.Membership == access.OpRemove {
 			// The step happened but cannot be recorded: finish the end
 			// without its record (DESIGN §6b.4).
-			return b.endUnsaved(ctx, r, err, step == StepRevoke)
+			return b.endUnsaved(ctx, r, err, step == stepRevoke)
 		}
 		if err != nil {
 			return err
 		}
-		if !applied && step == StepAdd && addChanged {
+		if !applied && step == stepAdd && addChanged {
 			// The request moved on (ended) while this add was under way:
 			// record that the add happened all the same.
 			if next, err = b.recordLateAdd(ctx, r.ID); err != nil {
@@ -110,11 +105,11 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 func workStep(w *access.Work) string {
 	switch {
 	case !w.MembershipDone && w.Membership == access.OpAdd:
-		return StepAdd
+		return stepAdd
 	case !w.MembershipDone && w.Membership == access.OpRemove:
-		return StepRemove
+		return stepRemove
 	case w.NeedsRevoke():
-		return StepRevoke
+		return stepRevoke
 	}
 	return ""
 }
@@ -201,18 +196,4 @@ func failureReason(r *access.Request, err error) string {
 		}
 	}
 	return fmt.Sprintf("%s failed permanently: %v", what, err)
-}
-
-func (b *Broker) hookBefore(step string, r *access.Request) error {
-	if b.opts.Hooks == nil || b.opts.Hooks.BeforeGraph == nil {
-		return nil
-	}
-	return b.opts.Hooks.BeforeGraph(step, r)
-}
-
-func (b *Broker) hookAfter(step string, r *access.Request) error {
-	if b.opts.Hooks == nil || b.opts.Hooks.AfterGraph == nil {
-		return nil
-	}
-	return b.opts.Hooks.AfterGraph(step, r)
 }

@@ -1,6 +1,7 @@
 package devhost
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -475,23 +476,31 @@ func TestQueueEndpoint(t *testing.T) {
 }
 
 type recorder struct {
-	mu  sync.Mutex
-	got []string
-	d   []handlers.Delivery
+	mu       sync.Mutex
+	got      []string
+	rejected []string
 }
 
-func (r *recorder) HandleEvent(_ context.Context, body []byte, d handlers.Delivery) error {
+func (r *recorder) HandleEvent(_ context.Context, body []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.got = append(r.got, string(body))
-	r.d = append(r.d, d)
 	return nil
 }
 
-// The stand-in and the real handler agree: the body arrives intact.
+func (r *recorder) RejectDelivery(_ context.Context, _, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.rejected = append(r.rejected, reason)
+	return nil
+}
+
+// The stand-in and the real handler agree: the body arrives intact, with
+// the delivery's metadata (the handler logs it).
 func TestRoundTripThroughHandlers(t *testing.T) {
 	rec := &recorder{}
-	srv := httptest.NewServer(handlers.New(handlers.Deps{Events: rec, Logger: slog.New(slog.DiscardHandler)}))
+	var logs lockedBuffer
+	srv := httptest.NewServer(handlers.New(handlers.Deps{Events: rec, Logger: slog.New(slog.NewJSONHandler(&logs, nil))}))
 	t.Cleanup(srv.Close)
 	h := start(t, srv.URL, Options{})
 	bodies := []string{event, `"just a string"`, "not json <&>", `{"a":"é \u2028"}`}
@@ -499,15 +508,31 @@ func TestRoundTripThroughHandlers(t *testing.T) {
 		h.Enqueue([]byte(b))
 	}
 	waitIdle(t, h)
-	if len(rec.got) != len(bodies) || len(h.DeadLetters()) != 0 {
-		t.Fatalf("%q", rec.got)
+	if len(rec.got) != len(bodies) || len(rec.rejected) != 0 || len(h.DeadLetters()) != 0 {
+		t.Fatalf("%q rejected %q", rec.got, rec.rejected)
 	}
 	seen := map[string]bool{}
-	for i, g := range rec.got {
+	for _, g := range rec.got {
 		seen[g] = true
-		if rec.d[i].DeliveryCount != 1 || rec.d[i].MessageID == "" || rec.d[i].EnqueuedTime.IsZero() {
-			t.Fatalf("%+v", rec.d[i])
+	}
+	done := 0
+	for line := range strings.Lines(logs.String()) {
+		var l struct {
+			Msg           string   `json:"msg"`
+			MessageID     string   `json:"messageId"`
+			DeliveryCount int      `json:"deliveryCount"`
+			QueueLag      *float64 `json:"queueLagSeconds"`
 		}
+		if json.Unmarshal([]byte(line), &l) != nil || l.Msg != "invocation done" {
+			continue
+		}
+		done++
+		if l.DeliveryCount != 1 || l.MessageID == "" || l.QueueLag == nil {
+			t.Fatalf("delivery metadata: %s", line)
+		}
+	}
+	if done != len(bodies) {
+		t.Fatalf("%d invocations logged: %s", done, logs.String())
 	}
 	for _, b := range []string{event, "just a string", "not json <&>", `{"a":"é \u2028"}`} {
 		if !seen[b] {
@@ -534,4 +559,22 @@ func TestRouteMatches(t *testing.T) {
 			t.Fatalf("%s %s", tc.tmpl, tc.path)
 		}
 	}
+}
+
+// lockedBuffer is a log destination safe for the handler's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

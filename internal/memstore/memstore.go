@@ -26,9 +26,9 @@
 //     DueRequests, logged (id only) and GetRequest of it fails with
 //     fault.ErrUnreadable.
 //
-// On top of that it offers fault injection (FailNext, SetHook,
-// CorruptRequest) and operation counters for tests. It is safe for
-// concurrent use.
+// CorruptRequest damages a stored request for the tests of that last rule;
+// fault injection and operation counters are a decorator of package
+// storetest (storetest.Faulty). It is safe for concurrent use.
 package memstore
 
 import (
@@ -50,20 +50,18 @@ import (
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
-// Operation names, as used by FailNext, SetHook and Ops.
+// Operation names, in errors and logs.
 const (
-	OpGetRequest       = "GetRequest"
-	OpSaveRequest      = "SaveRequest"
-	OpDueRequests      = "DueRequests"
-	OpRecordRejection  = "RecordRejection"
-	OpGetLedger        = "GetLedger"
-	OpSaveLedger       = "SaveLedger"
-	OpPing             = "Ping"
-	OpListRequests     = "ListRequests"
-	OpRecentRejections = "RecentRejections"
-	OpDeployedAt       = "DeployedAt"
-	// OpAny in FailNext matches whichever operation comes next.
-	OpAny = "*"
+	opGetRequest       = "GetRequest"
+	opSaveRequest      = "SaveRequest"
+	opDueRequests      = "DueRequests"
+	opRecordRejection  = "RecordRejection"
+	opGetLedger        = "GetLedger"
+	opSaveLedger       = "SaveLedger"
+	opPing             = "Ping"
+	opListRequests     = "ListRequests"
+	opRecentRejections = "RecentRejections"
+	opDeployedAt       = "DeployedAt"
 )
 
 // MaxHistoryPerSave is how many history entries one save may append (the
@@ -149,9 +147,6 @@ type Store struct {
 	ledgers    map[string]*ledger
 	rejections []access.Rejection
 	deployedAt time.Time
-	fail       map[string][]error
-	hook       func(op string) error
-	ops        map[string]int
 }
 
 var (
@@ -166,8 +161,6 @@ func New(opts ...Option) *Store {
 		now:     time.Now,
 		reqs:    map[string]*stored{},
 		ledgers: map[string]*ledger{},
-		fail:    map[string][]error{},
-		ops:     map[string]int{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -178,50 +171,6 @@ func New(opts ...Option) *Store {
 	return s
 }
 
-// FailNext makes the next call of op (or of any operation, with OpAny) fail
-// with err instead of doing anything. Calls queue up: FailNext twice fails
-// the next two calls.
-func (s *Store) FailNext(op string, err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fail[op] = append(s.fail[op], err)
-}
-
-// SetHook installs a function called at the start of every operation (with
-// the store unlocked); a non-nil error is returned by the operation, which
-// then does nothing. nil removes the hook.
-func (s *Store) SetHook(h func(op string) error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.hook = h
-}
-
-// Ops returns how many times each operation was called (including calls that
-// failed by injection).
-func (s *Store) Ops() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.ops))
-	for k, v := range s.ops {
-		out[k] = v
-	}
-	return out
-}
-
-// OpCount returns how many times op was called.
-func (s *Store) OpCount(op string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.ops[op]
-}
-
-// ResetOps sets every counter back to zero.
-func (s *Store) ResetOps() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.ops)
-}
-
 // Len returns the number of stored requests.
 func (s *Store) Len() int {
 	s.mu.Lock()
@@ -229,29 +178,8 @@ func (s *Store) Len() int {
 	return len(s.reqs)
 }
 
-// enter counts the operation and runs fault injection. It returns with s.mu
-// held when err is nil.
+// enter fails when ctx is done; else it returns with s.mu held.
 func (s *Store) enter(ctx context.Context, op string) error {
-	s.mu.Lock()
-	s.ops[op]++
-	hook := s.hook
-	var injected error
-	for _, k := range []string{op, OpAny} {
-		if q := s.fail[k]; len(q) > 0 {
-			injected = q[0]
-			s.fail[k] = q[1:]
-			break
-		}
-	}
-	s.mu.Unlock()
-	if injected != nil {
-		return injected
-	}
-	if hook != nil {
-		if err := hook(op); err != nil {
-			return err
-		}
-	}
 	if err := ctx.Err(); err != nil {
 		return fault.Wrap(fault.ErrTransient, op, err)
 	}
@@ -266,7 +194,7 @@ func (s *Store) nextVersion() string {
 
 // GetRequest loads a request with its whole history.
 func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, error) {
-	if err := s.enter(ctx, OpGetRequest); err != nil {
+	if err := s.enter(ctx, opGetRequest); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
@@ -301,7 +229,7 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 	if r == nil || !validKey(r.ID) {
 		return fault.Wrap(fault.ErrPermanent, "save request", errors.New("request without a usable id"))
 	}
-	if err := s.enter(ctx, OpSaveRequest); err != nil {
+	if err := s.enter(ctx, opSaveRequest); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
@@ -372,7 +300,7 @@ func (s *Store) SaveRequest(ctx context.Context, r *access.Request) error {
 
 // DueRequests returns ids of requests due at or before now, earliest first.
 func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]string, error) {
-	if err := s.enter(ctx, OpDueRequests); err != nil {
+	if err := s.enter(ctx, opDueRequests); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
@@ -387,7 +315,7 @@ func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]st
 	for id, st := range s.reqs {
 		if !st.dueAt.IsZero() && !st.dueAt.After(now) {
 			if _, err := st.decode(id); err != nil {
-				s.unreadable(ctx, OpDueRequests, err)
+				s.unreadable(ctx, opDueRequests, err)
 				continue
 			}
 			all = append(all, due{st.dueAt, id})
@@ -411,7 +339,7 @@ func (s *Store) DueRequests(ctx context.Context, now time.Time, limit int) ([]st
 
 // RecordRejection stores a rejected event without usable request id.
 func (s *Store) RecordRejection(ctx context.Context, rej access.Rejection) error {
-	if err := s.enter(ctx, OpRecordRejection); err != nil {
+	if err := s.enter(ctx, opRecordRejection); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
@@ -426,7 +354,7 @@ func (s *Store) RecordRejection(ctx context.Context, rej access.Rejection) error
 // RecentRejections returns today's and yesterday's rejections (UTC days of
 // the store's clock), newest first, at most limit.
 func (s *Store) RecentRejections(ctx context.Context, limit int) ([]access.Rejection, error) {
-	if err := s.enter(ctx, OpRecentRejections); err != nil {
+	if err := s.enter(ctx, opRecentRejections); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
@@ -456,7 +384,7 @@ func ledgerKey(groupID, userID string) string { return groupID + "_" + userID }
 // GetLedger loads the ledger of (group, user); a missing one is returned empty
 // with Version "".
 func (s *Store) GetLedger(ctx context.Context, groupID, userID string) (*access.Ledger, error) {
-	if err := s.enter(ctx, OpGetLedger); err != nil {
+	if err := s.enter(ctx, opGetLedger); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
@@ -478,7 +406,7 @@ func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
 	if l == nil || l.GroupID == "" || l.UserID == "" {
 		return fault.Wrap(fault.ErrPermanent, "save ledger", errors.New("ledger without group or user"))
 	}
-	if err := s.enter(ctx, OpSaveLedger); err != nil {
+	if err := s.enter(ctx, opSaveLedger); err != nil {
 		return err
 	}
 	defer s.mu.Unlock()
@@ -493,7 +421,7 @@ func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
 	case l.Version != "" && (!exists || cur.version != l.Version):
 		return fault.Wrap(fault.ErrConflict, "save ledger", fmt.Errorf("ledger %s changed since it was read", k))
 	}
-	if LedgerEmpty(l) {
+	if l.Empty() { // nothing worth keeping: access.Ledger.Empty
 		delete(s.ledgers, k)
 		l.Version = ""
 		return nil
@@ -508,12 +436,6 @@ func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
 	return nil
 }
 
-// LedgerEmpty reports whether a ledger holds nothing worth keeping (no
-// grants, not busy, not pre-existing); such a ledger is deleted on save.
-func LedgerEmpty(l *access.Ledger) bool {
-	return l.Empty()
-}
-
 // DeployedAt returns the now of the first call ever made on this store
 // (UTC, truncated to the microsecond, as the table store keeps it); later
 // calls return that same time.
@@ -522,7 +444,7 @@ func (s *Store) DeployedAt(ctx context.Context, now time.Time) (time.Time, error
 	if now.IsZero() {
 		return time.Time{}, fault.Wrap(fault.ErrPermanent, "deployed at", errors.New("no time given"))
 	}
-	if err := s.enter(ctx, OpDeployedAt); err != nil {
+	if err := s.enter(ctx, opDeployedAt); err != nil {
 		return time.Time{}, err
 	}
 	defer s.mu.Unlock()
@@ -532,9 +454,9 @@ func (s *Store) DeployedAt(ctx context.Context, now time.Time) (time.Time, error
 	return s.deployedAt, nil
 }
 
-// Ping always answers (unless a fault is injected).
+// Ping always answers (unless ctx is done).
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.enter(ctx, OpPing); err != nil {
+	if err := s.enter(ctx, opPing); err != nil {
 		return err
 	}
 	s.mu.Unlock()
@@ -550,7 +472,7 @@ const (
 // ListRequests lists requests in request id order. Items carry no history.
 // Next is the id of the last item when more remain.
 func (s *Store) ListRequests(ctx context.Context, f broker.ListFilter) (broker.ListPage, error) {
-	if err := s.enter(ctx, OpListRequests); err != nil {
+	if err := s.enter(ctx, opListRequests); err != nil {
 		return broker.ListPage{}, err
 	}
 	defer s.mu.Unlock()
@@ -581,7 +503,7 @@ func (s *Store) ListRequests(ctx context.Context, f broker.ListFilter) (broker.L
 		}
 		r, err := s.reqs[id].decode(id)
 		if err != nil {
-			s.unreadable(ctx, OpListRequests, err)
+			s.unreadable(ctx, opListRequests, err)
 			page.Skipped = append(page.Skipped, id)
 			continue
 		}
@@ -599,10 +521,11 @@ func (s *Store) unreadable(ctx context.Context, op string, err error) {
 	}
 }
 
-// CorruptRequest is fault injection for tests: it replaces the stored body of
-// request id by body (bytes the store may be unable to decode, as damage or a
-// newer version would leave them), keeping what it lists and schedules the
-// request by (state, profile, requester, due time) and its history.
+// CorruptRequest damages a request for tests (storetest.Corrupter): it
+// replaces the stored body of request id by body (bytes the store may be
+// unable to decode, as damage or a newer version would leave them), keeping
+// what it lists and schedules the request by (state, profile, requester,
+// due time) and its history.
 func (s *Store) CorruptRequest(_ context.Context, id, body string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -17,6 +17,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/fault"
 	"github.com/jitaccess/jitaccess/internal/memstore"
 	"github.com/jitaccess/jitaccess/internal/seed"
+	"github.com/jitaccess/jitaccess/internal/storetest"
 )
 
 // Liveness (DESIGN §6b.4): no sender input, storage or Graph outage,
@@ -80,7 +81,7 @@ type livenessRun struct {
 	t        *testing.T
 	r        *rand.Rand
 	clock    *brokertest.Clock
-	store    *memstore.Store
+	store    *storetest.Faulty
 	dir      *brokertest.Dir
 	b        *broker.Broker
 	outages  windows
@@ -146,7 +147,7 @@ func runLiveness(t *testing.T, seedN uint64) (grants, dead int) {
 	clock := brokertest.NewClock(t0)
 	dir, users := newTenant(16)
 	withLag(dir, clock, seedN)
-	lr := &livenessRun{t: t, r: r, clock: clock, store: memstore.New(memstore.WithClock(clock.Now)), dir: dir,
+	lr := &livenessRun{t: t, r: r, clock: clock, store: storetest.NewFaulty(memstore.New(memstore.WithClock(clock.Now))), dir: dir,
 		grants: map[string]string{}, ends: map[string]time.Time{}}
 	opts := brokerOptions(dir)
 	opts.PIM = dir

@@ -31,7 +31,7 @@ type profiles map[string]access.Profile
 
 func (p profiles) Profile(name string) (access.Profile, bool) { v, ok := p[name]; return v, ok }
 
-// ForGroup and TargetGroups let drift reconciliation run (broker.GroupProfiles).
+// ForGroup, TargetGroups and All serve audit handling and drift reconciliation (broker.Profiles).
 func (p profiles) ForGroup(id string) []access.Profile {
 	var out []access.Profile
 	for _, name := range slices.Sorted(maps.Keys(p)) {
@@ -399,4 +399,4 @@ func TestDeliveryModelAzurite(t *testing.T) {
 	logStats(t, "Azurite", st)
 }
 
-var _ broker.GroupProfiles = profiles{}
+var _ broker.Profiles = profiles{}

@@ -448,7 +448,7 @@ func testLimits(t *testing.T, s Store) {
 			t.Errorf("SaveRequest(%q) = %v, want a permanent refusal", id, err)
 		}
 	}
-	if err := s.SaveLedger(ctx(t), &access.Ledger{GroupID: "g/1", UserID: "u", Busy: "r"}); !fault.Permanent(err) {
+	if err := s.SaveLedger(ctx(t), &access.Ledger{GroupID: "g/1", UserID: "u", ClaimedBy: "r"}); !fault.Permanent(err) {
 		t.Errorf("SaveLedger with a bad key = %v, want a permanent refusal", err)
 	}
 	// A large request (multi-byte and non-BMP text) is stored whole.
@@ -861,7 +861,7 @@ func testLedger(t *testing.T, s Store) {
 		t.Fatalf("GetLedger = %+v, %v", l, err)
 	}
 	since := base
-	l.Grants, l.Busy, l.BusyOp, l.BusySince, l.Probed = []string{"r1"}, "r1", access.OpAdd, since, true
+	l.Grants, l.ClaimedBy, l.ClaimOp, l.ClaimedAt, l.Probed = []string{"r1"}, "r1", access.OpAdd, since, true
 	if err := s.SaveLedger(ctx(t), l); err != nil {
 		t.Fatalf("create: %v", err)
 	}
@@ -877,13 +877,13 @@ func testLedger(t *testing.T, s Store) {
 		t.Fatal(err)
 	}
 	want := *l
-	want.BusySince = since.UTC()
+	want.ClaimedAt = since.UTC()
 	if !reflect.DeepEqual(got, &want) {
 		t.Fatalf("GetLedger = %+v, want %+v", got, &want)
 	}
 	stale := *got
 	stale.Grants = slices.Clone(got.Grants)
-	got.Busy, got.BusyOp, got.BusySince = "", "", time.Time{}
+	got.ClaimedBy, got.ClaimOp, got.ClaimedAt = "", "", time.Time{}
 	got.Grants = append(got.Grants, "r2")
 	v1 := got.Version
 	if err := s.SaveLedger(ctx(t), got); err != nil {
@@ -916,15 +916,15 @@ func testLedger(t *testing.T, s Store) {
 	if err := s.SaveLedger(ctx(t), &stale); !fault.Conflict(err) {
 		t.Fatalf("stale delete = %v, want conflict", err)
 	}
-	// PreExisting alone, or Busy alone, keeps a ledger.
-	for i, keep := range []access.Ledger{{PreExisting: true, Probed: true}, {Busy: "r9", BusyOp: access.OpRemove}} {
+	// PreExisting alone, or a claim alone, keeps a ledger.
+	for i, keep := range []access.Ledger{{PreExisting: true, Probed: true}, {ClaimedBy: "r9", ClaimOp: access.OpRemove}} {
 		k := keep
 		k.GroupID, k.UserID = g, fmt.Sprintf("user-%d", i)
 		if err := s.SaveLedger(ctx(t), &k); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.GetLedger(ctx(t), k.GroupID, k.UserID)
-		if err != nil || got.Version == "" || got.Version != k.Version || got.PreExisting != k.PreExisting || got.Busy != k.Busy {
+		if err != nil || got.Version == "" || got.Version != k.Version || got.PreExisting != k.PreExisting || got.ClaimedBy != k.ClaimedBy {
 			t.Fatalf("kept ledger %d: %+v, %v", i, got, err)
 		}
 	}

@@ -46,7 +46,7 @@ func testEveryTimeInUTC(t *testing.T, s Store) {
 		allInUTC(t, fmt.Sprintf("ListRequests(state %q)", f.State), items[0], want, false)
 	}
 
-	l := &access.Ledger{GroupID: "g-utc", UserID: "u-utc", Grants: []string{r.ID}, Busy: r.ID, BusyOp: access.OpAdd}
+	l := &access.Ledger{GroupID: "g-utc", UserID: "u-utc", Grants: []string{r.ID}, ClaimedBy: r.ID, ClaimOp: access.OpAdd}
 	fillTimes(reflect.ValueOf(l).Elem(), next)
 	wantL := timesOf(l)
 	if err := s.SaveLedger(ctx(t), l); err != nil {

@@ -17,10 +17,7 @@ func TestDeployedAtAcrossInstances(t *testing.T) {
 	cs := azurite.Start(t)
 	prefix := azurite.Prefix(t)
 	openN := func(prefix string) *tablestore.Store {
-		s, err := tablestore.NewFromConnectionString(cs, tablestore.Options{Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := counted(t, cs, tablestore.Options{Prefix: prefix})
 		if err := s.EnsureTables(bg(t)); err != nil {
 			t.Fatal(err)
 		}

@@ -169,9 +169,9 @@
 //
 // # Counting round trips
 //
-// Options.Transport wraps the HTTP transport; Store.RoundTrips counts every
-// HTTP request sent (benchmarks and tests use it to check what each
-// operation costs).
+// Options.Transport sends the HTTP requests; benchmarks and tests give it
+// tablestoretest.Count, which counts every request sent, to check what each
+// operation costs.
 //
 // # Where things are
 //

@@ -29,10 +29,7 @@ func openTables(t *testing.T) (*tablestore.Store, func(name string) *aztables.Cl
 	t.Helper()
 	cs := azurite.Start(t)
 	prefix := azurite.Prefix(t)
-	s, err := tablestore.NewFromConnectionString(cs, tablestore.Options{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := counted(t, cs, tablestore.Options{Prefix: prefix})
 	ctx := bg(t)
 	if err := s.EnsureTables(ctx); err != nil {
 		t.Fatal(err)
@@ -156,11 +153,11 @@ func TestStoredHistoryIsAppendOnly(t *testing.T) {
 	}
 	cur.History[1].Detail = "rewritten"
 	cur.History = append(cur.History, entry(2, "second"))
-	before := s.RoundTrips()
+	before := roundTrips(t, s)
 	if err := s.SaveRequest(ctx, cur); err != nil {
 		t.Fatal(err)
 	}
-	if n := s.RoundTrips() - before; n != 2 {
+	if n := roundTrips(t, s) - before; n != 2 {
 		t.Errorf("save with a changed stored entry: %d round trips, want 2 (re-read, write)", n)
 	}
 	got, err := s.GetRequest(ctx, "ao-1")

@@ -19,12 +19,6 @@ const ledgerPartition = "ledger"
 
 func ledgerRowKey(groupID, userID string) string { return groupID + "_" + userID }
 
-// LedgerEmpty reports whether a ledger holds nothing worth keeping (no
-// grants, not busy, not pre-existing); such a ledger is deleted on save.
-func LedgerEmpty(l *access.Ledger) bool {
-	return l.Empty()
-}
-
 // GetLedger loads the ledger of (group, user): one point read. A missing
 // ledger is returned empty with Version "".
 func (s *Store) GetLedger(ctx context.Context, groupID, userID string) (*access.Ledger, error) {
@@ -81,7 +75,7 @@ func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
 		}
 		return s.fail(op, err)
 	}
-	if LedgerEmpty(l) {
+	if l.Empty() { // nothing worth keeping: access.Ledger.Empty
 		if l.Version == "" {
 			// Creating an empty ledger stores nothing, but must still fail
 			// when one exists (the caller's view is stale).
@@ -107,7 +101,7 @@ func (s *Store) SaveLedger(ctx context.Context, l *access.Ledger) error {
 	if err != nil {
 		return fault.Wrap(fault.ErrPermanent, op, err)
 	}
-	props := map[string]any{"GroupID": l.GroupID, "UserID": l.UserID, "Busy": l.Busy}
+	props := map[string]any{"GroupID": l.GroupID, "UserID": l.UserID, "Busy": l.ClaimedBy} // column named before the field was renamed
 	if err := putBody(props, string(body), maxRequestParts, "ledger "+rk); err != nil {
 		return fault.Wrap(fault.ErrPermanent, op, err)
 	}

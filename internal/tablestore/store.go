@@ -40,7 +40,6 @@ type Options struct {
 	// starting with a letter, at most 53 characters.
 	Prefix string
 	// Transport sends the HTTP requests (default: a plain net/http client).
-	// The store wraps it to count round trips.
 	Transport policy.Transporter
 	// TryTimeout bounds each HTTP request (default 15s).
 	TryTimeout time.Duration
@@ -74,10 +73,9 @@ type Store struct {
 	rejections *aztables.Client
 	ledgers    *aztables.Client
 
-	roundTrips atomic.Int64
-	ready      atomic.Bool
-	deployed   atomic.Pointer[time.Time] // DeployedAt's answer, once known
-	ensureMu   sync.Mutex
+	ready    atomic.Bool
+	deployed atomic.Pointer[time.Time] // DeployedAt's answer, once known
+	ensureMu sync.Mutex
 }
 
 var (
@@ -158,12 +156,11 @@ func prepare(opts Options) (*Store, *aztables.ClientOptions, error) {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Store{prefix: opts.Prefix, now: opts.Now, staleAfter: opts.StaleAfter, log: opts.Logger}
-	inner := opts.Transport
-	if inner == nil {
-		inner = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
-	}
 	co := &aztables.ClientOptions{}
-	co.Transport = countingTransport{inner: inner, n: &s.roundTrips}
+	co.Transport = opts.Transport
+	if co.Transport == nil {
+		co.Transport = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
 	co.Retry = policy.RetryOptions{MaxRetries: retries, TryTimeout: opts.TryTimeout,
 		RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second}
 	co.PerCallPolicies = []policy.Policy{asciiBody{}, batchCapture{}}
@@ -190,9 +187,6 @@ func (s *Store) TableNames() []string {
 	}
 	return out
 }
-
-// RoundTrips returns how many HTTP requests the store has sent.
-func (s *Store) RoundTrips() int64 { return s.roundTrips.Load() }
 
 // EnsureTables creates the tables that do not exist yet.
 func (s *Store) EnsureTables(ctx context.Context) error {
@@ -259,17 +253,6 @@ func (s *Store) fail(op string, err error) error {
 		s.ready.Store(false)
 	}
 	return translate(op, err)
-}
-
-// countingTransport counts every HTTP request.
-type countingTransport struct {
-	inner policy.Transporter
-	n     *atomic.Int64
-}
-
-func (c countingTransport) Do(req *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.inner.Do(req)
 }
 
 // redact removes the secret parts of a connection string from a message.

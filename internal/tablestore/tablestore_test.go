@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,21 +13,20 @@ import (
 	"github.com/jitaccess/jitaccess/internal/azurite"
 	"github.com/jitaccess/jitaccess/internal/storetest"
 	"github.com/jitaccess/jitaccess/internal/tablestore"
+	"github.com/jitaccess/jitaccess/internal/tablestore/tablestoretest"
 )
 
 func TestMain(m *testing.M) { os.Exit(azurite.Main(m)) }
 
-// open returns a store on the shared Azurite with tables of its own.
+// open returns a store on the shared Azurite with tables of its own, its
+// round trips counted (roundTrips).
 func open(t testing.TB, opts tablestore.Options) *tablestore.Store {
 	t.Helper()
 	cs := azurite.Start(t)
 	if opts.Prefix == "" {
 		opts.Prefix = azurite.Prefix(t)
 	}
-	s, err := tablestore.NewFromConnectionString(cs, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := counted(t, cs, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.EnsureTables(ctx); err != nil {
@@ -38,6 +38,34 @@ func open(t testing.TB, opts tablestore.Options) *tablestore.Store {
 		_ = s.DeleteTables(ctx)
 	})
 	return s
+}
+
+// counters holds the round-trip counter of each store counted made.
+var counters sync.Map // *tablestore.Store → *tablestoretest.RoundTrips
+
+// counted opens a store whose HTTP requests are counted (roundTrips).
+func counted(t testing.TB, cs string, opts tablestore.Options) *tablestore.Store {
+	t.Helper()
+	c := tablestoretest.Count(opts.Transport)
+	opts.Transport = c
+	s, err := tablestore.NewFromConnectionString(cs, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counters.Store(s, c)
+	t.Cleanup(func() { counters.Delete(s) })
+	return s
+}
+
+// roundTrips returns how many HTTP requests s has sent (s from open,
+// openTables or counted).
+func roundTrips(t testing.TB, s *tablestore.Store) int64 {
+	t.Helper()
+	c, ok := counters.Load(s)
+	if !ok {
+		t.Fatal("the store's round trips are not counted: open it with counted")
+	}
+	return c.(*tablestoretest.RoundTrips).N()
 }
 
 func TestConformance(t *testing.T) {

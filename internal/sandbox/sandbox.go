@@ -1,4 +1,11 @@
-package main
+// Package sandbox is 'jitaccess sandbox', the local sandbox of 'make run':
+// jitaccess in one process over simulated adapters — an in-memory store,
+// the Graph and role-assignment simulators seeded with the scenario's
+// tenant, a managed-identity token endpoint and the Functions host
+// stand-in — wired by internal/app like the deployment. It is linked only
+// into builds with -tags sandbox (the root package's sandbox_cmd.go): the
+// deployed binary carries no simulator.
+package sandbox
 
 import (
 	"context"
@@ -13,6 +20,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/handlers"
+	"github.com/jitaccess/jitaccess/internal/app"
 	"github.com/jitaccess/jitaccess/internal/arm"
 	"github.com/jitaccess/jitaccess/internal/armsim"
 	"github.com/jitaccess/jitaccess/internal/broker"
@@ -26,7 +34,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
-const sandboxUsage = `usage: jitaccess sandbox [flags]
+const usage = `usage: jitaccess sandbox [flags]
 
 Runs jitaccess locally in one process: the handler, an in-memory store, the
 Graph simulator seeded with the scenario's tenant (n01, p01, aks-default,
@@ -41,7 +49,9 @@ queued events and fires the sweep timer.
   --quiet            log warnings only
 `
 
-func sandbox(ctx context.Context, args []string) int {
+// Run runs the sandbox with the command line's flags (args) until ctx is
+// done. It returns the process's exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("jitaccess sandbox", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	addr := fs.String("addr", "127.0.0.1:7071", "")
@@ -51,18 +61,18 @@ func sandbox(ctx context.Context, args []string) int {
 	quiet := fs.Bool("quiet", false, "")
 	help := fs.Bool("help", false, "")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "jitaccess sandbox: bad arguments (%v)\n\n%s", err, sandboxUsage)
+		fmt.Fprintf(stderr, "jitaccess sandbox: bad arguments (%v)\n\n%s", err, usage)
 		return 2
 	}
 	if *help {
-		fmt.Print(sandboxUsage)
+		fmt.Fprint(stdout, usage)
 		return 0
 	}
 	level := "info"
 	if *quiet {
 		level = "warn"
 	}
-	log := newLogger(os.Stdout, level)
+	log := app.NewLogger(stdout, level)
 	if *profilesFile == "" {
 		*profilesFile = filepath.Join(*appDir, "profiles.json")
 		if _, err := os.Stat(*profilesFile); err != nil {
@@ -70,19 +80,19 @@ func sandbox(ctx context.Context, args []string) int {
 		}
 	}
 	if _, err := config.ParseSchedule(*sweep); err != nil {
-		return startFailure(log, fmt.Errorf("--sweep: %w", err))
+		return app.StartFailure(log, stderr, fmt.Errorf("--sweep: %w", err))
 	}
 	profiles, err := policy.LoadFile(*profilesFile)
 	if err != nil {
-		return startFailure(log, err)
+		return app.StartFailure(log, stderr, err)
 	}
-	sb, err := startSandbox(ctx, sandboxConfig{
+	sb, err := start(ctx, options{
 		Addr: *addr, AppDir: *appDir, Sweep: *sweep, Profiles: profiles, Log: log,
 	})
 	if err != nil {
-		return startFailure(log, err)
+		return app.StartFailure(log, stderr, err)
 	}
-	fmt.Fprintf(os.Stderr, `
+	fmt.Fprintf(stderr, `
 jitaccess sandbox is running at %[1]s  (Ctrl-C to stop)
   profiles: %[2]s    Graph simulator: %[3]s    sweep: %[4]s
 
@@ -105,13 +115,15 @@ const (
 	sandboxReplicationWindow = 5 * time.Second
 )
 
-type sandboxConfig struct {
+// options are what the sandbox is started with.
+type options struct {
 	Addr, AppDir, Sweep string
 	Profiles            *policy.Set
 	Log                 *slog.Logger
 }
 
-type runningSandbox struct {
+// running is a started sandbox.
+type running struct {
 	host     *devhost.Host
 	graph    *graphsim.Sim
 	graphURL string
@@ -120,17 +132,17 @@ type runningSandbox struct {
 	stop     func()
 }
 
-// startSandbox starts every piece of the sandbox on loopback ports.
-func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error) {
+// start starts every piece of the sandbox on loopback ports.
+func start(ctx context.Context, c options) (*running, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	fail := func(err error) (*runningSandbox, error) { cancel(); return nil, err }
+	fail := func(err error) (*running, error) { cancel(); return nil, err }
 
-	// The managed identity: the real azidentity chain against a local endpoint.
+	// The managed identity: a local token endpoint, asked with the App
+	// Service protocol like in Azure Functions (the process environment is
+	// left alone: the credential is given the endpoint).
 	ids := idsim.New(idsim.Options{})
 	ids.Start()
-	os.Setenv("IDENTITY_ENDPOINT", ids.Endpoint())
-	os.Setenv("IDENTITY_HEADER", ids.Header())
-	os.Unsetenv("MSI_ENDPOINT")
+	cred := newIdentityCredential(ids.Endpoint(), ids.Header())
 
 	// The simulated tenant, requiring tokens from that identity.
 	// It is served through a logger so the sandbox log shows every Graph call.
@@ -159,10 +171,6 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 	armSrv := &http.Server{Handler: logCalls(c.Log, "arm call (simulated cluster)", rsim.Handler()), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = armSrv.Serve(aln) }()
 
-	cred, err := graph.NewManagedIdentityCredential("")
-	if err != nil {
-		return fail(err)
-	}
 	dir, err := graph.New(cred, graph.Options{BaseURL: graphURL})
 	if err != nil {
 		return fail(err)
@@ -180,26 +188,28 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 	// Scheduled expiry through the host stand-in's queue, and notifications
 	// to the log, so the sandbox behaves like a deployment with Service Bus.
 	var host *devhost.Host
-	opts := broker.Options{
-		Logger:       c.Log,
-		Scheduler:    devhostScheduler{host: func() *devhost.Host { return host }},
-		Publisher:    logPublisher{log: c.Log},
-		ExpiringLead: 10 * time.Second,
+	h := app.Handler(app.Adapters{
+		Store:     store,
+		Graph:     dir,
+		ARM:       rbac,
+		Scheduler: devhostScheduler{host: func() *devhost.Host { return host }},
+		Publisher: logPublisher{log: c.Log},
+	}, c.Profiles, app.BrokerSettings{
+		AssignmentNamespace: "sandbox",
+		ApproverCacheTTL:    broker.DefaultApproverCacheTTL,
 		// A short window (the simulated lag is 2 s) so that the walk-through
 		// shows checks decided within a sweep or two.
-		ReplicationWindow:   sandboxReplicationWindow,
-		Deployment:          store,
-		ARM:                 rbac,
-		AssignmentNamespace: "sandbox",
-	}
-	withAudit(&opts, dir, "", config.DefaultReconcileMaxGraphCalls)
-	b := broker.New(store, dir, c.Profiles, broker.SystemClock{}, opts)
-	deps := handlerDeps(b, store, dir, c.Profiles, c.Log, config.Settings{RedeliveryPatience: config.DefaultRedeliveryPatience, SweepSchedule: c.Sweep})
-	// The host stand-in plays App Service Authentication (devhost
-	// SignInOperator): it drops client-supplied principal headers and signs
-	// loopback callers in as the local operator with the read role.
-	deps.ReadAuth = &handlers.ReadAuth{Role: handlers.DefaultReadRole, PlatformSignIn: true}
-	h := handlers.New(deps)
+		ReplicationWindow:      sandboxReplicationWindow,
+		ReconcileMaxGraphCalls: config.DefaultReconcileMaxGraphCalls,
+		ExpiringLead:           10 * time.Second,
+	}, app.HandlerSettings{
+		// The host stand-in plays App Service Authentication (devhost
+		// SignInOperator): it drops client-supplied principal headers and
+		// signs loopback callers in as the local operator with the read role.
+		ReadAuth:           handlers.ReadAuth{Role: handlers.DefaultReadRole, PlatformSignIn: true},
+		RedeliveryPatience: config.DefaultRedeliveryPatience,
+		SweepInterval:      config.SweepInterval(c.Sweep, time.Now()),
+	}, c.Log)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -223,7 +233,7 @@ func startSandbox(ctx context.Context, c sandboxConfig) (*runningSandbox, error)
 	if err := host.Start(ctx); err != nil {
 		return fail(err)
 	}
-	return &runningSandbox{host: host, graph: sim, graphURL: graphURL, ids: ids, store: store, stop: func() {
+	return &running{host: host, graph: sim, graphURL: graphURL, ids: ids, store: store, stop: func() {
 		cancel()
 		host.Wait()
 		_ = graphSrv.Close()

@@ -1,4 +1,4 @@
-package main
+package sandbox
 
 import (
 	"context"
@@ -6,52 +6,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azservicebus"
-
 	"github.com/jitaccess/jitaccess/internal/access"
-	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/cli"
-	"github.com/jitaccess/jitaccess/internal/config"
 	"github.com/jitaccess/jitaccess/internal/devhost"
 	"github.com/jitaccess/jitaccess/internal/servicebus"
 )
-
-// withServiceBus adds scheduled expiry (JIT_SERVICEBUS_NAMESPACE) and
-// notifications (JIT_NOTIFICATIONS_TOPIC) to the broker options. It returns
-// a close function.
-func withServiceBus(s config.Settings, cred azcore.TokenCredential, opts *broker.Options) (func(), error) {
-	if s.ServiceBusNS == "" {
-		return func() {}, nil
-	}
-	client, err := azservicebus.NewClient(s.ServiceBusNS, cred, nil)
-	if err != nil {
-		return nil, fmt.Errorf("setting %s: %w", config.EnvServiceBusNS, err)
-	}
-	queue, err := client.NewSender(s.RequestsQueue, nil)
-	if err != nil {
-		return nil, fmt.Errorf("setting %s: %w", config.EnvRequestsQueue, err)
-	}
-	opts.Scheduler = servicebus.NewScheduler(queue, nil)
-	closers := []func(context.Context) error{queue.Close}
-	if s.NotificationsTopic != "" {
-		topic, err := client.NewSender(s.NotificationsTopic, nil)
-		if err != nil {
-			return nil, fmt.Errorf("setting %s: %w", config.EnvNotifyTopic, err)
-		}
-		opts.Publisher = servicebus.NewPublisher(topic, nil)
-		opts.ExpiringLead = s.ExpiringLead
-		closers = append(closers, topic.Close)
-	}
-	closers = append(closers, client.Close)
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		for _, c := range closers {
-			_ = c(ctx)
-		}
-	}, nil
-}
 
 // devhostScheduler schedules expiry messages on the sandbox's queue, as Service
 // Bus would in Azure, with a random message id (servicebus.NewMessageID).

@@ -1,4 +1,4 @@
-package main
+package sandbox
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func TestDevhostSchedulerIDsCannotBeGuessed(t *testing.T) {
 		_, _ = io.WriteString(w, `{"Outputs":{},"Logs":[],"ReturnValue":null}`)
 	}))
 	defer handler.Close()
-	host, err := devhost.New(devhost.Options{Dir: ".", HandlerURL: handler.URL, Addr: "127.0.0.1:0",
+	host, err := devhost.New(devhost.Options{Dir: repoRoot, HandlerURL: handler.URL, Addr: "127.0.0.1:0",
 		Settings: map[string]string{"JIT_SWEEP_SCHEDULE": "0 0 0 1 1 *"}, Logger: slog.New(slog.DiscardHandler),
 		DuplicateDetectionWindow: time.Hour})
 	if err != nil {

@@ -1,8 +1,3 @@
-// Package proof holds the invariant checker that the reliability tests
-// (delivery model checker, concurrency on Azurite) run after every run: it
-// compares what the store says (requests with their history, ledgers) with
-// what the simulated tenant really has (direct memberships, the log of Graph
-// writes) against the rules of DESIGN §6.
 package proof
 
 import (
@@ -187,8 +182,8 @@ func Check(ctx context.Context, w World) *Report {
 				sort.Strings(grants)
 				want := slices.Clone(active[k])
 				sort.Strings(want)
-				if l.Busy != "" || !slices.Equal(grants, want) {
-					rep.fail("ledger %s/%s: grants %v busy %q, active grants %v", g, u, l.Grants, l.Busy, active[k])
+				if l.ClaimedBy != "" || !slices.Equal(grants, want) {
+					rep.fail("ledger %s/%s: grants %v busy %q, active grants %v", g, u, l.Grants, l.ClaimedBy, active[k])
 				}
 				l.Normalize()
 				if l.Added != (jitaccessMember[k] && member) {
