@@ -69,6 +69,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -175,6 +176,9 @@ func New(o Options) http.Handler {
 	return h
 }
 
+// stdout is where the default logger writes.
+var stdout = os.Stdout
+
 // errStore marks a storage failure (any error of the Lister).
 var errStore = errors.New("storage is unreachable")
 
@@ -210,11 +214,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) serveDashboard(w http.ResponseWriter, r *http.Request, f frame, q query, now time.Time) {
-	p, err := h.gather(r.Context(), q, now)
+	g, err := h.gather(r.Context(), q, now)
 	if err != nil {
 		h.storeFailed(w, r, f.Nonce, err)
 		return
 	}
+	p := build(g, q.profile, q.win, now, h.o.SweepInterval)
 	f.Refresh = refreshSeconds(h.o.Refresh)
 	p.frame = f
 	h.render(w, r, f.Nonce, "page", p)

@@ -207,9 +207,7 @@ func (s *Store) GetRequest(ctx context.Context, id string) (*access.Request, err
 		return nil, err
 	}
 	r.History = slices.Clone(st.history)
-	for i := range r.History {
-		r.History[i].At = utc(r.History[i].At)
-	}
+	r.InUTC() // the history's times too
 	return r, nil
 }
 
@@ -218,7 +216,7 @@ func (st *stored) decode(id string) (*access.Request, error) {
 	if err := json.Unmarshal(st.body, &r); err != nil {
 		return nil, fault.WrapUnreadable("decode request", id, err)
 	}
-	normalize(&r)
+	r.InUTC()
 	r.History = nil
 	r.Version = st.version
 	r.StoredHistory = len(st.history)
@@ -398,7 +396,7 @@ func (s *Store) GetLedger(ctx context.Context, groupID, userID string) (*access.
 	if err := json.Unmarshal(st.body, &l); err != nil {
 		return nil, fault.WrapUnreadable("decode ledger", "ledger "+ledgerKey(groupID, userID), err)
 	}
-	l.ClaimedAt = utc(l.ClaimedAt)
+	l.InUTC()
 	l.GroupID, l.UserID, l.Version = groupID, userID, st.version
 	return &l, nil
 }
@@ -546,23 +544,4 @@ func utc(t time.Time) time.Time {
 		return time.Time{}
 	}
 	return t.UTC()
-}
-
-// normalize puts every time of a decoded request in UTC.
-func normalize(r *access.Request) {
-	r.RequestedAt, r.ActivatedAt, r.EndsAt, r.EndedAt, r.DueAt =
-		utc(r.RequestedAt), utc(r.ActivatedAt), utc(r.EndsAt), utc(r.EndedAt), utc(r.DueAt)
-	for i := range r.Approvals {
-		r.Approvals[i].At = utc(r.Approvals[i].At)
-	}
-	for i := range r.History {
-		r.History[i].At = utc(r.History[i].At)
-	}
-	if r.Work != nil {
-		r.Work.Since = utc(r.Work.Since)
-	}
-	for i := range r.Parked {
-		r.Parked[i].Received = utc(r.Parked[i].Received)
-		r.Parked[i].Event.Time = utc(r.Parked[i].Event.Time)
-	}
 }

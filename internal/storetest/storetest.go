@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"DeepCopy", testDeepCopy},
+		{"EveryTimeInUTC", testEveryTimeInUTC},
 		{"NotFound", testNotFound},
 		{"CreateTwiceConflicts", testCreateTwice},
 		{"CompareAndSwap", testCAS},
@@ -162,29 +163,11 @@ func expectUTC(r *access.Request) *access.Request {
 	b, _ := json.Marshal(c)
 	var out access.Request
 	_ = json.Unmarshal(b, &out)
-	u := func(t *time.Time) {
+	eachTime(reflect.ValueOf(&out).Elem(), "", func(_ string, t *time.Time) {
 		if !t.IsZero() {
 			*t = t.UTC()
 		}
-	}
-	u(&out.RequestedAt)
-	u(&out.ActivatedAt)
-	u(&out.EndsAt)
-	u(&out.EndedAt)
-	u(&out.DueAt)
-	for i := range out.Approvals {
-		u(&out.Approvals[i].At)
-	}
-	for i := range out.History {
-		u(&out.History[i].At)
-	}
-	if out.Work != nil {
-		u(&out.Work.Since)
-	}
-	for i := range out.Parked {
-		u(&out.Parked[i].Received)
-		u(&out.Parked[i].Event.Time)
-	}
+	})
 	out.Version, out.StoredHistory = r.Version, r.StoredHistory
 	return &out
 }
@@ -218,24 +201,11 @@ func sameRequest(t *testing.T, what string, got, want *access.Request) {
 
 func checkUTC(t *testing.T, what string, r *access.Request) {
 	t.Helper()
-	times := []time.Time{r.RequestedAt, r.ActivatedAt, r.EndsAt, r.EndedAt, r.DueAt}
-	for _, a := range r.Approvals {
-		times = append(times, a.At)
-	}
-	for _, h := range r.History {
-		times = append(times, h.At)
-	}
-	if r.Work != nil {
-		times = append(times, r.Work.Since)
-	}
-	for _, p := range r.Parked {
-		times = append(times, p.Received, p.Event.Time)
-	}
-	for _, tm := range times {
+	eachTime(reflect.ValueOf(r).Elem(), "", func(path string, tm *time.Time) {
 		if !tm.IsZero() && tm.Location() != time.UTC {
-			t.Fatalf("%s: time %v is not in UTC", what, tm)
+			t.Fatalf("%s: %s = %v is not in UTC", what, path, *tm)
 		}
-	}
+	})
 }
 
 func testRoundTrip(t *testing.T, s Store) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
 	"github.com/jitaccess/jitaccess/internal/memstore"
@@ -67,6 +68,18 @@ func (s lossy) GetRequest(ctx context.Context, id string) (*access.Request, erro
 	return r, err
 }
 
+// zoned gives a grant's AccessGoneBy back in the zone of the caller's
+// clock (a store that forgot to normalise one field).
+type zoned struct{ *memstore.Store }
+
+func (s zoned) GetRequest(ctx context.Context, id string) (*access.Request, error) {
+	r, err := s.Store.GetRequest(ctx, id)
+	if err == nil && !r.AccessGoneBy.IsZero() {
+		r.AccessGoneBy = r.AccessGoneBy.In(time.FixedZone("CET", 3600))
+	}
+	return r, err
+}
+
 func TestBrokenStoreHelper(t *testing.T) {
 	kind := os.Getenv("STORETEST_BROKEN")
 	if kind == "" {
@@ -80,6 +93,8 @@ func TestBrokenStoreHelper(t *testing.T) {
 			return &shared{Store: memstore.New(), last: map[string]*access.Request{}}
 		case "lossy":
 			return lossy{memstore.New()}
+		case "zoned":
+			return zoned{memstore.New()}
 		}
 		t.Fatalf("unknown kind %q", kind)
 		return nil
@@ -91,6 +106,7 @@ func TestSuiteCatchesBrokenStores(t *testing.T) {
 		"nocas":  {"CompareAndSwap", "ConcurrentCAS"},
 		"shared": {"DeepCopy"},
 		"lossy":  {"HistoryAppended"},
+		"zoned":  {"EveryTimeInUTC"},
 	} {
 		t.Run(kind, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenStoreHelper$", "-test.v")

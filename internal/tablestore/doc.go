@@ -172,4 +172,15 @@
 // Options.Transport sends the HTTP requests; benchmarks and tests give it
 // tablestoretest.Count, which counts every request sent, to check what each
 // operation costs.
+//
+// # Where things are
+//
+// A request's entities (state row, history rows, Body parts) in codec.go;
+// the Version's bookkeeping in version.go; reading a request in
+// requests.go, saving it in save.go (SaveRequest's steps in order); index
+// keys in indexkeys.go, index writes in indexwrite.go, index queries
+// (DueRequests, ListRequests) in index.go; ledgers, rejections and the
+// deployment entity in files of their names; storage errors and
+// transaction answers in errors.go; key rules in keys.go; the ASCII body
+// policy (Azurite) in ascii.go; opening the store in store.go.
 package tablestore

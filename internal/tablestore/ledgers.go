@@ -49,7 +49,7 @@ func (s *Store) GetLedger(ctx context.Context, groupID, userID string) (*access.
 	if err != nil {
 		return nil, fault.WrapUnreadable(op, "ledger "+rk, err)
 	}
-	l.ClaimedAt = utc(l.ClaimedAt)
+	l.InUTC()
 	l.GroupID, l.UserID, l.Version = groupID, userID, string(resp.ETag)
 	return &l, nil
 }

@@ -106,3 +106,11 @@ func (s *Store) RecentRejections(ctx context.Context, limit int) ([]access.Rejec
 	}
 	return out, nil
 }
+
+// utc is t in UTC, and the zero time for the zero time.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
