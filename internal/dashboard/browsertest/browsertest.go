@@ -123,13 +123,8 @@ func DumpDOM(ctx context.Context, url string, opts ...Option) (string, error) {
 	return string(out), nil
 }
 
-// Screenshot loads url in a 1280×1000 window and saves a PNG at path
-// (directories are created).
-func Screenshot(ctx context.Context, url, path string, opts ...Option) error {
-	return ScreenshotSize(ctx, url, path, 1280, 1000, opts...)
-}
-
-// ScreenshotSize is Screenshot with a window size.
+// ScreenshotSize loads url in a width×height window and saves a PNG at
+// path (directories are created).
 func ScreenshotSize(ctx context.Context, url, path string, width, height int, opts ...Option) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
