@@ -38,7 +38,7 @@ func (e *env) auditLog() {
 
 // fresh dates an audit fixture now (its records' time and
 // activityDateTime): records older than the deployment are not acted on
-// (DESIGN §6b.3), and the fixtures were captured before it.
+// (docs/design.md, real directory rule 3), and the fixtures were captured before it.
 func fresh(b []byte) []byte {
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	b = freshTime.ReplaceAll(b, []byte(`"time":"`+now+`"`))

@@ -13,7 +13,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
-// azure-role grants through the built binary (DESIGN §5, §7): a role
+// azure-role grants through the built binary (docs/design.md, The contract (profiles) and Operations): a role
 // assignment to the requester at the simulated AKS cluster (internal/armsim,
 // behind the real armauthorization SDK), through the same membership
 // protocol as group grants.

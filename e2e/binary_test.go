@@ -9,7 +9,7 @@ import (
 )
 
 // TestBinaryLinksOnlyTheGraphItUses guards the binary's weight: only the
-// request builders of the Graph operations of DESIGN §7 (users, groups,
+// request builders of the Graph operations (docs/design.md, Operations: users, groups,
 // identityGovernance) may be linked. A *msgraphsdk.GraphServiceClient held
 // where reflection can reach it (html/template calls methods by name) once
 // linked every builder of the SDK (drives, sites, teams, …): 115 MiB instead

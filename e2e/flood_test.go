@@ -41,8 +41,8 @@ func floodID(i int) string {
 // 2; host.json's maxConcurrentCalls is 8, but deliveries to one request
 // race for its compare-and-swap, so more of them is no faster, and without
 // bounds much slower). Each must be acknowledged, never dead-lettered, and
-// recorded as rejected (DESIGN §6 rule 7). Nothing a sender controls may
-// grow a request without bound (§6b.4): once the grant is due, one sweep
+// recorded as rejected (docs/design.md, rule 7). Nothing a sender controls may
+// grow a request without bound (docs/design.md, real directory rule 4): once the grant is due, one sweep
 // must end it — state expired, the member removed from aks-admin, the
 // sessions revoked exactly once — and the scheduled jit.access.expire,
 // arriving after, changes nothing.

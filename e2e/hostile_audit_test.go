@@ -12,7 +12,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
-// Forged and replayed audit records through the built binary (DESIGN §6b.3;
+// Forged and replayed audit records through the built binary (docs/design.md, real directory rule 3;
 // SECURITY.md "What an audit-hub sender can do"): anyone who can send to the
 // audit hub can write any record. A record triggers a check with Graph,
 // never a conclusion. Against a deployment with an active grant (n01), a

@@ -15,8 +15,8 @@ import (
 	"github.com/jitaccess/jitaccess/internal/tablestore"
 )
 
-// Hostile input through the built binary (issue 6, item 5; DESIGN §6 rule 7
-// and §6a). Every input is delivered as Service Bus would (devhost) and must
+// Hostile input through the built binary (issue 6, item 5; docs/design.md, rule 7
+// and Semantics). Every input is delivered as Service Bus would (devhost) and must
 // be acknowledged (200, one invocation, never dead-lettered), recorded as
 // rejected or refused (or, for inputs that are valid once their extra noise
 // is ignored, recorded exactly as the valid event would be), and change
@@ -455,7 +455,7 @@ func TestHostileInput(t *testing.T) {
 }
 
 // Time travel on an active grant: the CloudEvent time of the approval and of
-// an early expire never moves the end (DESIGN §6a, clock).
+// an early expire never moves the end (docs/design.md, Semantics, clock).
 func TestHostileTimeTravelActiveGrant(t *testing.T) {
 	e := newEnv(t)
 	e.sendRaw(hxEvent(access.TypeRequested, map[string]any{"requestId": "hx-tt", "requester": seed.UPN("n02"), "profile": "aks-admin",

@@ -15,7 +15,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
-// The real directory through the built binary (DESIGN §6b): the Graph
+// The real directory through the built binary (docs/design.md, The real directory): the Graph
 // simulator's membership and PIM reads lag its writes by up to replicaLag,
 // replica by replica, and audit records are claims anyone who can send to
 // the hub can make. Each test is a behaviour reported from outside; each

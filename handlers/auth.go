@@ -1,6 +1,6 @@
 package handlers
 
-// Who may read (DESIGN §8). App Service Authentication (Easy Auth, the
+// Who may read (docs/design.md, The contract (read API)). App Service Authentication (Easy Auth, the
 // Microsoft Entra ID provider) signs operators in and adds the principal to
 // every request it lets through: X-MS-CLIENT-PRINCIPAL (base64 of a JSON
 // object: auth_typ, claims [{typ, val}], name_typ, role_typ) and
@@ -41,8 +41,8 @@ import (
 
 // Settings and headers of the sign-in.
 const (
-	// SettingReadRole names the app role a reader needs (DESIGN §4, added
-	// with §8's "Who may read").
+	// SettingReadRole names the app role a reader needs (docs/design.md, The contract: settings,
+	// and who may read).
 	SettingReadRole = "JIT_READ_ROLE"
 	// DefaultReadRole is the app role infra/scripts/create-signin-app.sh
 	// defines on the app registration.

@@ -18,7 +18,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
-// requestView is the read API's rendering of a request (DESIGN §8). Times
+// requestView is the read API's rendering of a request (docs/design.md, The contract (read API)). Times
 // are RFC 3339 UTC and absent when unset; duration is ISO 8601.
 type requestView struct {
 	ID           string `json:"id"`
@@ -43,7 +43,7 @@ type requestView struct {
 	EndsAt           time.Time `json:"endsAt,omitzero"`
 	EndedAt          time.Time `json:"endedAt,omitzero"`
 	// AccessGoneBy: on an ended grant, the latest moment the user may still
-	// act with what it gave (DESIGN §8; README "How long access lasts").
+	// act with what it gave (docs/design.md, The contract (read API); README "How long access lasts").
 	AccessGoneBy time.Time `json:"accessGoneBy,omitzero"`
 	Reason       string    `json:"reason"`
 	// Note explains a PIM-mode step that had nothing to do (PIM mode keeps
@@ -75,7 +75,7 @@ func visible(r *access.Request) bool { return r != nil && r.State != access.Awai
 // ("activating": the grant is decided and the membership is being added;
 // "ending": the end is decided and the removal and session revocation are
 // being carried out), so that "active" always means the access is there and
-// an ended state always means it is gone (DESIGN §8 allows in-flight states).
+// an ended state always means it is gone (docs/design.md, Semantics: in-flight states).
 func viewState(s access.State) string { return string(s) }
 
 func utc(t time.Time) time.Time {

@@ -33,7 +33,7 @@ import (
 // fault.ErrTransient are the expected ones, and an unexpected error (a context
 // deadline, a bug) is safer retried than lost. fault.ErrPermanent and invalid
 // input are NOT errors at this level: the use case records them (rejected,
-// refused, failed — DESIGN §6 rule 7) and returns nil, so a malformed event is
+// refused, failed — docs/design.md, rule 7) and returns nil, so a malformed event is
 // acknowledged and never retried forever.
 //
 // HTTP functions (forwarded /api/...) answer plain HTTP with JSON errors

@@ -1,4 +1,4 @@
-// azure-role profiles (DESIGN §5, §7): the app's identity may create and delete role assignments
+// azure-role profiles (docs/design.md, The contract (profiles) and Operations): the app's identity may create and delete role assignments
 // of the profiles' role definitions, to users, at one AKS cluster — and nothing else. It holds
 // "Role Based Access Control Administrator" on that cluster only (namespace scopes are below
 // it), with a condition (ABAC, conditionVersion 2.0) that allows the write of an assignment only

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Grant jitaccess's managed identity the Microsoft Graph application permissions its profiles need
-# (DESIGN §7), and nothing more: the set is computed from profiles.json. Idempotent: what is
+# (docs/design.md, Operations), and nothing more: the set is computed from profiles.json. Idempotent: what is
 # already granted is left as it is. Run by a Privileged Role Administrator (or Global
 # Administrator) signed in with `az login`; --dry-run prints what would be done, --list only the
 # computed set (no Azure CLI needed). Needs bash and jq.

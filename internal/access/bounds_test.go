@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Nothing a sender controls grows a request without bound (DESIGN §6b.4).
+// Nothing a sender controls grows a request without bound (docs/design.md, real directory rule 4).
 func TestRequestGrowthIsBounded(t *testing.T) {
 	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
 	r := &Request{ID: "r", State: Active}

@@ -6,7 +6,7 @@ import "time"
 // audit log (a PIM activation, an out-of-band addition) that Graph has not
 // confirmed yet. It holds nothing; it becomes active when Graph confirms it,
 // and rejected — a finding operators see — when Graph contradicts it
-// (DESIGN §6b.3).
+// (docs/design.md, real directory rule 3).
 const Confirming State = "confirming"
 
 // CheckKind says what an untrusted source suggested about a request.
@@ -28,7 +28,7 @@ const (
 // Check is a conclusion an untrusted source suggested — an audit record
 // (anyone who can send to the audit hub can write one) or a directory read
 // that may predate a write — waiting for Graph to confirm or contradict it
-// with a read made after the replication window (DESIGN §6b.1, §6b.3). An
+// with a read made after the replication window (docs/design.md, real directory rule 1 and The rulesb.3). An
 // audit record triggers a check, never a conclusion.
 type Check struct {
 	Kind CheckKind `json:"kind"`
@@ -88,8 +88,8 @@ func (r *Request) PostponeCheck(due time.Time) {
 // CheckConfirmed ends the grant as the pending check said: Graph confirmed,
 // after the window, that the membership (or the PIM activation) is gone.
 // The membership is not jitaccess's to remove any more, but the end still
-// runs the membership step (a member jitaccess added is removed, DESIGN
-// §6b.2) and revokes the sessions when the profile says so.
+// runs the membership step (a member jitaccess added is removed, docs/design.md,
+// real directory rule 2) and revokes the sessions when the profile says so.
 func (r *Request) CheckConfirmed(now time.Time, detail string) {
 	c := r.Check
 	r.Check = nil

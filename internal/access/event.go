@@ -12,7 +12,7 @@ import (
 	"unicode/utf8"
 )
 
-// Event types (DESIGN §3).
+// Event types (docs/design.md, The contract (request events)).
 const (
 	TypeRequested = "jit.access.requested"
 	TypeApproved  = "jit.access.approved"
@@ -34,8 +34,8 @@ const (
 	maxCloudEventAttr = 256
 )
 
-// Event is a decoded, structurally valid CloudEvent of one of the types of
-// DESIGN §3. Identities are as asserted by the sender; the broker resolves
+// Event is a decoded, structurally valid CloudEvent of one of the request event
+// types (docs/design.md, The contract). Identities are as asserted by the sender; the broker resolves
 // them against Entra before the domain decides anything.
 type Event struct {
 	ID     string    `json:"id"`
@@ -94,7 +94,7 @@ var (
 func ValidRequestID(id string) bool { return requestIDPattern.MatchString(id) }
 
 // DecodeEvent parses a structured-mode CloudEvents 1.0 JSON document and
-// validates it against DESIGN §3. It never panics; on failure it returns an
+// validates it against docs/design.md, The contract (request events). It never panics; on failure it returns an
 // *InvalidError with as much identification as it could read.
 func DecodeEvent(body []byte) (Event, error) {
 	inv := &InvalidError{}

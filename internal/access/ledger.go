@@ -7,9 +7,9 @@ import (
 
 // Ledger is the per (group, user) record of the membership jitaccess manages:
 // which grants rely on it, whether jitaccess created it, and the claim that
-// serialises changes to it. It is what makes DESIGN §6 rule 5 (an end never
+// serialises changes to it. It is what makes docs/design.md, rule 5 (an end never
 // removes access the user had before, or still has through another grant)
-// and §6b (write answers are truth, reads are hints) hold. The decisions
+// and real directory rule 1 (write answers are truth, reads are hints) hold. The decisions
 // taken on it are in membership.go; docs/design.md "The membership
 // protocol" explains why they are safe.
 type Ledger struct {
@@ -22,7 +22,7 @@ type Ledger struct {
 	// Added: Graph answered jitaccess's own add with success (204), and
 	// jitaccess has not removed the member since. Such a member is removed
 	// once no grant that Graph confirms holds it, whatever audit records or
-	// reads say (DESIGN §6b.2). Only jitaccess's own removal clears it.
+	// reads say (docs/design.md, real directory rule 2). Only jitaccess's own removal clears it.
 	Added bool `json:"added,omitempty"`
 	// AddedBy is the grant whose add created the membership (for its
 	// history, when a second invocation finds the add done).
@@ -38,7 +38,7 @@ type Ledger struct {
 	Probed bool `json:"probed,omitempty"`
 	// LastWrite is when jitaccess last changed this membership in Graph (an
 	// add or a removal answered). A read made less than the replication
-	// window after it may not show it, and decides nothing (DESIGN §6b.1).
+	// window after it may not show it, and decides nothing (docs/design.md, real directory rule 1).
 	LastWrite time.Time `json:"lastWrite,omitzero"`
 	// ClaimedBy is the request id whose membership change is in progress (the
 	// claim); other requests wait until it is done.
@@ -64,7 +64,7 @@ type Ledger struct {
 	Ended []string `json:"ended,omitempty"`
 	// Revoked are the latest request ids whose end revoked the user's
 	// sessions without the request recording it (its end could not be
-	// saved: DESIGN §6b.4), bounded like Released, so that the next sweep
+	// saved: docs/design.md, real directory rule 4), bounded like Released, so that the next sweep
 	// does not revoke them again.
 	Revoked []string `json:"revoked,omitempty"`
 	// ClaimedAt is when the claim was taken.
@@ -141,8 +141,8 @@ func (l *Ledger) LiveClaim(now time.Time) bool {
 }
 
 // Settled reports whether a read made at t reflects every membership write
-// jitaccess made here: t is at least window after the last one (DESIGN
-// §6b.1). Before that, a read may predate the write and decides nothing.
+// jitaccess made here: t is at least window after the last one (docs/design.md,
+// real directory rule 1). Before that, a read may predate the write and decides nothing.
 func (l *Ledger) Settled(t time.Time, window time.Duration) bool {
 	return l.ClaimedBy == "" && (l.LastWrite.IsZero() || !t.Before(l.LastWrite.Add(window)))
 }

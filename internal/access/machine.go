@@ -27,7 +27,7 @@ const (
 	// notes of audit records Graph contradicted) a request's history
 	// records: past it they go to the rejections log only, and the request
 	// is not written. Nothing a sender controls grows a request without
-	// bound (DESIGN §6b.4), and a flood of bad events never competes with
+	// bound (docs/design.md, real directory rule 4), and a flood of bad events never competes with
 	// the request's end for its compare-and-swap.
 	MaxRecordedRefusals = 64
 	// MaxParked bounds the events kept for a request that has not arrived.
@@ -68,7 +68,7 @@ type Outcome struct {
 
 // Apply applies an event to a request (nil when none is stored under the
 // event's requestId) and returns the next version of the request. It never
-// modifies r. Every rule of DESIGN §6 that does not need I/O is decided here.
+// modifies r. Every rule (docs/design.md, The rules) that does not need I/O is decided here.
 func Apply(r *Request, in Input) (*Request, Outcome) {
 	if r != nil && r.Seen(in.Event.ID) {
 		return r, Outcome{Duplicate: true}
@@ -534,7 +534,7 @@ func (r *Request) Fail(now time.Time, reason string) {
 // An end's work is due again at once: the next sweep retries it. The
 // sweep's interval is its backoff (one attempt per sweep, and the Graph
 // adapter waits out throttling), and no failure pushes an end past the
-// first sweep after the outage ends (DESIGN §6b.4): a backoff counted from
+// first sweep after the outage ends (docs/design.md, real directory rule 4): a backoff counted from
 // the last failed redelivery would.
 func (r *Request) Retry(now time.Time) {
 	r.Work.Attempts++

@@ -31,7 +31,7 @@ var (
 	p03 = user("p03") // second approver
 )
 
-// vocabulary is DESIGN §6a's history type list.
+// vocabulary is docs/design.md, Semantics's history type list.
 var vocabulary = []string{HRequested, HRejected, HApproved, HRefused, HDenied, HActivated, HExpired, HRevoked,
 	HCancelled, HTimedOut, HFailed, HMembershipAdded, HMembershipRemoved, HSessionsRevoked, HObserved, HOutOfBand}
 
@@ -39,7 +39,7 @@ func TestHistoryVocabulary(t *testing.T) {
 	want := []string{"requested", "rejected", "approved", "refused", "denied", "activated", "expired", "revoked",
 		"cancelled", "timedout", "failed", "membership-added", "membership-removed", "sessions-revoked", "observed", "outofband"}
 	if !slices.Equal(vocabulary, want) {
-		t.Fatalf("history vocabulary %v, DESIGN §6a says %v", vocabulary, want)
+		t.Fatalf("history vocabulary %v, docs/design.md, Semantics says %v", vocabulary, want)
 	}
 	for _, s := range []State{Expired, Revoked, Cancelled, Denied, TimedOut, Rejected, Failed} {
 		if !slices.Contains(vocabulary, string(s)) {
@@ -72,7 +72,7 @@ func requested(id string) Event {
 }
 
 // apply applies ev as a, checks that the input request was not modified and
-// that history only uses the §6a vocabulary, and keeps the result.
+// that history only uses the vocabulary of docs/design.md, Semantics, and keeps the result.
 func (m *machine) apply(ev Event, a Actor, now time.Time) Outcome {
 	m.t.Helper()
 	var before []byte
@@ -207,7 +207,7 @@ func checkVocabulary(t *testing.T, r *Request) {
 	}
 	for _, h := range r.History {
 		if !slices.Contains(vocabulary, h.Type) {
-			t.Fatalf("history type %q is not in the §6a vocabulary", h.Type)
+			t.Fatalf("history type %q is not in the history vocabulary", h.Type)
 		}
 	}
 }

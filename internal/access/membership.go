@@ -9,19 +9,19 @@ import (
 // The membership protocol: every decision taken on a Ledger, as pure
 // functions of the ledger and the facts the broker gathered (state and facts
 // in, decision out). The broker loads the ledger, asks one of these, saves
-// the ledger with compare-and-swap (the claim is the intent, DESIGN §6 rule
+// the ledger with compare-and-swap (the claim is the intent, docs/design.md, The rules rule
 // 8), makes the Graph call the decision names, and records the answer with
 // AddAnswered or RemoveAnswered. It decides nothing itself.
 //
 // The rules they keep (docs/design.md "The membership protocol"):
-//   - Write answers are truth, reads are hints (DESIGN §6b.1): whether the
+//   - Write answers are truth, reads are hints (docs/design.md, real directory rule 1): whether the
 //     user had the access before a grant is decided by Graph's answer to
 //     jitaccess's own add ("already exist" on a grant's first attempt),
 //     never by a read.
 //   - An end never removes access the user had before, or still has through
-//     another grant that jitaccess or Graph confirms (DESIGN §6 rule 5).
+//     another grant that jitaccess or Graph confirms (docs/design.md, rule 5).
 //   - A member jitaccess added stays known as such until jitaccess removed
-//     it, and is removed once no confirmed grant holds it (DESIGN §6b.2).
+//     it, and is removed once no confirmed grant holds it (docs/design.md, real directory rule 2).
 //   - One change at a time per user and group: the claim (ClaimedBy) is taken
 //     with compare-and-swap before any Graph write and only its holder
 //     clears it; a claim older than WorkGrace was left by a crash and is

@@ -67,10 +67,10 @@ func (r *Request) EndWithoutRemoval(now time.Time, goal State, actor, reason, ev
 	r.addHistory(now, string(goal), actor, reason, eventID)
 	r.rememberEvent(eventID)
 	// A PIM-mode grant whose assignment the user already had before it:
-	// nothing of jitaccess's ends, so nothing is revoked (DESIGN §6a).
+	// nothing of jitaccess's ends, so nothing is revoked (docs/design.md, Semantics).
 	removed := !(r.Source == SourceEvents && r.Activation == ActivationPIM && !r.PIMAssigned)
 	// The membership step still runs: it settles the ledger and removes a
-	// member jitaccess added that no confirmed grant holds (DESIGN §6b.2).
+	// member jitaccess added that no confirmed grant holds (docs/design.md, real directory rule 2).
 	r.Work = &Work{Goal: goal, Membership: OpRemove, Removed: removed, External: true,
 		RevokeSessions: r.RevokeSessionsOnEnd, Since: now}
 	r.DueAt = now.Add(WorkGrace)
@@ -95,7 +95,7 @@ func (r *Request) End(now time.Time, goal State, actor, reason, eventID string) 
 
 // PIMStepDone records the result of a PIM-mode grant's Graph step (the
 // adminAssign at activation, the adminRemove at an early end). PIM mode has
-// no membership entries in the history (DESIGN §6a): the detail is kept in
+// no membership entries in the history (docs/design.md, Semantics): the detail is kept in
 // PIMNote (shown by the read API) instead. changed: the assignment was really created or
 // removed by this grant.
 func (r *Request) PIMStepDone(now time.Time, changed bool, detail string) {

@@ -24,18 +24,18 @@ func roleGUID(id string) string {
 	return id
 }
 
-// Activation modes (DESIGN §5).
+// Activation modes (docs/design.md, The contract (profiles)).
 const (
 	ActivationMembership = "membership"
 	ActivationPIM        = "pim"
 	// ActivationAzureRole: an Azure role assignment to the requester at the
 	// profile's Scope (an AKS cluster or a namespace in it), evaluated by
 	// Azure RBAC on each authorization, so its removal ends cluster access
-	// within minutes (DESIGN §5).
+	// within minutes (docs/design.md, The contract (profiles)).
 	ActivationAzureRole = "azure-role"
 )
 
-// Out-of-band handling (DESIGN §5).
+// Out-of-band handling (docs/design.md, The contract (profiles)).
 const (
 	OutOfBandRecord = "record"
 	OutOfBandRemove = "remove"

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// State of a request. The first nine are the public states of DESIGN §8;
+// State of a request. The first nine are the public states of docs/design.md, The contract (read API);
 // Awaiting, Activating and Ending are in-flight states that exist while
 // events arrived out of order or while Graph work recorded as intent is
 // not yet done.
@@ -50,7 +50,7 @@ func (s State) Holds() bool { return s == Active || s == Activating }
 // PublicStates are the states a caller may filter by.
 var PublicStates = []State{Pending, Active, Expired, Revoked, Cancelled, Denied, TimedOut, Rejected, Failed}
 
-// Source says where a request came from (DESIGN §6a).
+// Source says where a request came from (docs/design.md, Semantics).
 type Source string
 
 const (
@@ -59,7 +59,7 @@ const (
 	SourceOutOfBand Source = "outofband"
 )
 
-// History entry types (DESIGN §6a vocabulary).
+// History entry types (the history vocabulary: docs/design.md, Semantics).
 const (
 	HRequested         = "requested"
 	HRejected          = "rejected"
@@ -109,7 +109,7 @@ const (
 	OpRemove MembershipOp = "remove"
 )
 
-// Work is the intent recorded before Graph is called (DESIGN §6 rule 8). It is
+// Work is the intent recorded before Graph is called (docs/design.md, rule 8). It is
 // carried out by the broker, step by step, each step saved; whoever finds it
 // unfinished (a redelivery, the sweep) carries on where it stopped.
 type Work struct {
@@ -206,7 +206,7 @@ type Request struct {
 	Scope            string `json:"scope,omitempty"`
 	RoleDefinitionID string `json:"roleDefinitionId,omitempty"`
 	// AccessGoneBy is, on a grant that ended, the latest moment the user may
-	// still act with what it gave (DESIGN §8): when the end was carried
+	// still act with what it gave (docs/design.md, The contract (read API)): when the end was carried
 	// out plus the tenant's access-token lifetime (group modes: a token
 	// issued before it keeps its groups claim) or the authorization
 	// caches' bound (azure-role).
@@ -223,7 +223,7 @@ type Request struct {
 	ExpireSeq int64 `json:"expireSeq,omitempty"`
 	// ExpireMessageID is that message's MessageId and CloudEvent id: random,
 	// chosen by the scheduler at each scheduling, never derived from what
-	// senders can read (DESIGN §6b.4). Empty when none is scheduled.
+	// senders can read (docs/design.md, real directory rule 4). Empty when none is scheduled.
 	ExpireMessageID string `json:"expireMessageId,omitempty"`
 
 	// PIMNote explains the last PIM-mode step that had nothing to do (e.g.
@@ -240,7 +240,7 @@ type Request struct {
 }
 
 // Rejection is a rejected event that has no usable request id; it is still
-// recorded, counted and shown (DESIGN §6a).
+// recorded, counted and shown (docs/design.md, Semantics).
 type Rejection struct {
 	At      time.Time `json:"at"`
 	EventID string    `json:"eventId,omitempty"`

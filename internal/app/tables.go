@@ -46,7 +46,7 @@ func prepareTables(ctx context.Context, store *tablestore.Store, log *slog.Logge
 		// Recorded by the first audit batch instead.
 		log.Warn("deployment start not recorded", "error", err.Error())
 	} else {
-		// Audit records older than this are history, not news (DESIGN §6b.3).
+		// Audit records older than this are history, not news (docs/design.md, real directory rule 3).
 		log.Info("deployment", "firstStarted", at.Format(time.RFC3339))
 	}
 }

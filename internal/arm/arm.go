@@ -1,5 +1,5 @@
 // Package arm is the Azure Resource Manager adapter of jitaccess for
-// azure-role profiles (DESIGN §5, §7): it creates, deletes and lists Azure
+// azure-role profiles (docs/design.md, The contract (profiles) and Operations): it creates, deletes and lists Azure
 // role assignments with the official SDK (armauthorization/v2,
 // RoleAssignmentsClient, api-version 2022-04-01) and is the one place where
 // ARM errors are translated into the kinds of package fault. Callers see
@@ -53,7 +53,7 @@
 // ARM caches, and a change can take up to 10 minutes to take effect; a
 // principal just created may not be visible to ARM yet): the answers to
 // jitaccess's own PUT and DELETE are the truth, a listing is a hint that
-// may predate a write (DESIGN §6b). A grant's
+// may predate a write (docs/design.md, The real directory). A grant's
 // assignment is named AssignmentName(request id), so everything jitaccess
 // wrote for a request can be found, repeated and removed by name.
 //

@@ -10,7 +10,7 @@ import (
 var _ broker.RoleAssignments = (*Client)(nil)
 
 // Holds reports whether principalID has roleDefinitionID at scope, assigned
-// there or above it (a read: a hint, DESIGN §6b).
+// there or above it (a read: a hint, docs/design.md, The real directory).
 func (c *Client) Holds(ctx context.Context, scope, roleDefinitionID, principalID string) (bool, error) {
 	as, err := c.List(ctx, scope, principalID)
 	if err != nil {

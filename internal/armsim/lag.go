@@ -6,13 +6,13 @@ import (
 	"time"
 )
 
-// Replica lag (DESIGN §6b, §10). Azure RBAC is eventually consistent:
+// Replica lag (docs/design.md, The real directory). Azure RBAC is eventually consistent:
 // Microsoft's RBAC troubleshooting guide says ARM caches and role
 // assignment changes can take up to 10 minutes to take effect ("Symptom -
 // Role assignment changes are not being detected"), and that a listing of a
 // principal's assignments can still show a removed one for 5-10 minutes (it
 // blames PowerShell's cache there). Reads are modelled as hints that may
-// predate any write, the conservative reading DESIGN §6b asks for. Under a
+// predate any write, the conservative reading the real directory rules ask for (docs/design.md). Under a
 // replica lag d
 // (Options.ReplicaLag, SetReplicaLag) every read
 //

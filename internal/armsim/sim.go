@@ -1,5 +1,5 @@
 // Package armsim is an in-process Azure Resource Manager simulator for the
-// role-assignment operations of DESIGN §7 (azure-role profiles), for tests
+// role-assignment operations of docs/design.md, Operations (azure-role profiles), for tests
 // and the sandbox. It speaks ARM's JSON shapes and error bodies over plain
 // net/http and does not import the Azure SDK, so the real armauthorization
 // client can be pointed at it (BaseURL) and tests that use it stay fast.

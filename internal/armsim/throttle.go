@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// ARM's request throttling (DESIGN §6b.4, §10), as Microsoft documents it in
+// ARM's request throttling (docs/design.md, real directory rule 4), as Microsoft documents it in
 // "Understand how Azure Resource Manager throttles requests"
 // (https://learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling;
 // source: MicrosoftDocs/azure-docs,

@@ -6,7 +6,7 @@
 // It is pure: no I/O, no clock, no Graph SDK. Decode never panics and keeps
 // going past bad records; what it could not read comes back as a Problem.
 //
-// The rules (DESIGN §2, §6a): the user and the group are located in
+// The rules (docs/design.md, The contract (functions) and Semantics): the user and the group are located in
 // targetResources by type ("User", "Group"), never by position; records are
 // matched on activityDisplayName and loggedByService, not on category (which
 // differs between the directory change and PIM's own record of it). The

@@ -49,7 +49,7 @@ const (
 	PIMEnded      Kind = "pim-ended"      // PIM ended it (expired, deactivated or removed)
 )
 
-// Initiator says who made the change (DESIGN §6a "Own changes").
+// Initiator says who made the change (docs/design.md, Semantics "Own changes").
 type Initiator string
 
 const (

@@ -22,7 +22,7 @@ const maxApproverCacheEntries = 4096
 // a set of approver groups. Only that positive answer is kept: a refusal, an
 // unknown or disabled user and any Graph error are never cached, so a newly
 // added approver works at once and every "no" is asked again. The price is
-// stated in DESIGN/README/SECURITY: an approver removed from the approver
+// stated in README and SECURITY.md: an approver removed from the approver
 // groups (or disabled) can still approve for at most the TTL.
 //
 // The cache only saves Graph calls; it never decides anything the domain

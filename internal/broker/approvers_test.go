@@ -27,7 +27,7 @@ func (e *env) lookups() int {
 // approver; it returns the directory reads the approval alone cost: 2 to
 // resolve the approver (lookup, approver groups) unless cached, plus 1 when
 // nothing for the activation: whether the user had the access before is
-// Graph's answer to the add, not a read (DESIGN §6b.1).
+// Graph's answer to the add, not a read (docs/design.md, real directory rule 1).
 func (e *env) approveCost(rid, requester, approver string) int {
 	e.t.Helper()
 	e.handle(e.requestBody(rid, requester, "PT1H"))

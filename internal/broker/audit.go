@@ -16,7 +16,7 @@ import (
 )
 
 // HandleAuditEvents handles one Event Hubs batch of Entra audit events
-// (DESIGN §2 EntraAuditEvents, §6a). Every event is decoded and every record
+// (EntraAuditEvents; docs/design.md, The contract and Semantics). Every event is decoded and every record
 // classified; noise (other activities, other groups, unreadable records) is
 // counted and logged, never blocking the good records. Each applied record's
 // id is remembered on the request it affected, so a redelivered batch changes
@@ -61,7 +61,7 @@ func (b *Broker) HandleAuditEvents(ctx context.Context, events [][]byte) error {
 			if !f.At.IsZero() && f.At.Before(deployedAt) {
 				// A first deployment reads the hub from the start of its
 				// retention: records older than the deployment are history,
-				// not news (DESIGN §6b.3).
+				// not news (docs/design.md, real directory rule 3).
 				before++
 				continue
 			}

@@ -13,7 +13,7 @@ import (
 
 // What each kind of audit record does. An audit record is a claim made by
 // whoever can send to the audit hub: it triggers a check with Graph, never
-// a conclusion (DESIGN §6b.3). A PIM activation becomes a grant only when
+// a conclusion (docs/design.md, real directory rule 3). A PIM activation becomes a grant only when
 // assignmentScheduleInstances confirms it; a record that a member was
 // removed, or that PIM ended an activation, ends the grant only when Graph
 // confirms it after the replication window (check.go); a record Graph
@@ -63,7 +63,7 @@ func (b *Broker) remember(ctx context.Context, id, key string) error {
 }
 
 // observePIM handles a PIM activation (or PIM's directory change adding the
-// member) that jitaccess did not make (DESIGN §6a "Observed portal
+// member) that jitaccess did not make (docs/design.md, Semantics "Observed portal
 // activations"). One observed grant per user and group is active at a
 // time: later records of the same activation attach to it. The grant exists
 // only once Graph confirms the activation; until then it waits, confirming.
@@ -274,7 +274,7 @@ func (b *Broker) removedByOther(ctx context.Context, f audit.Finding) error {
 }
 
 // outOfBand: a record says someone other than jitaccess and PIM added a
-// member to a target group (DESIGN §6a "Out-of-band findings"). The
+// member to a target group (docs/design.md, Semantics "Out-of-band findings"). The
 // finding is recorded once Graph shows the member in the group.
 func (b *Broker) outOfBand(ctx context.Context, f audit.Finding, p access.Profile) error {
 	key := recordKey(f)

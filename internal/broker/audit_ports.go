@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// PIM is the PIM for Groups part of Graph (DESIGN §7) the broker uses for
+// PIM is the PIM for Groups part of Graph (docs/design.md, Operations) the broker uses for
 // PIM-mode grants and observed portal activations. graph.Client implements it.
 type PIM interface {
 	// AssignPIM creates a time-bound active membership assignment (adminAssign).
@@ -24,14 +24,14 @@ type Members interface {
 }
 
 // Self is jitaccess's own identity in Entra: its application (client) id and
-// its service principal object id (DESIGN §6a "Own changes").
+// its service principal object id (docs/design.md, Semantics "Own changes").
 type Self struct {
 	AppID    string
 	ObjectID string
 }
 
 // RoleAssignments is the part of Azure Resource Manager the broker uses
-// for azure-role grants (DESIGN §7): a role assignment to the requester at
+// for azure-role grants (docs/design.md, Operations): a role assignment to the requester at
 // the profile's scope, named after the request (so that a retry is
 // idempotent and a removal can only remove what a request made).
 // arm.Client implements it.

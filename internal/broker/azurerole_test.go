@@ -15,7 +15,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
-// azure-role grants (DESIGN §5): a role assignment to the requester at the
+// azure-role grants (docs/design.md, The contract (profiles)): a role assignment to the requester at the
 // profile's scope, through the same membership protocol as group grants.
 
 const (

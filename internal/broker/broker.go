@@ -65,12 +65,12 @@ type Options struct {
 	// no cache). Refusals are never cached.
 	ApproverCacheTTL time.Duration
 	// ReplicationWindow is how long a directory read may lag a write
-	// (DESIGN §6b.1): a read made less than this after a write decides
+	// (docs/design.md, real directory rule 1): a read made less than this after a write decides
 	// nothing, and an audit record is checked against Graph this long after
 	// it arrived (default DefaultReplicationWindow).
 	ReplicationWindow time.Duration
 	// Deployment, when set, tells when this deployment first ran: audit
-	// records older than that are not acted on (DESIGN §6b.3).
+	// records older than that are not acted on (docs/design.md, real directory rule 3).
 	Deployment Deployment
 	// ARM, when set, serves azure-role grants (role assignments).
 	ARM RoleAssignments
@@ -517,7 +517,7 @@ func (b *Broker) sweepOne(ctx context.Context, id string) error {
 	})
 	if unsavable(err) && ending != nil {
 		// The end was decided but cannot be recorded: carry it out all the
-		// same (DESIGN §6b.4).
+		// same (docs/design.md, real directory rule 4).
 		return b.endUnsaved(ctx, ending, err, false)
 	}
 	if err != nil || work == nil {

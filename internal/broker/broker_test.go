@@ -237,7 +237,7 @@ func TestPreExistingMember(t *testing.T) {
 	e := newEnv(t, nil)
 	r := e.activate("r-s", seed.UPN("s01"), "")
 	// Graph's answer to jitaccess's add ("already exist") decides that the
-	// user had the access before (DESIGN §6b.1), not a read.
+	// user had the access before (docs/design.md, real directory rule 1), not a read.
 	if slices.Contains(types(r), access.HMembershipAdded) || e.dir.WriteCount(brokertest.MAddMember) != 0 ||
 		r.History[len(r.History)-1].Detail != access.DetailPreExisting {
 		t.Fatalf("a standing member was added: %v", r.History)
@@ -370,7 +370,7 @@ func TestTransientRemoveRetriedEachSweep(t *testing.T) {
 	}
 	r = e.want("r-1", access.Ending)
 	// An end is due again at once: the next sweep retries it (one attempt
-	// per sweep; DESIGN §6b.4: no failure pushes it past the first sweep
+	// per sweep; docs/design.md, real directory rule 4: no failure pushes it past the first sweep
 	// after the outage).
 	if r.Work == nil || r.Work.Attempts != 1 || r.DueAt.After(e.clock.Now()) {
 		t.Fatalf("after the first failure: due %v work %+v", r.DueAt, r.Work)

@@ -13,8 +13,8 @@ import (
 // Every update of a request or a ledger goes through retryOnConflict: load,
 // decide, save with compare-and-swap (ETag); when another invocation saved
 // first, back off briefly and start again from a fresh load, at most
-// Options.MaxConflictRetries times (DESIGN §6 rule 8; docs/design.md
-// "Concurrency"). The decisions themselves are pure functions of package
+// Options.MaxConflictRetries times (docs/design.md, rule 8 and
+// Concurrency). The decisions themselves are pure functions of package
 // access; the closures here only gather facts and call them.
 
 // ErrTooManyConflicts is returned (as transient) when a request kept changing

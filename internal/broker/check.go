@@ -11,8 +11,8 @@ import (
 
 // runCheck decides r's pending check (access.Check) with a Graph read made
 // at now, which is at least the replication window after the check was
-// recorded and after jitaccess's last write of the membership (DESIGN
-// §6b.1): such a read shows every write made before the check. It returns
+// recorded and after jitaccess's last write of the membership (docs/design.md,
+// real directory rule 1): such a read shows every write made before the check. It returns
 // the next version of r to save (nil: nothing to save).
 func (b *Broker) runCheck(ctx context.Context, r *access.Request, now time.Time) (*access.Request, error) {
 	c := r.Check

@@ -140,7 +140,7 @@ func predictableID(r *access.Request) string {
 // accepts them) an invalid approval and an early expire, both with that
 // CloudEvent id. Before, the broker took the real expire for a duplicate of
 // the rejected approval and the grant lasted until the next sweep
-// (DESIGN §6b.4).
+// (docs/design.md, real directory rule 4).
 func TestSenderCannotPreemptScheduledExpire(t *testing.T) {
 	e, q := newQueueEnv(t)
 	r := e.activate("g-1", seed.UPN("n01"), "PT2H")

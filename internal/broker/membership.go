@@ -15,7 +15,7 @@ import (
 // The broker's side of the membership protocol: it gathers the facts, asks
 // the pure decisions of package access (PlanAdd, AddAnswered, PlanEnd,
 // RemoveAnswered), saves the ledger through updateLedger and makes the
-// Graph call the decision names. Rule 5 and DESIGN §6b live in
+// Graph call the decision names. Rule 5 and the real directory rules (docs/design.md) live in
 // internal/access/membership.go; docs/design.md explains the protocol.
 
 // errBusy: another request is changing the same user's membership of the
@@ -42,7 +42,7 @@ type stepResult struct {
 
 // addMembership carries out the add step of r's activation: the ledger
 // decides (access.PlanAdd) and Graph's answer to the add says whether
-// jitaccess added the member or the user already had it (DESIGN §6b.1).
+// jitaccess added the member or the user already had it (docs/design.md, real directory rule 1).
 func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResult, error) {
 	g, u := r.MembershipKey(), r.Requester
 	c := access.Claim{Token: newToken()}
@@ -145,7 +145,7 @@ func (b *Broker) endMembership(ctx context.Context, r *access.Request) (stepResu
 // holderFacts says which of the other grants the ledger lists still hold
 // the membership (access.Holders): jitaccess's own grants by their stored
 // state; PIM activations (observed, or PIM-mode grants) only when
-// assignmentScheduleInstances confirms an active assignment (DESIGN §6b.2).
+// assignmentScheduleInstances confirms an active assignment (docs/design.md, real directory rule 2).
 // A PIM activation Graph does not confirm is not kept for: its own end
 // takes it out of the ledger. Requests that ended or are unknown are gone.
 func (b *Broker) holderFacts(ctx context.Context, l *access.Ledger, except string) (access.Holders, error) {

@@ -14,7 +14,7 @@ import (
 // CloudEvent id) is chosen at random by the scheduler at each call and
 // returned with the sequence number: senders can read the request id and
 // endsAt, so an id derived from them could be sent first and have the real
-// message dropped as a duplicate (DESIGN §6b.4).
+// message dropped as a duplicate (docs/design.md, real directory rule 4).
 type ExpiryScheduler interface {
 	ScheduleExpire(ctx context.Context, requestID string, at time.Time) (seq int64, messageID string, err error)
 	CancelExpire(ctx context.Context, seq int64) error
@@ -59,7 +59,7 @@ func (b *Broker) stampOutcomes(r *access.Request, now time.Time) {
 	if r.State.Ended() && !r.ActivatedAt.IsZero() && r.AccessGoneBy.IsZero() {
 		// The end is carried out now: what the grant gave lasts at most
 		// the access token's life (group modes) or the authorization
-		// caches' (azure-role) after it (DESIGN §8).
+		// caches' (azure-role) after it (docs/design.md, The contract (read API)).
 		bound := b.opts.TokenLifetime
 		if r.AzureRole() {
 			bound = b.opts.RBACPropagation

@@ -12,8 +12,8 @@ import (
 var errNoPIM = fault.Wrap(fault.ErrPermanent, "pim", errors.New("PIM activation is not configured in this deployment"))
 
 // pimStep carries out the membership step of a grant whose membership PIM
-// owns (DESIGN §5 activation "pim", §6a "PIM idempotency" and "Observed
-// portal activations"). At a PIM-mode activation: the grant is recorded in
+// owns (activation "pim"; docs/design.md, Semantics, "PIM idempotency" and
+// "Observed portal activations"). At a PIM-mode activation: the grant is recorded in
 // the ledger of (group, user) — so that overlapping grants keep the
 // membership and audit records of PIM's change are recognised — then a
 // time-bound adminAssign for the granted duration (RoleAssignmentExists →

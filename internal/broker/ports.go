@@ -22,7 +22,7 @@ type User struct {
 	Guest   bool // userType == "Guest"
 }
 
-// Directory is the part of Microsoft Graph the broker uses (DESIGN §7).
+// Directory is the part of Microsoft Graph the broker uses (docs/design.md, Operations).
 // Every method is idempotent. Errors wrap fault.ErrNotFound (unknown user),
 // fault.ErrTransient (429/5xx/timeouts, after the adapter's own bounded
 // retries) or fault.ErrPermanent.

@@ -19,7 +19,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/storetest"
 )
 
-// The real directory (DESIGN §6b): reads lag writes by up to lag, replica by
+// The real directory (docs/design.md, The real directory): reads lag writes by up to lag, replica by
 // replica; audit records are claims anyone who can send to the hub can
 // make. Each test here reproduces a behaviour reported from outside.
 

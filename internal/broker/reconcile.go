@@ -9,7 +9,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/access"
 )
 
-// Reason recorded for a grant whose member vanished (DESIGN §6a "Drift
+// Reason recorded for a grant whose member vanished (docs/design.md, Semantics "Drift
 // reconciliation").
 const reasonVanished = "member vanished: no longer a direct member of the group (drift reconciliation)"
 
@@ -165,7 +165,7 @@ func (b *Broker) reconcileTarget(ctx context.Context, t target, budget int) (use
 		}
 		if !l.Settled(readAt, b.opts.ReplicationWindow) {
 			// The listing may predate jitaccess's own write: it decides
-			// nothing (DESIGN §6b.1).
+			// nothing (docs/design.md, real directory rule 1).
 			unsettled++
 			continue
 		}

@@ -18,7 +18,7 @@ func TestReconcileVanishedMemberRevokes(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	e.sweep()
 	// One listing decides nothing: a second read after the replication
-	// window must confirm it (DESIGN §6b.1).
+	// window must confirm it (docs/design.md, real directory rule 1).
 	e.want("r-1", access.Active)
 	e.clock.Advance(broker.DefaultReplicationWindow)
 	e.sweep()

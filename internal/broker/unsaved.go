@@ -9,7 +9,7 @@ import (
 )
 
 // endUnsaved carries out the end of r when the request itself cannot be
-// saved (a permanent storage refusal; DESIGN §6b.4: no stored-data problem
+// saved (a permanent storage refusal; docs/design.md, real directory rule 4: no stored-data problem
 // keeps a membership past its end). r is the ending version that could not
 // be saved, its Work recorded. The membership step runs through the ledger,
 // whose claim is the intent; the sessions are revoked when the end removed

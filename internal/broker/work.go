@@ -80,7 +80,7 @@ func (b *Broker) runWork(ctx context.Context, r *access.Request) error {
 		next, applied, err := b.saveStep(ctx, r, step, apply)
 		if unsavable(err) && r.Work.Membership == access.OpRemove {
 			// The step happened but cannot be recorded: finish the end
-			// without its record (DESIGN §6b.4).
+			// without its record (docs/design.md, real directory rule 4).
 			return b.endUnsaved(ctx, r, err, step == stepRevoke)
 		}
 		if err != nil {

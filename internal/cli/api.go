@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 )
 
-// apiClient reads the read API (DESIGN §8). Its credentials go in headers
+// apiClient reads the read API (docs/design.md, The contract (read API)). Its credentials go in headers
 // only, never in a URL (a URL ends up in error messages and logs): the
 // function key as x-functions-key, an Entra access token as a bearer token
 // (App Service Authentication accepts one for the read API once sign-in is
@@ -191,7 +191,7 @@ func (r *apiRequest) who() string {
 	return r.Requester
 }
 
-// inFlight reports a state that is on its way to another (DESIGN §8's
+// inFlight reports a state that is on its way to another (docs/design.md, Semantics:
 // in-flight states): Graph or ARM work recorded as intent is under way.
 func inFlight(state string) bool {
 	return state == "activating" || state == "ending" || state == "confirming"

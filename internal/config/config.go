@@ -1,4 +1,4 @@
-// Package config reads and validates the settings of DESIGN §4 from the
+// Package config reads and validates the settings (docs/design.md, The contract) from the
 // environment. A bad or missing setting stops the start with an error that
 // names the setting.
 package config
@@ -20,7 +20,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/access"
 )
 
-// Setting names (DESIGN §4 and §2).
+// Setting names (docs/design.md, The contract (settings, functions)).
 const (
 	EnvPort             = "FUNCTIONS_CUSTOMHANDLER_PORT"
 	EnvTablesConn       = "JIT_TABLES_CONNECTION_STRING"
@@ -108,7 +108,7 @@ type Settings struct {
 	// at most 4 minutes — under host.json's functionTimeout; 0: off).
 	RedeliveryPatience time.Duration
 	// ReplicationWindow is how long a directory read may lag a write
-	// (DESIGN §6b): reads made sooner after a write decide nothing, and
+	// (docs/design.md, The real directory): reads made sooner after a write decide nothing, and
 	// audit records are checked against Graph this long after they arrive
 	// (default 1 minute, from 1 second to 1 hour).
 	ReplicationWindow time.Duration

@@ -20,7 +20,7 @@ func build(g *gathered, profile string, win window, now time.Time, sweep time.Du
 	p.Pending = pendingSection(l)
 	p.Attention = attentionSection(l, sweep)
 	// Stored requests no listing could read: nobody can act on them but an
-	// operator (DESIGN §6b point 4: they break nothing, and they show).
+	// operator (docs/design.md, real directory rule 4: they break nothing, and they show).
 	p.Unreadable = newUnreadable(skippedIDs(g.lists))
 	p.Endings, p.Lingering = endingsSection(l, win)
 	p.Denied = deniedSection(l, win, g.rejs)
@@ -176,7 +176,7 @@ func attentionSection(l listings, sweep time.Duration) section[attentionRow] {
 		}
 	}, access.Activating, access.Ending, access.Active, access.Pending)
 	// A grant past its end by more than one sweep interval: the sweep has
-	// not ended it (DESIGN §6b.4) — what an alert fires on.
+	// not ended it (docs/design.md, real directory rule 4) — what an alert fires on.
 	if sweep <= 0 {
 		sweep = DefaultSweepInterval
 	}

@@ -1,5 +1,5 @@
 // Package dashboard serves the operators' pages under GET /api/dashboard
-// (DESIGN §8), all on the one route the function table gives it:
+// (docs/design.md, The contract (read API)), all on the one route the function table gives it:
 //
 //	/api/dashboard                      active grants with the time left,
 //	                                    pending approvals, requests that need
@@ -27,7 +27,7 @@
 // and the page of an unfinished request refresh themselves with
 // <meta http-equiv="refresh"> to their own canonical address.
 //
-// No key or token ever appears in a URL the pages render (DESIGN §8): a
+// No key or token ever appears in a URL the pages render (docs/design.md, The contract (read API)): a
 // code parameter (the function key the Functions host may forward) is
 // accepted and ignored, and no link, form or refresh carries it. Any other
 // unknown parameter, a repeated parameter, a bad date range or a profile
@@ -105,7 +105,7 @@ type Options struct {
 	Logger *slog.Logger
 	// SweepInterval is the interval of the expiry sweep (default
 	// DefaultSweepInterval): a grant still active more than this past its
-	// end needs attention (DESIGN §6b.4).
+	// end needs attention (docs/design.md, real directory rule 4).
 	SweepInterval time.Duration
 }
 

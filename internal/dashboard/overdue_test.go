@@ -10,7 +10,7 @@ import (
 )
 
 // A grant still active more than one sweep interval past its end always
-// needs attention (DESIGN §6b.4): the reported flood left one 8 minutes
+// needs attention (docs/design.md, real directory rule 4): the reported flood left one 8 minutes
 // overdue while "Needs attention" said 0.
 func TestOverdueEndNeedsAttention(t *testing.T) {
 	store := &fakeLister{reqs: []*access.Request{

@@ -9,10 +9,10 @@ import (
 )
 
 // TestFunctionsMatchTheContract checks every functions/*/function.json
-// against the function table of DESIGN §2 (names, triggers, binding names,
+// against the contract's function table (docs/design.md, The contract) (names, triggers, binding names,
 // settings, connections, routes, methods and authLevel): infrastructure and
 // acceptance tests rely on exactly these. Requests and Dashboard are
-// authLevel anonymous since readers sign in (DESIGN §8 "Who may read"):
+// authLevel anonymous since readers sign in (docs/design.md, The contract (read API) "Who may read"):
 // App Service Authentication in front (infra/modules/functionapp.bicep,
 // requireAuthentication) and the app role checked by the handler
 // (handlers/auth.go), so no function key is needed and none appears in a

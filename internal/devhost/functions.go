@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Defaults of the %SETTING% placeholders (DESIGN §2). The real host has no
+// Defaults of the %SETTING% placeholders (docs/design.md, The contract (functions)). The real host has no
 // defaults and fails when they are unset; the stand-in applies these.
 var DefaultSettings = map[string]string{
 	"JIT_REQUESTS_QUEUE": "access-requests",

@@ -52,7 +52,7 @@ type failure struct {
 	heldBack   bool          // not sent: the throttle gate held it back (throttle.go)
 }
 
-// kind maps the failure to a fault kind (DESIGN §6.7, §7).
+// kind maps the failure to a fault kind (docs/design.md, rule 7 and Operations).
 func (f *failure) kind() error {
 	switch {
 	case f.timeout, f.network, f.heldBack:

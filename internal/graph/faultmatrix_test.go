@@ -17,7 +17,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
-// callSite is one Graph operation of DESIGN §7 as the adapter makes it.
+// callSite is one Graph operation (docs/design.md, Operations) as the adapter makes it.
 type callSite struct {
 	name  string
 	match string // graphsim fault rule match

@@ -14,7 +14,7 @@
 //     serializes a fresh, valid body.
 //   - Retries are bounded in count and in total waiting; Retry-After is
 //     honoured, and when the budget is spent the error is fault.ErrTransient
-//     with RetryAfter set, so the message comes back later (DESIGN §6.7).
+//     with RetryAfter set, so the message comes back later (docs/design.md, rule 7).
 //   - Throttling is shared (throttle.go): a 429 (or a 503 with
 //     Retry-After) closes the Client's gate for that quota until the
 //     Retry-After has passed, for every goroutine. Ending work (removing a
@@ -482,7 +482,7 @@ func (c *Client) DirectMembers(ctx context.Context, groupID string) ([]string, e
 
 // Self is who jitaccess is in Entra, read from its own Graph token: the
 // application (client) id and the service principal object id. Audit
-// records of its own changes carry these (DESIGN §6a).
+// records of its own changes carry these (docs/design.md, Semantics).
 type Self struct {
 	AppID    string
 	ObjectID string

@@ -15,7 +15,7 @@ import (
 )
 
 // Graph error codes of PIM for Groups schedule requests that the adapter
-// interprets (DESIGN §6a "PIM idempotency"). Every other refusal — policy
+// interprets (docs/design.md, Semantics "PIM idempotency"). Every other refusal — policy
 // rules (RoleAssignmentRequestPolicyValidationFailed with
 // 'The following policy rules failed: ["ExpirationRule"]' or
 // '["JustificationRule"]'), an invalid request for a group PIM does not

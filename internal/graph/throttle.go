@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Throttling (DESIGN §7): Graph's identity write quota per application and
+// Throttling (docs/design.md, Operations): Graph's identity write quota per application and
 // tenant is shared by every grant, so what one call learns about it is
 // shared by every call of the Client. When Graph answers 429 (or 503 with
 // Retry-After), the gate of that quota closes until the Retry-After has
@@ -72,7 +72,7 @@ type operation struct {
 	retry    retryPolicy
 }
 
-// The operations of DESIGN §7. The priority belongs to the operation, not
+// The operations (docs/design.md, Operations). The priority belongs to the operation, not
 // to the caller: callers (the broker's Directory port) pass nothing new.
 var (
 	opLookupUser   = operation{"lookup user", routine, identityQuota, retryAll}

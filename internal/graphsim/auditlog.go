@@ -65,7 +65,7 @@ func (a actor) initiatedBy() map[string]any {
 		}}
 	}
 	// Entra leaves appId null for app-only calls and names the app in
-	// additionalDetails AppId (DESIGN §6a); keep that shape.
+	// additionalDetails AppId (docs/design.md, Semantics); keep that shape.
 	return map[string]any{"user": nil, "app": map[string]any{
 		"appId": nil, "displayName": nilIfEmpty(a.appName), "servicePrincipalId": nilIfEmpty(a.objectID), "servicePrincipalName": nil,
 	}}

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Replica lag (DESIGN §6b, §10). Microsoft Entra is eventually consistent:
+// Replica lag (docs/design.md, The real directory). Microsoft Entra is eventually consistent:
 // a successful write is not guaranteed to be visible to the next read, and
 // an app-only caller has no session affinity, so each read may be answered
 // by a different replica. Under a replica lag d (Options.ReplicaLag,

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// PIM for Groups (DESIGN §7):
+// PIM for Groups (docs/design.md, Operations):
 //
 //	POST /identityGovernance/privilegedAccess/group/assignmentScheduleRequests   adminAssign / adminRemove, accessId member
 //	GET  /identityGovernance/privilegedAccess/group/assignmentScheduleInstances?$filter=groupId eq '..' and principalId eq '..' and accessId eq 'member'

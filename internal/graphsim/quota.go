@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Graph's throttling of identity and access requests (DESIGN §7, §10), as
+// Graph's throttling of identity and access requests (docs/design.md, Operations and The real directory), as
 // Microsoft documents it in "Microsoft Graph service-specific throttling
 // limits", section "Identity and access service limits":
 // https://learn.microsoft.com/en-us/graph/throttling-limits#identity-and-access-service-limits

@@ -1,5 +1,5 @@
 // Package graphsim is an in-process Microsoft Graph simulator for tests and
-// the sandbox. It speaks the operations of DESIGN §7 that jitaccess uses on
+// the sandbox. It speaks the operations of docs/design.md, Operations that jitaccess uses on
 // users and groups, with Graph's JSON shapes and error bodies, over plain
 // net/http (it does not import the Graph SDK, so tests that use it stay
 // fast).

@@ -42,7 +42,7 @@ const (
 	DefaultObjectID = "0b100000-0000-4000-8000-000000000001"
 )
 
-// DefaultRoles are the Graph application permissions of DESIGN §7, put in
+// DefaultRoles are the Graph application permissions jitaccess needs (docs/design.md, Operations), put in
 // the roles claim.
 var DefaultRoles = []string{
 	"User.Read.All", "GroupMember.Read.All", "GroupMember.ReadWrite.All", "User.RevokeSessions.All",

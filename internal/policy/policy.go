@@ -1,4 +1,4 @@
-// Package policy loads and validates profiles.json (DESIGN §5) and answers
+// Package policy loads and validates profiles.json (docs/design.md, The contract) and answers
 // which profile a name or a group belongs to.
 package policy
 

@@ -19,7 +19,7 @@ const (
 	gOps       = "1c1a0000-0000-4000-8000-000000000007"
 )
 
-// designExample is the profiles.json of DESIGN §5 with the seeded ids.
+// designExample is the profiles.json of docs/design.md, The contract (profiles) with the seeded ids.
 const designExample = `{"profiles":[{"name":"aks-admin","targetGroupId":"` + gAdmin + `",
   "eligibleGroupIds":["` + gDefault + `"],"approverGroupIds":["` + gApprovers + `"],
   "approvalsRequired":1,"defaultDuration":"PT1H","maxDuration":"PT8H",

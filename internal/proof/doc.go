@@ -3,5 +3,5 @@
 // delivery model checker and of the races on one request, compares what
 // the store says (requests with their history, ledgers) with what the
 // simulated tenant really has (direct memberships, the log of Graph writes)
-// against the rules of DESIGN §6.
+// against the rules (docs/design.md, The rules).
 package proof

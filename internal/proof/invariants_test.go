@@ -115,7 +115,7 @@ func Check(ctx context.Context, w World) *Report {
 	// The tenant against the store.
 	adds, removes := map[key]int{}, map[key]int{}
 	// jitaccessMember: jitaccess's last effective write of (group, user)
-	// added the member (DESIGN §6b.2: it stays jitaccess's until jitaccess
+	// added the member (docs/design.md, real directory rule 2: it stays jitaccess's until jitaccess
 	// removes it).
 	jitaccessMember := map[key]bool{}
 	for _, wr := range w.Dir.Writes() {
@@ -152,7 +152,7 @@ func Check(ctx context.Context, w World) *Report {
 				rep.fail("user %s in group %s: member %v, but active grants %v, pre-existing %v", u, g, member, active[k], w.PreExisting[k])
 			}
 			// No member jitaccess added survives the end of every grant
-			// (DESIGN §6b.2), whatever reads said on the way.
+			// (docs/design.md, real directory rule 2), whatever reads said on the way.
 			if w.Settled && member && jitaccessMember[k] && len(active[k]) == 0 {
 				rep.fail("user %s in group %s: jitaccess added the member and every grant ended, but it is still there", u, g)
 			}
@@ -162,7 +162,7 @@ func Check(ctx context.Context, w World) *Report {
 				rep.fail("user %s in group %s: grants %v are active without the access", u, g, active[k])
 			}
 			// Per (group, user), not per request: with overlapping grants the
-			// first adds and the last removes (DESIGN §6a).
+			// first adds and the last removes (docs/design.md, Semantics).
 			if adds[k] != added[k] {
 				rep.fail("user %s in group %s: %d adds in Graph, %d membership-added entries", u, g, adds[k], added[k])
 			}

@@ -20,7 +20,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/storetest"
 )
 
-// Liveness (DESIGN §6b.4): no sender input, storage or Graph outage,
+// Liveness (docs/design.md, real directory rule 4): no sender input, storage or Graph outage,
 // throttling or stored-data problem keeps a membership past its end longer
 // than the outage or throttling lasts plus one sweep interval.
 //

@@ -52,7 +52,7 @@ func (p profiles) All() []access.Profile {
 	return out
 }
 
-// The directory as it really behaves (DESIGN §6b): every membership read
+// The directory as it really behaves (docs/design.md, The real directory): every membership read
 // of the test runs sees the tenant as of a random moment within the last
 // replicaLag; the brokers' replication window is replicationWindow.
 const (
@@ -119,7 +119,7 @@ func body(id, typ string, data map[string]any) []byte {
 }
 
 // genLifecycles makes n request lifecycles whose final state does not depend
-// on delivery order (DESIGN §6a): approvals, refused approvals (self, a
+// on delivery order (docs/design.md, Semantics): approvals, refused approvals (self, a
 // non-approver), denials without approvals, cancels and revokes (which end a
 // pending request and a grant alike), two-approval requests, invalid
 // requests, expire events at the end.

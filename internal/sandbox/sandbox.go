@@ -148,7 +148,7 @@ func start(ctx context.Context, c options) (*running, error) {
 	// It is served through a logger so the sandbox log shows every Graph call.
 	sim := graphsim.New(graphsim.Options{Verify: ids.Verify}).SeedTenant()
 	// Like Entra, the simulated tenant's reads lag its writes by a few
-	// seconds, replica by replica (DESIGN §6b).
+	// seconds, replica by replica (docs/design.md, The real directory).
 	sim.SetReplicaLag(sandboxReplicaLag, time.Now().UnixNano())
 	gln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -181,7 +181,7 @@ func start(ctx context.Context, c options) (*running, error) {
 	}
 	store := memstore.New(memstore.WithLogger(c.Log))
 	// This deployment starts now: audit records older than this are not
-	// acted on (DESIGN §6b.3).
+	// acted on (docs/design.md, real directory rule 3).
 	if _, err := store.DeployedAt(ctx, time.Now().UTC()); err != nil {
 		return fail(err)
 	}

@@ -21,7 +21,7 @@ import (
 // queue (the host stand-in, with duplicate detection as the deployment's
 // queue has it) delivers the expire message even when a sender sent a
 // message first under the id jitaccess used to derive from the request id
-// and endsAt, both readable by senders (DESIGN §6b.4).
+// and endsAt, both readable by senders (docs/design.md, real directory rule 4).
 func TestDevhostSchedulerIDsCannotBeGuessed(t *testing.T) {
 	var mu sync.Mutex
 	var ids []string // CloudEvent ids delivered to AccessRequests

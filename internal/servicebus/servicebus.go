@@ -78,7 +78,7 @@ func (s *Scheduler) ScheduleExpire(ctx context.Context, requestID string, at tim
 // NewMessageID returns a new id for a message jitaccess schedules for itself
 // (its MessageId and CloudEvent id): 128 random bits from crypto/rand as 26
 // base32 characters, with nothing of the request in it, so that no sender
-// can guess it (DESIGN §6b.4).
+// can guess it (docs/design.md, real directory rule 4).
 func NewMessageID() string { return rand.Text() }
 
 // CancelExpire cancels a scheduled expire message; one already delivered or

@@ -80,7 +80,7 @@ func TestScheduleExpireSendsAValidExpireEvent(t *testing.T) {
 // The expire message's id cannot be guessed from what senders can read (the
 // request id and endsAt, in the read API): a sender who sent it first would
 // have the real message dropped by duplicate detection, and its CloudEvent
-// id taken as already seen (DESIGN §6b.4). Each scheduling draws a new
+// id taken as already seen (docs/design.md, real directory rule 4). Each scheduling draws a new
 // random id, even for the same request and time.
 func TestScheduleExpireIDCannotBeGuessed(t *testing.T) {
 	f := &fakeSender{}

@@ -43,7 +43,7 @@ type Store interface {
 
 // Corrupter damages a stored request the way storage damage, a bug or a
 // newer version of jitaccess would, so that the suite can prove that one
-// bad row breaks nothing (DESIGN §6b point 4). Every store under test must
+// bad row breaks nothing (docs/design.md, real directory rule 4). Every store under test must
 // offer it: as fault injection (memstore) or through a wrapper its test
 // builds (tablestore writes the row with a raw table client).
 type Corrupter interface {

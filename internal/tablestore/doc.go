@@ -130,8 +130,11 @@
 //
 // PartitionKey "ledger", RowKey = group id + "_" + user id; the ledger as
 // JSON in Body; insert for Version "", replace with If-Match otherwise, and
-// delete with If-Match when the ledger becomes empty (no grants, not busy,
-// not pre-existing). A missing ledger is returned empty with Version "".
+// delete with If-Match when the ledger becomes empty (access.Ledger.Empty: no
+// grant, no claim, not jitaccess's member, not pre-existing, nothing in the
+// bounded lists Released, Ended and Revoked). The claim's request id is also
+// kept in column Busy (its name from before the field was ClaimedBy), for
+// people browsing the table. A missing ledger is returned empty with Version "".
 //
 // # When the deployment first ran (<prefix>index, PartitionKey "meta", RowKey "deployment")
 //
@@ -145,7 +148,7 @@
 // # Rows it cannot read
 //
 // A row the store cannot decode — a damaged body, a value out of range, a
-// layout written by a newer version — fails no listing (DESIGN §6b point 4).
+// layout written by a newer version — fails no listing (docs/design.md, real directory rule 4).
 // ListRequests leaves such a state row out of Items and names its request id
 // in ListPage.Skipped; DueRequests leaves out a checked entry (one more than
 // StaleAfter overdue) whose state row cannot be decoded, so that it does not

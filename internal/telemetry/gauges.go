@@ -19,7 +19,7 @@ type Gauges struct {
 	// OutOfBandActive: out-of-band members recorded and still present.
 	OutOfBandActive int
 	// EndsOverdue: grants still active or ending more than one sweep
-	// interval after their end (DESIGN §6b.4: the sweep has not ended them;
+	// interval after their end (docs/design.md, real directory rule 4: the sweep has not ended them;
 	// the dashboard lists them under "needs attention").
 	EndsOverdue int
 	// OldestOverdue: how far past its end the oldest of those is.

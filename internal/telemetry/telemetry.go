@@ -18,7 +18,7 @@
 // cites the sources), and log search alerts read them.
 //
 // Nothing here adds content to a line: a line holds what its caller logged
-// (ids, profile, types, states, generated reasons — DESIGN §6a) plus ids and
+// (ids, profile, types, states, generated reasons — docs/design.md, Semantics) plus ids and
 // counters this package knows. The answer's Logs are copies of those lines.
 package telemetry
 

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Scope is an azure-role profile's scope (DESIGN §5): an AKS cluster, or a
+// Scope is an azure-role profile's scope (docs/design.md, The contract (profiles)): an AKS cluster, or a
 // Kubernetes namespace in it.
 //
 //	/subscriptions/{guid}/resourceGroups/{rg}/providers/Microsoft.ContainerService/managedClusters/{name}

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Replica lag (DESIGN §6b), as in graphsim: Microsoft Entra is eventually
+// Replica lag (docs/design.md, The real directory), as in graphsim: Microsoft Entra is eventually
 // consistent and an app-only caller has no session affinity, so a read may
 // not show a write that succeeded just before. Under SetReplicaLag(lag, now,
 // seed) the directory's reads
