@@ -32,6 +32,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/dashboard"
 	"github.com/jitaccess/jitaccess/internal/fault"
+	"github.com/jitaccess/jitaccess/internal/timetest"
 )
 
 // Store is what an implementation must provide.
@@ -163,7 +164,7 @@ func expectUTC(r *access.Request) *access.Request {
 	b, _ := json.Marshal(c)
 	var out access.Request
 	_ = json.Unmarshal(b, &out)
-	eachTime(reflect.ValueOf(&out).Elem(), "", func(_ string, t *time.Time) {
+	timetest.Each(&out, func(_ string, t *time.Time) {
 		if !t.IsZero() {
 			*t = t.UTC()
 		}
@@ -201,7 +202,7 @@ func sameRequest(t *testing.T, what string, got, want *access.Request) {
 
 func checkUTC(t *testing.T, what string, r *access.Request) {
 	t.Helper()
-	eachTime(reflect.ValueOf(r).Elem(), "", func(path string, tm *time.Time) {
+	timetest.Each(r, func(path string, tm *time.Time) {
 		if !tm.IsZero() && tm.Location() != time.UTC {
 			t.Fatalf("%s: %s = %v is not in UTC", what, path, *tm)
 		}

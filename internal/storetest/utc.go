@@ -2,12 +2,12 @@ package storetest
 
 import (
 	"fmt"
-	"reflect"
 	"testing"
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
 	"github.com/jitaccess/jitaccess/internal/broker"
+	"github.com/jitaccess/jitaccess/internal/timetest"
 )
 
 // testEveryTimeInUTC: every time a request or a ledger holds comes back in
@@ -26,7 +26,7 @@ func testEveryTimeInUTC(t *testing.T, s Store) {
 	}
 
 	r := &access.Request{ID: "utc-1", Source: access.SourceEvents, State: access.Active, Requester: "user-1", Profile: "p1"}
-	fillTimes(reflect.ValueOf(r).Elem(), next)
+	timetest.Fill(r, next)
 	want := timesOf(r)
 	mustSave(t, s, r)
 	got := mustGet(t, s, r.ID)
@@ -47,7 +47,7 @@ func testEveryTimeInUTC(t *testing.T, s Store) {
 	}
 
 	l := &access.Ledger{GroupID: "g-utc", UserID: "u-utc", Grants: []string{r.ID}, ClaimedBy: r.ID, ClaimOp: access.OpAdd}
-	fillTimes(reflect.ValueOf(l).Elem(), next)
+	timetest.Fill(l, next)
 	wantL := timesOf(l)
 	if err := s.SaveLedger(ctx(t), l); err != nil {
 		t.Fatal(err)
@@ -64,7 +64,7 @@ func testEveryTimeInUTC(t *testing.T, s Store) {
 func allInUTC(t *testing.T, what string, got any, want map[string]time.Time, complete bool) {
 	t.Helper()
 	seen := 0
-	eachTime(reflect.ValueOf(got).Elem(), "", func(path string, tm *time.Time) {
+	timetest.Each(got, func(path string, tm *time.Time) {
 		if tm.IsZero() {
 			return
 		}
@@ -84,80 +84,10 @@ func allInUTC(t *testing.T, what string, got any, want map[string]time.Time, com
 // timesOf returns the non-zero times v (a pointer) holds by path.
 func timesOf(v any) map[string]time.Time {
 	m := map[string]time.Time{}
-	eachTime(reflect.ValueOf(v).Elem(), "", func(path string, tm *time.Time) {
+	timetest.Each(v, func(path string, tm *time.Time) {
 		if !tm.IsZero() {
 			m[path] = *tm
 		}
 	})
 	return m
-}
-
-var timeType = reflect.TypeFor[time.Time]()
-
-// eachTime calls fn for every time.Time in v, through exported struct
-// fields, pointers and slices, with its path (".History[0].At").
-func eachTime(v reflect.Value, path string, fn func(path string, tm *time.Time)) {
-	switch {
-	case v.Type() == timeType:
-		fn(path, v.Addr().Interface().(*time.Time))
-	case v.Kind() == reflect.Pointer:
-		if !v.IsNil() {
-			eachTime(v.Elem(), path, fn)
-		}
-	case v.Kind() == reflect.Slice:
-		for i := range v.Len() {
-			eachTime(v.Index(i), fmt.Sprintf("%s[%d]", path, i), fn)
-		}
-	case v.Kind() == reflect.Struct:
-		for i := range v.NumField() {
-			if f := v.Type().Field(i); f.IsExported() {
-				eachTime(v.Field(i), path+"."+f.Name, fn)
-			}
-		}
-	}
-}
-
-// fillTimes sets every time.Time v can hold to next(): nil pointers to
-// structs holding times are allocated, and slices of them get an element.
-func fillTimes(v reflect.Value, next func() time.Time) {
-	switch {
-	case v.Type() == timeType:
-		v.Set(reflect.ValueOf(next()))
-	case !holdsTime(v.Type()):
-	case v.Kind() == reflect.Pointer:
-		if v.IsNil() {
-			v.Set(reflect.New(v.Type().Elem()))
-		}
-		fillTimes(v.Elem(), next)
-	case v.Kind() == reflect.Slice:
-		if v.Len() == 0 {
-			v.Set(reflect.Append(v, reflect.New(v.Type().Elem()).Elem()))
-		}
-		for i := range v.Len() {
-			fillTimes(v.Index(i), next)
-		}
-	case v.Kind() == reflect.Struct:
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				fillTimes(v.Field(i), next)
-			}
-		}
-	}
-}
-
-// holdsTime reports whether a value of type t can hold a time.Time.
-func holdsTime(t reflect.Type) bool {
-	switch {
-	case t == timeType:
-		return true
-	case t.Kind() == reflect.Pointer, t.Kind() == reflect.Slice:
-		return holdsTime(t.Elem())
-	case t.Kind() == reflect.Struct:
-		for i := range t.NumField() {
-			if f := t.Field(i); f.IsExported() && holdsTime(f.Type) {
-				return true
-			}
-		}
-	}
-	return false
 }
