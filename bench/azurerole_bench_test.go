@@ -10,7 +10,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/access"
 	"github.com/jitaccess/jitaccess/internal/arm"
 	"github.com/jitaccess/jitaccess/internal/armsim"
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/policy"
 	"github.com/jitaccess/jitaccess/internal/seed"
@@ -37,7 +37,7 @@ func BenchmarkAzureRoleLifecycle(b *testing.B) {
 		b.Fatal(err)
 	}
 	trips := tablestoretest.Count(nil) // the store's round trips
-	st, err := tablestore.NewFromConnectionString(azurite.Start(b), tablestore.Options{Prefix: azurite.Prefix(b), Transport: trips})
+	st, err := tablestore.NewFromConnectionString(azuritetest.Start(b), tablestore.Options{Prefix: azuritetest.Prefix(b), Transport: trips})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/cli"
 	"github.com/jitaccess/jitaccess/internal/graph"
 	"github.com/jitaccess/jitaccess/internal/graphsim"
@@ -25,7 +25,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
-func TestMain(m *testing.M) { os.Exit(azurite.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(azuritetest.Main(m)) }
 
 // repoRoot is the module root (for functions/*/function.json and the build).
 func repoRoot() string {

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/tablestore"
 	"github.com/jitaccess/jitaccess/internal/tablestore/tablestoretest"
@@ -39,7 +39,7 @@ func BenchmarkGrantLifecycle(b *testing.B) {
 	n := lifecycleGrants()
 	ten := newTenant(b, n)
 	trips := tablestoretest.Count(nil) // the store's round trips
-	st, err := tablestore.NewFromConnectionString(azurite.Start(b), tablestore.Options{Prefix: azurite.Prefix(b), Transport: trips})
+	st, err := tablestore.NewFromConnectionString(azuritetest.Start(b), tablestore.Options{Prefix: azuritetest.Prefix(b), Transport: trips})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/devhost"
 	"github.com/jitaccess/jitaccess/internal/seed"
 	"github.com/jitaccess/jitaccess/internal/tablestore"
@@ -65,7 +65,7 @@ type deployment struct {
 }
 
 func newDeployment(b *testing.B) *deployment {
-	d := &deployment{bin: binaryPath(b), tables: azurite.Start(b), prefix: azurite.Prefix(b), ten: newTenant(b, 0)}
+	d := &deployment{bin: binaryPath(b), tables: azuritetest.Start(b), prefix: azuritetest.Prefix(b), ten: newTenant(b, 0)}
 	raw, _ := json.Marshal(map[string]any{"profiles": []any{map[string]any{
 		"name": "aks-admin", "targetGroupId": seed.GroupAKSAdmin,
 		"eligibleGroupIds": []string{seed.GroupAKSDefault}, "approverGroupIds": []string{seed.GroupAKSApprovers},

@@ -15,7 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/jitaccess/jitaccess/internal/access"
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
 	"github.com/jitaccess/jitaccess/internal/seed"
@@ -56,7 +56,7 @@ func fakeTenant(n int) *brokertest.Dir {
 // counter of its round trips.
 func newTableStore(b *testing.B) (*tablestore.Store, *tablestoretest.RoundTrips) {
 	trips := tablestoretest.Count(nil)
-	st, err := tablestore.NewFromConnectionString(azurite.Start(b), tablestore.Options{Prefix: azurite.Prefix(b), Transport: trips})
+	st, err := tablestore.NewFromConnectionString(azuritetest.Start(b), tablestore.Options{Prefix: azuritetest.Prefix(b), Transport: trips})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -196,11 +196,11 @@ func BenchmarkThroughputVsStoreFloor(b *testing.B) {
 	st, _ := newTableStore(b)
 	dir := fakeTenant(500)
 	brk := broker.New(st, dir, benchProfiles(b), broker.SystemClock{}, broker.Options{Logger: quietLogger()})
-	svc, err := aztables.NewServiceClientFromConnectionString(azurite.Start(b), nil)
+	svc, err := aztables.NewServiceClientFromConnectionString(azuritetest.Start(b), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tname := azurite.Prefix(b) + "floor"
+	tname := azuritetest.Prefix(b) + "floor"
 	tbl := svc.NewClient(tname)
 	ctx := context.Background()
 	if _, err := tbl.CreateTable(ctx, nil); err != nil {

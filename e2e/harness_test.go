@@ -27,7 +27,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/armsim"
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/cli"
 	"github.com/jitaccess/jitaccess/internal/devhost"
 	"github.com/jitaccess/jitaccess/internal/graphsim"
@@ -57,7 +57,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building jitaccess: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := azurite.Main(m)
+	code := azuritetest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -113,8 +113,8 @@ const testClientID = "0e0e0000-0000-4000-8000-0000000000c1"
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, vars: map[string]string{}}
-	e.tables = azurite.Start(t)
-	e.prefix = azurite.Prefix(t)
+	e.tables = azuritetest.Start(t)
+	e.prefix = azuritetest.Prefix(t)
 	e.ids = idsim.New(idsim.Options{UserAssigned: []idsim.Identity{{ClientID: testClientID, ObjectID: "0e0e0000-0000-4000-8000-0000000000c2"}}})
 	e.ids.Start()
 	t.Cleanup(e.ids.Close)

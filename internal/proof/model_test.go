@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/broker/brokertest"
 	"github.com/jitaccess/jitaccess/internal/fault"
@@ -23,7 +23,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/tablestore"
 )
 
-func TestMain(m *testing.M) { os.Exit(azurite.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(azuritetest.Main(m)) }
 
 var t0 = time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)
 
@@ -265,7 +265,7 @@ func memStore(_ *testing.T, clock *brokertest.Clock) broker.Store {
 }
 
 func tableStore(t *testing.T, _ *brokertest.Clock) broker.Store {
-	st, err := tablestore.NewFromConnectionString(azurite.Start(t), tablestore.Options{Prefix: azurite.Prefix(t)})
+	st, err := tablestore.NewFromConnectionString(azuritetest.Start(t), tablestore.Options{Prefix: azuritetest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

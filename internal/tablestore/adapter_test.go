@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/fault"
 	"github.com/jitaccess/jitaccess/internal/tablestore"
@@ -163,7 +163,7 @@ func TestOptionsAndSecrets(t *testing.T) {
 		if p == "" {
 			continue // default
 		}
-		if _, err := tablestore.NewFromConnectionString(azurite.ConnString("http://127.0.0.1:1/devstoreaccount1"), tablestore.Options{Prefix: p}); err == nil {
+		if _, err := tablestore.NewFromConnectionString(azuritetest.ConnString("http://127.0.0.1:1/devstoreaccount1"), tablestore.Options{Prefix: p}); err == nil {
 			t.Errorf("prefix %q accepted", p)
 		}
 	}
@@ -184,8 +184,8 @@ func TestOptionsAndSecrets(t *testing.T) {
 // (never permanent, never not-found), and all works again once it is back,
 // with the data (the dedicated Azurite persists to disk).
 func TestStorageDown(t *testing.T) {
-	srv := azurite.New(t)
-	s, err := tablestore.NewFromConnectionString(srv.ConnString(), tablestore.Options{Prefix: azurite.Prefix(t), TryTimeout: 3 * time.Second})
+	srv := azuritetest.New(t)
+	s, err := tablestore.NewFromConnectionString(srv.ConnString(), tablestore.Options{Prefix: azuritetest.Prefix(t), TryTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestStorageDown(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("%s took %v to fail", name, d)
 		}
-		if err != nil && strings.Contains(err.Error(), azurite.AccountKey) {
+		if err != nil && strings.Contains(err.Error(), azuritetest.AccountKey) {
 			t.Errorf("%s error contains the account key", name)
 		}
 	}
@@ -246,7 +246,7 @@ func TestTablesRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The store knows (DeleteTables); a second store on the same tables does not.
-	other, err := tablestore.NewFromConnectionString(azurite.Start(t), tablestore.Options{Prefix: s.Prefix()})
+	other, err := tablestore.NewFromConnectionString(azuritetest.Start(t), tablestore.Options{Prefix: s.Prefix()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/tablestore"
 )
 
@@ -14,8 +14,8 @@ import (
 // reads it in one round trip and then answers from memory; another prefix
 // is another deployment.
 func TestDeployedAtAcrossInstances(t *testing.T) {
-	cs := azurite.Start(t)
-	prefix := azurite.Prefix(t)
+	cs := azuritetest.Start(t)
+	prefix := azuritetest.Prefix(t)
 	openN := func(prefix string) *tablestore.Store {
 		s := counted(t, cs, tablestore.Options{Prefix: prefix})
 		if err := s.EnsureTables(bg(t)); err != nil {
@@ -55,7 +55,7 @@ func TestDeployedAtAcrossInstances(t *testing.T) {
 	if n := rt(t, late, func() error { _, err := late.DeployedAt(bg(t), base.Add(2*time.Hour)); return err }); n != 0 {
 		t.Errorf("a known answer cost %d round trips", n)
 	}
-	other := openN(azurite.Prefix(t))
+	other := openN(azuritetest.Prefix(t))
 	if at, err := other.DeployedAt(bg(t), base.Add(time.Hour)); err != nil || at != base.Add(time.Hour) {
 		t.Fatalf("another prefix: %v %v", at, err)
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/jitaccess/jitaccess/internal/access"
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/tablestore"
 )
 
@@ -27,8 +27,8 @@ func openRaw(t *testing.T) (*tablestore.Store, *aztables.Client) {
 // openTables opens a store and returns raw clients of its tables by name.
 func openTables(t *testing.T) (*tablestore.Store, func(name string) *aztables.Client) {
 	t.Helper()
-	cs := azurite.Start(t)
-	prefix := azurite.Prefix(t)
+	cs := azuritetest.Start(t)
+	prefix := azuritetest.Prefix(t)
 	s := counted(t, cs, tablestore.Options{Prefix: prefix})
 	ctx := bg(t)
 	if err := s.EnsureTables(ctx); err != nil {

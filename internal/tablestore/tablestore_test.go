@@ -10,21 +10,21 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/storetest"
 	"github.com/jitaccess/jitaccess/internal/tablestore"
 	"github.com/jitaccess/jitaccess/internal/tablestore/tablestoretest"
 )
 
-func TestMain(m *testing.M) { os.Exit(azurite.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(azuritetest.Main(m)) }
 
 // open returns a store on the shared Azurite with tables of its own, its
 // round trips counted (roundTrips).
 func open(t testing.TB, opts tablestore.Options) *tablestore.Store {
 	t.Helper()
-	cs := azurite.Start(t)
+	cs := azuritetest.Start(t)
 	if opts.Prefix == "" {
-		opts.Prefix = azurite.Prefix(t)
+		opts.Prefix = azuritetest.Prefix(t)
 	}
 	s := counted(t, cs, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

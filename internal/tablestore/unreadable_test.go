@@ -15,7 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/jitaccess/jitaccess/internal/access"
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/fault"
 	"github.com/jitaccess/jitaccess/internal/tablestore"
@@ -44,8 +44,8 @@ func (s *syncBuffer) String() string {
 // rejection — fail no listing; each is named (Skipped) or left out, logged
 // by id without its data, and reading it by id is fault.ErrUnreadable.
 func TestUnreadableLayouts(t *testing.T) {
-	cs := azurite.Start(t)
-	prefix := azurite.Prefix(t)
+	cs := azuritetest.Start(t)
+	prefix := azuritetest.Prefix(t)
 	var logs syncBuffer
 	s, err := tablestore.NewFromConnectionString(cs, tablestore.Options{Prefix: prefix, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
 	if err != nil {

@@ -1,4 +1,4 @@
-// Package azurite gives tests a real Table Storage: Azurite (the npm package
+// Package azuritetest gives tests a real Table Storage: Azurite (the npm package
 // "azurite", table service only) on a free loopback port, in memory.
 //
 //   - JIT_TEST_TABLES_CONNECTION_STRING set: that account is used and no
@@ -19,7 +19,7 @@
 // Every Azurite runs under a small shell guard that kills it when the test
 // binary goes away without cleaning up (crash, timeout), so no process is
 // left behind. Call Main from TestMain to stop the shared one at the end.
-package azurite
+package azuritetest
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package azurite_test
+package azuritetest_test
 
 import (
 	"net"
@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jitaccess/jitaccess/internal/azurite"
+	"github.com/jitaccess/jitaccess/internal/azuritetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(azurite.Main(m)) }
+func TestMain(m *testing.M) { os.Exit(azuritetest.Main(m)) }
 
 func up(port int) bool {
 	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second)
@@ -23,16 +23,16 @@ func up(port int) bool {
 }
 
 func TestShared(t *testing.T) {
-	cs := azurite.Start(t)
-	if cs != azurite.Start(t) {
+	cs := azuritetest.Start(t)
+	if cs != azuritetest.Start(t) {
 		t.Fatal("Start returned two different accounts")
 	}
-	srv := azurite.Shared(t)
+	srv := azuritetest.Shared(t)
 	if srv.External() {
 		t.Skip("external account")
 	}
 	if !strings.Contains(cs, "TableEndpoint=http://127.0.0.1:"+strconv.Itoa(srv.Port())+"/devstoreaccount1;") {
-		t.Fatalf("connection string %q", strings.ReplaceAll(cs, azurite.AccountKey, "<key>"))
+		t.Fatalf("connection string %q", strings.ReplaceAll(cs, azuritetest.AccountKey, "<key>"))
 	}
 	if !up(srv.Port()) {
 		t.Fatal("shared Azurite not listening")
@@ -40,7 +40,7 @@ func TestShared(t *testing.T) {
 }
 
 func TestDedicatedStopStart(t *testing.T) {
-	srv := azurite.New(t)
+	srv := azuritetest.New(t)
 	port := srv.Port()
 	if !up(port) {
 		t.Fatal("not listening")
@@ -69,7 +69,7 @@ func TestPrefix(t *testing.T) {
 	valid := regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]{2,52}$`)
 	seen := map[string]bool{}
 	for range 100 {
-		p := azurite.Prefix(t)
+		p := azuritetest.Prefix(t)
 		if !valid.MatchString(p) || seen[p] {
 			t.Fatalf("prefix %q invalid or repeated", p)
 		}
@@ -78,17 +78,17 @@ func TestPrefix(t *testing.T) {
 }
 
 func TestRepoRootAndBinary(t *testing.T) {
-	root, err := azurite.RepoRoot()
+	root, err := azuritetest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(root + "/go.mod"); err != nil {
 		t.Fatal(err)
 	}
-	if os.Getenv(azurite.EnvSkip) == "1" || os.Getenv(azurite.EnvConnString) != "" {
+	if os.Getenv(azuritetest.EnvSkip) == "1" || os.Getenv(azuritetest.EnvConnString) != "" {
 		return
 	}
-	bin, err := azurite.Binary()
+	bin, err := azuritetest.Binary()
 	if err != nil {
 		t.Fatal(err)
 	}
