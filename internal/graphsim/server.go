@@ -40,10 +40,16 @@ func (s *Sim) Serve(addr string) error {
 	return s.ServeListener(l)
 }
 
-// ServeListener serves on l until Close.
+// ServeListener serves on l until Close; it returns http.ErrServerClosed
+// after Close (at once, closing l, when Close came first).
 func (s *Sim) ServeListener(l net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = l.Close()
+		return http.ErrServerClosed
+	}
 	s.server = srv
 	s.mu.Unlock()
 	return srv.Serve(l)
