@@ -63,7 +63,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -71,6 +70,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // APIVersion is the api-version of Microsoft.Authorization role assignments
@@ -213,14 +214,10 @@ type Sim struct {
 	callBase int // calls forgotten by ResetCalls
 	rules    []*rule
 
-	done   chan struct{}
-	closed bool
-
 	rep replicas // lag.go
 	thr throttle // throttle.go
 
-	srv    *httptest.Server
-	server *http.Server
+	srv simkit.Server
 }
 
 // New returns a Sim with no scopes, role definitions or assignments. Call
@@ -243,7 +240,6 @@ func New(opts Options) *Sim {
 		scopes:  map[string]string{},
 		roles:   map[string]bool{},
 		assigns: map[string]*Assignment{},
-		done:    make(chan struct{}),
 	}
 	s.setReplicaLagLocked(opts.ReplicaLag, opts.ReplicaSeed)
 	return s
@@ -251,84 +247,27 @@ func New(opts Options) *Sim {
 
 // Start serves the Sim on a new loopback httptest server and returns s.
 func (s *Sim) Start() *Sim {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv == nil {
-		s.srv = httptest.NewServer(s.Handler())
-	}
+	s.srv.Start(s.Handler())
 	return s
 }
 
 // URL is the root URL of the server started by Start.
-func (s *Sim) URL() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv == nil {
-		return ""
-	}
-	return s.srv.URL
-}
+func (s *Sim) URL() string { return s.srv.URL() }
 
 // BaseURL is the ARM endpoint for the SDK (JIT_ARM_BASE_URL): URL(), ARM
 // has no base path.
 func (s *Sim) BaseURL() string { return s.URL() }
 
 // Serve listens on addr (e.g. "127.0.0.1:7072") and serves until Close.
-func (s *Sim) Serve(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return s.ServeListener(l)
-}
+func (s *Sim) Serve(addr string) error { return s.srv.Serve(addr, s.Handler()) }
 
 // ServeListener serves on l until Close; it returns http.ErrServerClosed
 // after Close.
-func (s *Sim) ServeListener(l net.Listener) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		_ = l.Close()
-		return http.ErrServerClosed
-	}
-	s.server = srv
-	s.mu.Unlock()
-	return srv.Serve(l) // after Close: http.ErrServerClosed at once
-}
-
-const closeWait = 10 * time.Second
+func (s *Sim) ServeListener(l net.Listener) error { return s.srv.ServeListener(l, s.Handler()) }
 
 // Close stops the servers started by Start or Serve. Delayed answers are
-// abandoned; it returns within closeWait even if a handler is stuck.
-func (s *Sim) Close() {
-	s.mu.Lock()
-	srv, server := s.srv, s.server
-	s.srv, s.server = nil, nil
-	if !s.closed {
-		s.closed = true
-		close(s.done)
-	}
-	s.mu.Unlock()
-	if srv != nil {
-		srv.CloseClientConnections()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			srv.Close()
-		}()
-		t := time.NewTimer(closeWait)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-			srv.CloseClientConnections()
-		}
-	}
-	if server != nil {
-		_ = server.Close()
-	}
-}
+// abandoned; it returns within simkit.CloseWait even if a handler is stuck.
+func (s *Sim) Close() { s.srv.Close() }
 
 // Handler is the Sim as an http.Handler.
 func (s *Sim) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
@@ -552,14 +491,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if delay > 0 {
 		sw.fault = "delay"
 		s.setStatus(idx, 0, "delay")
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.done:
-			t.Stop()
+		if !s.srv.Wait(r.Context(), delay) {
 			return
 		}
 	}

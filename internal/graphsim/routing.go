@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // What every call goes through (record, authenticate, injected faults,
@@ -51,14 +50,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if delay > 0 {
 		sw.fault = "delay"
 		s.setStatus(idx, 0, "delay")
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.done:
-			t.Stop()
+		if !s.srv.Wait(r.Context(), delay) {
 			return
 		}
 	}

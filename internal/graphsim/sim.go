@@ -38,10 +38,10 @@
 package graphsim
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // BasePath is the path prefix of every endpoint (the SDK base URL is
@@ -79,10 +79,6 @@ type Sim struct {
 	callBase int
 	rules    []*rule
 
-	// done is closed by Close: delayed answers stop waiting.
-	done   chan struct{}
-	closed bool
-
 	pim         map[pimKey]*PIMAssignment
 	pimPolicies map[string]PIMPolicy
 	audit       []map[string]any
@@ -90,8 +86,7 @@ type Sim struct {
 	rep   replicas // lag.go
 	quota quota    // quota.go
 
-	srv    *httptest.Server
-	server *http.Server
+	srv simkit.Server // server.go
 }
 
 // New returns a Sim with an empty tenant (see SeedTenant). Call Start to
@@ -103,7 +98,7 @@ func New(opts Options) *Sim {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Sim{opts: opts, t: newTenant(), pim: map[pimKey]*PIMAssignment{}, pimPolicies: map[string]PIMPolicy{}, done: make(chan struct{})}
+	s := &Sim{opts: opts, t: newTenant(), pim: map[pimKey]*PIMAssignment{}, pimPolicies: map[string]PIMPolicy{}}
 	s.setReplicaLagLocked(opts.ReplicaLag, opts.ReplicaSeed)
 	return s
 }
