@@ -159,49 +159,6 @@ type Call struct {
 	Body []byte
 }
 
-type rule struct {
-	method, path string // path: case-insensitive substring of Call.Path
-	n            int    // remaining uses; <0 forever
-	kind         string // "fail", "reset", "delay", "lose"
-	status       int
-	code, msg    string
-	retryAfter   time.Duration
-	delay        time.Duration
-}
-
-var methods = []string{"GET", "PUT", "DELETE", "POST", "PATCH"}
-
-func parseMatch(match string) (method, path string) {
-	match = strings.TrimSpace(match)
-	up := strings.ToUpper(match)
-	if up == "*" {
-		return "", ""
-	}
-	if slices.Contains(methods, up) {
-		return up, ""
-	}
-	if i := strings.IndexByte(match, ' '); i > 0 {
-		m := strings.ToUpper(match[:i])
-		if m == "*" || slices.Contains(methods, m) {
-			if m == "*" {
-				m = ""
-			}
-			return m, strings.ToLower(strings.TrimSpace(match[i+1:]))
-		}
-	}
-	return "", strings.ToLower(match)
-}
-
-func (r *rule) matches(method, path string) bool {
-	if r.n == 0 {
-		return false
-	}
-	if r.method != "" && r.method != method {
-		return false
-	}
-	return strings.Contains(strings.ToLower(path), r.path)
-}
-
 // Sim is a simulated Azure Resource Manager endpoint for role assignments.
 type Sim struct {
 	opts Options
@@ -212,7 +169,7 @@ type Sim struct {
 	assigns  map[string]*Assignment
 	calls    []Call
 	callBase int // calls forgotten by ResetCalls
-	rules    []*rule
+	faults   simkit.Faults
 
 	rep replicas // lag.go
 	thr throttle // throttle.go
@@ -287,15 +244,13 @@ func (s *Sim) FailNext(match string, n, status int, retryAfter time.Duration) {
 // FailNextWith is FailNext with an explicit ARM error code and message
 // (empty: the ones FailNext would use).
 func (s *Sim) FailNextWith(match string, n, status int, code, message string, retryAfter time.Duration) {
-	m, p := parseMatch(match)
-	s.addRule(&rule{method: m, path: p, n: n, kind: "fail", status: status, code: code, msg: message, retryAfter: retryAfter})
+	s.faults.Add(match, n, simkit.Rule{Kind: simkit.FaultFail, Status: status, Code: code, Message: message, RetryAfter: retryAfter})
 }
 
 // ResetNext makes the next n matching calls end with a TCP reset and no
 // answer, before any change is made (n < 0: every matching call).
 func (s *Sim) ResetNext(match string, n int) {
-	m, p := parseMatch(match)
-	s.addRule(&rule{method: m, path: p, n: n, kind: "reset"})
+	s.faults.Add(match, n, simkit.Rule{Kind: simkit.FaultReset})
 }
 
 // LoseAnswerNext makes the next n matching calls be served (a write takes
@@ -303,37 +258,16 @@ func (s *Sim) ResetNext(match string, n int) {
 // or by a TCP reset when status is 0. This is the ambiguous write: the
 // caller cannot tell whether it happened.
 func (s *Sim) LoseAnswerNext(match string, n, status int) {
-	m, p := parseMatch(match)
-	s.addRule(&rule{method: m, path: p, n: n, kind: "lose", status: status})
+	s.faults.Add(match, n, simkit.Rule{Kind: simkit.FaultLose, Status: status})
 }
 
 // Delay makes every matching call wait d before it is answered (or until
 // the client gives up). A later Delay for the same match replaces it; d ==
 // 0 removes it.
-func (s *Sim) Delay(match string, d time.Duration) {
-	m, p := parseMatch(match)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rules = slices.DeleteFunc(s.rules, func(r *rule) bool {
-		return r.kind == "delay" && r.method == m && r.path == p
-	})
-	if d > 0 {
-		s.rules = append(s.rules, &rule{method: m, path: p, n: -1, kind: "delay", delay: d})
-	}
-}
+func (s *Sim) Delay(match string, d time.Duration) { s.faults.Delay(match, d) }
 
 // ClearFaults removes every injected failure, reset, lost answer and delay.
-func (s *Sim) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rules = nil
-}
-
-func (s *Sim) addRule(r *rule) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rules = append(s.rules, r)
-}
+func (s *Sim) ClearFaults() { s.faults.Clear() }
 
 // Calls returns a copy of every recorded call, oldest first.
 func (s *Sim) Calls() []Call {
@@ -386,33 +320,6 @@ func (s *Sim) setStatus(idx, status int, fault string) {
 	if fault != "" {
 		s.calls[i].Fault = fault
 	}
-}
-
-// pick returns the delay to apply and the first fail/reset/lose rule that
-// matches, consuming one use of it.
-func (s *Sim) pick(method, path string) (time.Duration, *rule) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var d time.Duration
-	var hit *rule
-	for _, r := range s.rules {
-		if !r.matches(method, path) {
-			continue
-		}
-		if r.kind == "delay" {
-			d = max(d, r.delay)
-			continue
-		}
-		if hit == nil {
-			if r.n > 0 {
-				r.n--
-			}
-			cp := *r
-			hit = &cp
-		}
-	}
-	s.rules = slices.DeleteFunc(s.rules, func(r *rule) bool { return r.n == 0 })
-	return d, hit
 }
 
 // statusWriter records the status before the answer leaves.
@@ -487,10 +394,10 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("x-ms-client-request-id", cid)
 	}
 
-	delay, hit := s.pick(r.Method, r.URL.Path)
+	delay, hit := s.faults.Pick(r.Method, r.URL.Path)
 	if delay > 0 {
-		sw.fault = "delay"
-		s.setStatus(idx, 0, "delay")
+		sw.fault = simkit.FaultDelay
+		s.setStatus(idx, 0, simkit.FaultDelay)
 		if !s.srv.Wait(r.Context(), delay) {
 			return
 		}
@@ -509,23 +416,23 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &request{r: r, caller: c.Caller, body: raw}
 
-	var lose *rule
+	var lose *simkit.Rule
 	if hit != nil {
-		switch hit.kind {
-		case "reset":
-			s.setStatus(idx, 0, "reset")
-			resetConn(w)
+		switch hit.Kind {
+		case simkit.FaultReset:
+			s.setStatus(idx, 0, simkit.FaultReset)
+			simkit.ResetConn(w)
 			return
-		case "fail":
-			sw.fault = "fail"
-			code, msg := hit.code, hit.msg
+		case simkit.FaultFail:
+			sw.fault = simkit.FaultFail
+			code, msg := hit.Code, hit.Message
 			if code == "" || msg == "" {
-				dc, dm := errorText(hit.status, r.Method, scopeOf(r.URL.Path), c.Caller)
+				dc, dm := errorText(hit.Status, r.Method, scopeOf(r.URL.Path), c.Caller)
 				code, msg = orDefault(code, dc), orDefault(msg, dm)
 			}
-			writeError(sw, hit.status, code, msg, hit.retryAfter)
+			writeError(sw, hit.Status, code, msg, hit.RetryAfter)
 			return
-		case "lose":
+		case simkit.FaultLose:
 			lose = hit
 		}
 	}
@@ -548,14 +455,14 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Serve the call for its effect, then lose the answer.
 	s.route(&discardWriter{h: http.Header{}}, req)
-	sw.fault = "lose"
-	if lose.status == 0 {
-		s.setStatus(idx, 0, "lose")
-		resetConn(w)
+	sw.fault = simkit.FaultLose
+	if lose.Status == 0 {
+		s.setStatus(idx, 0, simkit.FaultLose)
+		simkit.ResetConn(w)
 		return
 	}
-	code, msg := errorText(lose.status, r.Method, scopeOf(r.URL.Path), c.Caller)
-	writeError(sw, lose.status, code, msg, 0)
+	code, msg := errorText(lose.Status, r.Method, scopeOf(r.URL.Path), c.Caller)
+	writeError(sw, lose.Status, code, msg, 0)
 }
 
 func orDefault(a, b string) string {
@@ -578,21 +485,6 @@ func (s *Sim) checkAPIVersion(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
-}
-
-func resetConn(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0) // RST instead of FIN
-	}
-	_ = conn.Close()
 }
 
 // splitPath cuts a role-assignment path into scope and the rest after

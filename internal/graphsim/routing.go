@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // What every call goes through (record, authenticate, injected faults,
@@ -46,10 +48,10 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	delay, hit := s.pick(r.Method, path)
+	delay, hit := s.faults.Pick(r.Method, path)
 	if delay > 0 {
-		sw.fault = "delay"
-		s.setStatus(idx, 0, "delay")
+		sw.fault = simkit.FaultDelay
+		s.setStatus(idx, 0, simkit.FaultDelay)
 		if !s.srv.Wait(r.Context(), delay) {
 			return
 		}
@@ -69,14 +71,14 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	r = withCaller(r, strings.TrimSpace(token))
 	if hit != nil {
-		switch hit.kind {
-		case "reset":
-			s.setStatus(idx, 0, "reset")
-			resetConn(w)
+		switch hit.Kind {
+		case simkit.FaultReset:
+			s.setStatus(idx, 0, simkit.FaultReset)
+			simkit.ResetConn(w)
 			return
-		case "fail":
-			sw.fault = "fail"
-			writeError(sw, r, hit.status, hit.code, hit.msg, hit.retryAfter)
+		case simkit.FaultFail:
+			sw.fault = simkit.FaultFail
+			writeError(sw, r, hit.Status, hit.Code, hit.Message, hit.RetryAfter)
 			return
 		}
 	}

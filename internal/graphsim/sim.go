@@ -77,7 +77,8 @@ type Sim struct {
 	// record index minus callBase is its place in calls (handlers still
 	// running across a ResetCalls find theirs gone and leave calls alone).
 	callBase int
-	rules    []*rule
+
+	faults simkit.Faults // faults.go
 
 	pim         map[pimKey]*PIMAssignment
 	pimPolicies map[string]PIMPolicy
