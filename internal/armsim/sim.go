@@ -163,18 +163,17 @@ type Call struct {
 type Sim struct {
 	opts Options
 
-	mu       sync.Mutex
-	scopes   map[string]string // lower-case scope → as registered
-	roles    map[string]bool   // role definition GUIDs (lower case)
-	assigns  map[string]*Assignment
-	calls    []Call
-	callBase int // calls forgotten by ResetCalls
-	faults   simkit.Faults
+	mu      sync.Mutex        // guards the state below
+	scopes  map[string]string // lower-case scope → as registered
+	roles   map[string]bool   // role definition GUIDs (lower case)
+	assigns map[string]*Assignment
+	rep     replicas // lag.go
+	thr     throttle // throttle.go
 
-	rep replicas // lag.go
-	thr throttle // throttle.go
-
-	srv simkit.Server
+	// The plumbing shared with graphsim, each with its own lock.
+	log    simkit.Log[Call]
+	faults simkit.Faults
+	srv    simkit.Server
 }
 
 // New returns a Sim with no scopes, role definitions or assignments. Call
@@ -270,80 +269,32 @@ func (s *Sim) Delay(match string, d time.Duration) { s.faults.Delay(match, d) }
 func (s *Sim) ClearFaults() { s.faults.Clear() }
 
 // Calls returns a copy of every recorded call, oldest first.
-func (s *Sim) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
-}
+func (s *Sim) Calls() []Call { return s.log.All() }
 
 // CallsTo returns the recorded calls with the given method ("" = any)
 // whose decoded path contains pathPart (case-insensitive).
 func (s *Sim) CallsTo(method, pathPart string) []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Call
 	p := strings.ToLower(pathPart)
-	for _, c := range s.calls {
-		if (method == "" || strings.EqualFold(method, c.Method)) && strings.Contains(strings.ToLower(c.Path), p) {
-			out = append(out, c)
-		}
-	}
-	return out
+	return s.log.Select(func(c Call) bool {
+		return (method == "" || strings.EqualFold(method, c.Method)) && strings.Contains(strings.ToLower(c.Path), p)
+	})
 }
 
 // CountCalls is len(CallsTo(method, pathPart)).
 func (s *Sim) CountCalls(method, pathPart string) int { return len(s.CallsTo(method, pathPart)) }
 
 // ResetCalls forgets the recorded calls.
-func (s *Sim) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.callBase += len(s.calls)
-	s.calls = nil
-}
+func (s *Sim) ResetCalls() { s.log.Reset() }
 
-func (s *Sim) record(c Call) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = append(s.calls, c)
-	return s.callBase + len(s.calls) - 1
-}
-
+// setStatus records the answer's status of call idx (0: the connection was
+// reset) and the fault it came from ("": leave it).
 func (s *Sim) setStatus(idx, status int, fault string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i := idx - s.callBase
-	if i < 0 || i >= len(s.calls) {
-		return
-	}
-	s.calls[i].Status = status
-	if fault != "" {
-		s.calls[i].Fault = fault
-	}
-}
-
-// statusWriter records the status before the answer leaves.
-type statusWriter struct {
-	http.ResponseWriter
-	s      *Sim
-	idx    int
-	fault  string
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-		w.s.setStatus(w.idx, code, w.fault)
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
+	s.log.Update(idx, func(c *Call) {
+		c.Status = status
+		if fault != "" {
+			c.Fault = fault
+		}
+	})
 }
 
 // discardWriter serves a call whose answer is to be lost.
@@ -383,8 +334,8 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(raw) > 0 {
 		c.Body = raw
 	}
-	idx := s.record(c)
-	sw := &statusWriter{ResponseWriter: w, s: s, idx: idx}
+	idx := s.log.Record(c)
+	sw := &simkit.StatusWriter{ResponseWriter: w, Set: func(status int, fault string) { s.setStatus(idx, status, fault) }}
 
 	reqID := newID()
 	h := w.Header()
@@ -396,7 +347,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	delay, hit := s.faults.Pick(r.Method, r.URL.Path)
 	if delay > 0 {
-		sw.fault = simkit.FaultDelay
+		sw.Fault = simkit.FaultDelay
 		s.setStatus(idx, 0, simkit.FaultDelay)
 		if !s.srv.Wait(r.Context(), delay) {
 			return
@@ -424,7 +375,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			simkit.ResetConn(w)
 			return
 		case simkit.FaultFail:
-			sw.fault = simkit.FaultFail
+			sw.Fault = simkit.FaultFail
 			code, msg := hit.Code, hit.Message
 			if code == "" || msg == "" {
 				dc, dm := errorText(hit.Status, r.Method, scopeOf(r.URL.Path), c.Caller)
@@ -442,7 +393,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if q := s.admit(r.Method, r.URL.Path, c.Caller); q.header != "" {
 		if q.retryAfter > 0 {
-			sw.fault = faultThrottle
+			sw.Fault = faultThrottle
 			writeError(sw, http.StatusTooManyRequests, "SubscriptionRequestsThrottled", q.message, q.retryAfter)
 			return
 		}
@@ -455,7 +406,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Serve the call for its effect, then lose the answer.
 	s.route(&discardWriter{h: http.Header{}}, req)
-	sw.fault = simkit.FaultLose
+	sw.Fault = simkit.FaultLose
 	if lose.Status == 0 {
 		s.setStatus(idx, 0, simkit.FaultLose)
 		simkit.ResetConn(w)

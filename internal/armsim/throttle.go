@@ -81,15 +81,7 @@ func (s *Sim) SetThrottle(t Throttle) {
 // CountThrottled is how many recorded calls SetThrottle's limits answered
 // with 429.
 func (s *Sim) CountThrottled() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, c := range s.calls {
-		if c.Fault == faultThrottle {
-			n++
-		}
-	}
-	return n
+	return len(s.log.Select(func(c Call) bool { return c.Fault == faultThrottle }))
 }
 
 type bucketKey struct{ sub, caller, op string }

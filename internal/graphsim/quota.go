@@ -104,15 +104,7 @@ func (s *Sim) SetQuota(q Quota) {
 
 // CountThrottled is how many recorded calls the quota answered with 429.
 func (s *Sim) CountThrottled() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, c := range s.calls {
-		if c.Fault == faultQuota {
-			n++
-		}
-	}
-	return n
+	return len(s.log.Select(func(c Call) bool { return c.Fault == faultQuota }))
 }
 
 const faultQuota = "quota"
@@ -298,8 +290,6 @@ func (s *Sim) admit(idx int, appID, method, path string, query url.Values) quota
 			ans.retryAfter, ans.scope, ans.info = w, c.scope+appID+"/"+AuditTenantID, c.info
 		}
 	}
-	if i := idx - s.callBase; i >= 0 && i < len(s.calls) {
-		s.calls[i].ResourceUnits, s.calls[i].WriteUnits = units, writes
-	}
+	s.log.Update(idx, func(c *Call) { c.ResourceUnits, c.WriteUnits = units, writes })
 	return ans
 }

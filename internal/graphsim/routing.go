@@ -31,8 +31,8 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(raw) > 0 {
 		c.Body = raw
 	}
-	idx := s.record(c)
-	sw := &statusWriter{ResponseWriter: w, s: s, idx: idx}
+	idx := s.log.Record(c)
+	sw := &simkit.StatusWriter{ResponseWriter: w, Set: func(status int, fault string) { s.setStatus(idx, status, fault) }}
 
 	reqID := newID()
 	h := w.Header()
@@ -50,7 +50,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	delay, hit := s.faults.Pick(r.Method, path)
 	if delay > 0 {
-		sw.fault = simkit.FaultDelay
+		sw.Fault = simkit.FaultDelay
 		s.setStatus(idx, 0, simkit.FaultDelay)
 		if !s.srv.Wait(r.Context(), delay) {
 			return
@@ -77,7 +77,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			simkit.ResetConn(w)
 			return
 		case simkit.FaultFail:
-			sw.fault = simkit.FaultFail
+			sw.Fault = simkit.FaultFail
 			writeError(sw, r, hit.Status, hit.Code, hit.Message, hit.RetryAfter)
 			return
 		}
@@ -87,7 +87,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			h.Set("x-ms-throttle-limit-percentage", strconv.FormatFloat(min(q.used, 1.8), 'f', 1, 64))
 		}
 		if q.retryAfter > 0 {
-			sw.fault = faultQuota
+			sw.Fault = faultQuota
 			h.Set("x-ms-throttle-scope", q.scope)
 			h.Set("x-ms-throttle-information", q.info)
 			code, msg := errorText(http.StatusTooManyRequests)

@@ -70,24 +70,18 @@ type Options struct {
 type Sim struct {
 	opts Options
 
-	mu    sync.Mutex
-	t     tenant
-	calls []Call
-	// callBase is how many calls ResetCalls has forgotten: a handler's
-	// record index minus callBase is its place in calls (handlers still
-	// running across a ResetCalls find theirs gone and leave calls alone).
-	callBase int
-
-	faults simkit.Faults // faults.go
-
+	mu          sync.Mutex // guards the state below
+	t           tenant
 	pim         map[pimKey]*PIMAssignment
 	pimPolicies map[string]PIMPolicy
 	audit       []map[string]any
+	rep         replicas // lag.go
+	quota       quota    // quota.go
 
-	rep   replicas // lag.go
-	quota quota    // quota.go
-
-	srv simkit.Server // server.go
+	// The plumbing shared with armsim, each with its own lock.
+	log    simkit.Log[Call] // calls.go
+	faults simkit.Faults    // faults.go
+	srv    simkit.Server    // server.go
 }
 
 // New returns a Sim with an empty tenant (see SeedTenant). Call Start to
