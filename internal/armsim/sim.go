@@ -197,7 +197,7 @@ func New(opts Options) *Sim {
 		roles:   map[string]bool{},
 		assigns: map[string]*Assignment{},
 	}
-	s.setReplicaLagLocked(opts.ReplicaLag, opts.ReplicaSeed)
+	s.rep.Set(opts.ReplicaLag, opts.ReplicaSeed, opts.Now())
 	return s
 }
 

@@ -348,7 +348,7 @@ func TestLagSetup(t *testing.T) {
 		clk.Add(testLag / 10)
 	}
 	s.mu.Lock()
-	n := len(s.rep.log)
+	n := s.rep.Len()
 	s.mu.Unlock()
 	if n > 2*10+2 {
 		t.Fatalf("log holds %d entries, more than the lag's", n)

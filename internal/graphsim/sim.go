@@ -94,7 +94,7 @@ func New(opts Options) *Sim {
 		opts.Now = time.Now
 	}
 	s := &Sim{opts: opts, t: newTenant(), pim: map[pimKey]*PIMAssignment{}, pimPolicies: map[string]PIMPolicy{}}
-	s.setReplicaLagLocked(opts.ReplicaLag, opts.ReplicaSeed)
+	s.rep.Set(opts.ReplicaLag, opts.ReplicaSeed, opts.Now())
 	return s
 }
 
