@@ -55,12 +55,10 @@ package armsim
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -337,7 +335,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	idx := s.log.Record(c)
 	sw := &simkit.StatusWriter{ResponseWriter: w, Set: func(status int, fault string) { s.setStatus(idx, status, fault) }}
 
-	reqID := newID()
+	reqID := simkit.NewID()
 	h := w.Header()
 	h.Set("x-ms-request-id", reqID)
 	h.Set("x-ms-correlation-request-id", reqID)
@@ -777,22 +775,13 @@ func assignmentJSON(a *Assignment) map[string]any {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	simkit.WriteJSON(w, status, "application/json; charset=utf-8", v)
 }
 
 // writeError answers with ARM's error shape; ARM also names the code in
 // x-ms-failure-cause for some errors, not modelled.
 func writeError(w http.ResponseWriter, status int, code, msg string, retryAfter time.Duration) {
-	if retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
-	}
+	simkit.SetRetryAfter(w.Header(), retryAfter)
 	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg}})
 }
 
@@ -847,14 +836,6 @@ func tokenOID(tok string) string {
 		return ""
 	}
 	return strings.ToLower(cl.Oid)
-}
-
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // locked runs f with s.mu held, released even if f panics.

@@ -34,7 +34,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	idx := s.log.Record(c)
 	sw := &simkit.StatusWriter{ResponseWriter: w, Set: func(status int, fault string) { s.setStatus(idx, status, fault) }}
 
-	reqID := newID()
+	reqID := simkit.NewID()
 	h := w.Header()
 	h.Set("request-id", reqID)
 	if cid := r.Header.Get("client-request-id"); cid != "" {

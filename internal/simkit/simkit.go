@@ -2,9 +2,10 @@
 // internal/graphsim (Microsoft Graph) and internal/armsim (Azure Resource
 // Manager role assignments). It serves a simulator and closes it (Server),
 // keeps the log of the calls it was sent (Log, StatusWriter), keeps and
-// matches the faults tests inject (Faults, ParseMatch, ResetConn) and lets
+// matches the faults tests inject (Faults, ParseMatch, ResetConn), lets
 // reads lag behind writes like a replicated store (Replicas, Overlay;
-// docs/design.md, The real directory). It knows nothing of the APIs the
+// docs/design.md, The real directory) and writes the JSON answers
+// (WriteJSON, SetRetryAfter, NewID). It knows nothing of the APIs the
 // simulators speak: their paths, state, error shapes and texts stay with
 // them.
 //
