@@ -5,9 +5,10 @@
 // matches the faults tests inject (Faults, ParseMatch, ResetConn), lets
 // reads lag behind writes like a replicated store (Replicas, Overlay;
 // docs/design.md, The real directory) and writes the JSON answers
-// (WriteJSON, SetRetryAfter, NewID). It knows nothing of the APIs the
-// simulators speak: their paths, state, error shapes and texts stay with
-// them.
+// (WriteJSON, SetRetryAfter, NewID). For their tests: a clock to move by
+// hand (Clock) and the checks of lagging reads (Reads, Count, WentBack).
+// It knows nothing of the APIs the simulators speak: their paths, state,
+// error shapes and texts stay with them.
 //
 // It is for tests and the sandbox only: the deployed binary does not link
 // it (the root package's main_test.go checks).
