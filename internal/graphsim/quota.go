@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // Graph's throttling of identity and access requests (docs/design.md, Operations and The real directory), as
@@ -109,46 +111,22 @@ func (s *Sim) CountThrottled() int {
 
 const faultQuota = "quota"
 
-// bucket is one token bucket; level may go below zero (throttled requests
-// are charged too).
-type bucket struct {
-	size, perSec, level float64
-	at                  time.Time // of the last refill; zero: not yet used
-}
-
-func newBucket(n int, window time.Duration) *bucket {
+// newBucket is a token bucket that holds n and refills at n per window (a
+// window of 0 counts as one second); its level may go below zero
+// (throttled requests are charged too).
+func newBucket(n int, window time.Duration) *simkit.TokenBucket {
 	if window <= 0 {
 		window = time.Second
 	}
-	return &bucket{size: float64(n), perSec: float64(n) / window.Seconds(), level: float64(n)}
+	return simkit.NewTokenBucket(float64(n), float64(n)/window.Seconds())
 }
 
-// refill adds what came back since the last refill (a clock set back adds
-// nothing).
-func (b *bucket) refill(now time.Time) {
-	switch {
-	case b.at.IsZero():
-		b.at = now
-	case now.After(b.at):
-		b.level = math.Min(b.size, b.level+now.Sub(b.at).Seconds()*b.perSec)
-		b.at = now
-	}
-}
-
-// wait is how long until the bucket holds cost again.
-func (b *bucket) wait(cost float64) time.Duration {
-	if b.level >= cost {
-		return 0
-	}
-	return time.Duration((cost - b.level) / b.perSec * float64(time.Second))
-}
-
-type appBuckets struct{ units, writes *bucket }
+type appBuckets struct{ units, writes *simkit.TokenBucket }
 
 type quota struct {
 	q            Quota
 	apps         map[string]*appBuckets // by application id
-	tenantWrites *bucket
+	tenantWrites *simkit.TokenBucket
 }
 
 func (q *quota) on() bool { return q.q.ResourceUnits > 0 || q.q.Writes > 0 || q.q.TenantWrites > 0 }
@@ -255,7 +233,7 @@ func (s *Sim) admit(idx int, appID, method, path string, query url.Values) quota
 		appID = "00000000-0000-0000-0000-000000000000"
 	}
 	type charge struct {
-		b           *bucket
+		b           *simkit.TokenBucket
 		cost        float64
 		scope, info string
 	}
@@ -273,8 +251,8 @@ func (s *Sim) admit(idx int, appID, method, path string, query url.Values) quota
 		if c.b == nil {
 			continue
 		}
-		c.b.refill(now)
-		if c.b.level < c.cost {
+		c.b.Refill(now)
+		if c.b.Level < c.cost {
 			throttled = true
 		}
 	}
@@ -282,11 +260,11 @@ func (s *Sim) admit(idx int, appID, method, path string, query url.Values) quota
 		if c.b == nil {
 			continue
 		}
-		c.b.level -= c.cost
+		c.b.Level -= c.cost
 		if c.b != s.quota.tenantWrites {
-			ans.used = math.Max(ans.used, (c.b.size-c.b.level)/c.b.size)
+			ans.used = math.Max(ans.used, (c.b.Size-c.b.Level)/c.b.Size)
 		}
-		if w := c.b.wait(c.cost); throttled && w > ans.retryAfter {
+		if w := c.b.Wait(c.cost); throttled && w > ans.retryAfter {
 			ans.retryAfter, ans.scope, ans.info = w, c.scope+appID+"/"+AuditTenantID, c.info
 		}
 	}

@@ -4,11 +4,12 @@
 // keeps the log of the calls it was sent (Log, StatusWriter), keeps and
 // matches the faults tests inject (Faults, ParseMatch, ResetConn), lets
 // reads lag behind writes like a replicated store (Replicas, Overlay;
-// docs/design.md, The real directory) and writes the JSON answers
-// (WriteJSON, SetRetryAfter, NewID). For their tests: a clock to move by
-// hand (Clock) and the checks of lagging reads (Reads, Count, WentBack).
-// It knows nothing of the APIs the simulators speak: their paths, state,
-// error shapes and texts stay with them.
+// docs/design.md, The real directory), throttles with token buckets
+// (TokenBucket) and writes the JSON answers (WriteJSON, SetRetryAfter,
+// NewID). For their tests: a clock to move by hand (Clock) and the checks
+// of lagging reads (Reads, Count, WentBack). It knows nothing of the APIs
+// the simulators speak: their paths, state, error shapes and texts, and
+// what their throttles charge, stay with them.
 //
 // It is for tests and the sandbox only: the deployed binary does not link
 // it (the root package's main_test.go checks).
