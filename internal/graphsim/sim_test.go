@@ -472,32 +472,6 @@ func TestServeOnListener(t *testing.T) {
 	}
 }
 
-// TestServeAfterClose: a Serve that comes after Close (or loses a race with
-// it) returns http.ErrServerClosed instead of serving forever.
-func TestServeAfterClose(t *testing.T) {
-	s := New(Options{})
-	s.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.ServeListener(l) }()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			t.Fatalf("ServeListener: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		_ = l.Close()
-		t.Fatal("ServeListener after Close still serving")
-	}
-	if c, err := net.Dial("tcp", l.Addr().String()); err == nil {
-		c.Close()
-		t.Fatal("the listener is still open")
-	}
-}
-
 // TestCloseDoesNotWaitForDelayedCalls: a delayed call whose client never
 // gives up does not hold Close, and a ResetCalls while a call runs is safe.
 func TestCloseDoesNotWaitForDelayedCalls(t *testing.T) {

@@ -72,6 +72,10 @@ func TestServerServeListenerAndClose(t *testing.T) {
 				_ = l.Close()
 				t.Fatal("ServeListener did not return after Close")
 			}
+			if c, err := net.Dial("tcp", l.Addr().String()); err == nil {
+				c.Close()
+				t.Fatal("the listener is still open")
+			}
 		})
 	}
 }
