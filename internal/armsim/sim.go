@@ -50,7 +50,9 @@
 // lag.go) and requests can be throttled by ARM's documented per-principal
 // limits with 429 + Retry-After (SetThrottle, throttle.go). The test
 // accessors (Assignments, HasAssignment, ...) always see the truth. The Sim
-// is safe for concurrent use.
+// is safe for concurrent use. What it shares with graphsim (serving, the
+// call log, fault rules, the replica lag's log, token buckets) is
+// internal/simkit.
 package armsim
 
 import (

@@ -34,7 +34,9 @@
 // through and the routes in routing.go; the endpoints in users.go,
 // groups.go and pim.go; Graph's answers and error texts in answers.go;
 // injected faults in faults.go; the call log in calls.go; serving the Sim
-// in server.go; audit records in auditlog.go.
+// in server.go; audit records in auditlog.go. What these share with armsim
+// (serving, the call log, fault rules, the replica lag's log, token
+// buckets) is internal/simkit.
 package graphsim
 
 import (
