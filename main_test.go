@@ -34,7 +34,8 @@ func deps(t *testing.T, tags string) []string {
 // -tags sandbox the sandbox is linked (what 'make run' builds).
 func TestDefaultBuildLinksNoSimulator(t *testing.T) {
 	forbidden := []string{"internal/graphsim", "internal/idsim", "internal/armsim", "internal/devhost",
-		"internal/memstore", "internal/seed", "internal/proof", "internal/storetest", "internal/sandbox", "internal/azuritetest"}
+		"internal/simkit", "internal/memstore", "internal/seed", "internal/proof", "internal/storetest", "internal/sandbox",
+		"internal/azuritetest"}
 	var bad []string
 	for _, p := range deps(t, "") {
 		rel, ours := strings.CutPrefix(p, module)

@@ -20,6 +20,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/armsim"
 	"github.com/jitaccess/jitaccess/internal/fault"
 	"github.com/jitaccess/jitaccess/internal/idsim"
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 func TestManagedIdentityChain(t *testing.T) {
@@ -372,7 +373,7 @@ func TestValidationSendsNothing(t *testing.T) {
 // clock, so a Retry-After that is honoured is exactly what refills the
 // bucket.
 func TestThrottlingHonoursRetryAfter(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	clk := simkit.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	e := newEnv(t, armsim.Options{Now: clk.Now}, Options{MaxRetries: 3})
 	waits := e.recordSleeps(clk.Add)
 	e.sim.SetThrottle(armsim.Throttle{Writes: armsim.Bucket{Size: 2, RefillPerSecond: 0.5}, Reads: armsim.Bucket{Size: 1, RefillPerSecond: 1}})

@@ -1,9 +1,9 @@
 package armsim
 
 import (
-	"math/rand/v2"
-	"sort"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // Replica lag (docs/design.md, The real directory). Azure RBAC is eventually consistent:
@@ -28,115 +28,58 @@ import (
 // accessors (Assignments, HasAssignment, Assignment) always see the truth:
 // a write's answer is decided on the current state.
 //
-// To answer "as of t" the Sim keeps a log of the changes of the last d and
-// undoes, from the current state, those made after t. Changes made while
-// the lag is 0 are visible to every read.
+// To answer "as of t" the Sim keeps a log of the changes of the last d
+// (simkit.Replicas) and undoes, from the current state, those made after
+// t. Changes made while the lag is 0 are visible to every read.
 
-// change is one entry of the replica log: at at, the assignment name
-// changed; before is what it was (nil: none).
+// change is one entry of the replica log: the assignment name changed;
+// before is what it was (nil: none).
 type change struct {
-	at     time.Time
 	name   string
 	before *Assignment
 }
 
-// replicas is the replica-lag state; every method expects s.mu held.
-type replicas struct {
-	lag time.Duration
-	rng *rand.Rand
-	log []change
-}
-
-func newRNG(seed int64) *rand.Rand {
-	return rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15))
-}
+// replicas is the replica-lag state; guarded by s.mu.
+type replicas = simkit.Replicas[change]
 
 // SetReplicaLag makes reads lag by up to d, drawing each read's moment
 // from a random source seeded with seed (the same seed and sequence of
-// calls give the same moments). Changes made before the call are visible
-// to every read. d <= 0 turns the lag off.
+// calls give the same moments). Changes made before the call while there
+// was no lag are visible to every read. d <= 0 turns the lag off.
 func (s *Sim) SetReplicaLag(d time.Duration, seed int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.setReplicaLagLocked(d, seed)
-}
-
-func (s *Sim) setReplicaLagLocked(d time.Duration, seed int64) {
-	if d <= 0 {
-		s.rep = replicas{}
-		return
-	}
-	s.rep.lag = d
-	s.rep.rng = newRNG(seed)
-	s.rep.prune(s.opts.Now())
+	s.locked(func() { s.rep.Set(d, seed, s.opts.Now()) })
 }
 
 // ReplicaLag is the current replica lag (0: reads see the truth).
-func (s *Sim) ReplicaLag() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.rep.lag
+func (s *Sim) ReplicaLag() (d time.Duration) {
+	s.locked(func() { d = s.rep.Lag() })
+	return d
 }
 
 // logChange records that assignment name changed at at (before: what it
 // was, nil for none). Expects s.mu held.
 func (s *Sim) logChange(at time.Time, name string, before *Assignment) {
-	r := &s.rep
-	if r.lag <= 0 {
+	if s.rep.Lag() <= 0 {
 		return
-	}
-	now := s.opts.Now()
-	if at.After(now) {
-		at = now
-	}
-	if n := len(r.log); n > 0 && at.Before(r.log[n-1].at) {
-		at = r.log[n-1].at
 	}
 	if before != nil {
 		cp := *before
 		before = &cp
 	}
-	r.log = append(r.log, change{at: at, name: name, before: before})
-	r.prune(now)
-}
-
-// prune drops the entries every read already sees.
-func (r *replicas) prune(now time.Time) {
-	cut := now.Add(-r.lag)
-	i := sort.Search(len(r.log), func(i int) bool { return r.log[i].at.After(cut) })
-	if i > 0 {
-		r.log = append(r.log[:0:0], r.log[i:]...)
-	}
+	s.rep.Record(at, s.opts.Now(), change{name: name, before: before})
 }
 
 // readView is the set of assignments one read sees: the truth, or under a
 // replica lag the state at a random recent moment. The map and its values
 // must not be changed. Expects s.mu held.
 func (s *Sim) readView() map[string]*Assignment {
-	r := &s.rep
-	if r.lag <= 0 {
+	if s.rep.Lag() <= 0 {
 		return s.assigns
 	}
-	now := s.opts.Now()
-	r.prune(now)
-	t := now.Add(-time.Duration(r.rng.Float64() * float64(r.lag)))
+	t, _ := s.rep.Moment(s.opts.Now())
 	undo := map[string]*Assignment{}
-	for i := len(r.log) - 1; i >= 0 && r.log[i].at.After(t); i-- {
-		undo[r.log[i].name] = r.log[i].before
+	for c := range s.rep.After(t) {
+		undo[c.name] = c.before
 	}
-	if len(undo) == 0 {
-		return s.assigns
-	}
-	out := make(map[string]*Assignment, len(s.assigns))
-	for k, a := range s.assigns {
-		out[k] = a
-	}
-	for k, a := range undo {
-		if a == nil {
-			delete(out, k)
-		} else {
-			out[k] = a
-		}
-	}
-	return out
+	return simkit.Overlay(s.assigns, undo)
 }

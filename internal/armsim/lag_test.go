@@ -5,13 +5,15 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 const testLag = 5 * time.Second
 
-func newLagSim(t *testing.T, opts Options) (*Sim, *client, *fakeClock) {
+func newLagSim(t *testing.T, opts Options) (*Sim, *client, *simkit.Clock) {
 	t.Helper()
-	clk := &fakeClock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	clk := simkit.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	opts.Now = clk.Now
 	opts.ReplicaLag = testLag
 	if opts.ReplicaSeed == 0 {
@@ -25,35 +27,6 @@ func newLagSim(t *testing.T, opts Options) (*Sim, *client, *fakeClock) {
 func (c *client) sees(scope, principal, name string) bool {
 	c.t.Helper()
 	return slices.Contains(c.listNames(scope, "principalId eq '"+principal+"'"), name)
-}
-
-func reads(n int, read func() bool) []bool {
-	out := make([]bool, n)
-	for i := range out {
-		out[i] = read()
-	}
-	return out
-}
-
-func count(bs []bool, v bool) int {
-	n := 0
-	for _, b := range bs {
-		if b == v {
-			n++
-		}
-	}
-	return n
-}
-
-// wentBack reports whether a read showed the old state right after one
-// that showed the new state: replicas without session affinity.
-func wentBack(bs []bool, now bool) bool {
-	for i := 1; i < len(bs); i++ {
-		if bs[i-1] == now && bs[i] != now {
-			return true
-		}
-	}
-	return false
 }
 
 func TestLagCreateSeenLate(t *testing.T) {
@@ -74,18 +47,18 @@ func TestLagCreateSeenLate(t *testing.T) {
 	}
 	// Reads within the lag: some see it, some do not, and they go back.
 	clk.Add(testLag / 2)
-	got := reads(40, func() bool { return c.sees(cluster, userA, nameA) })
-	if count(got, true) == 0 || count(got, false) == 0 || !wentBack(got, true) {
+	got := simkit.Reads(40, func() bool { return c.sees(cluster, userA, nameA) })
+	if simkit.Count(got, true) == 0 || simkit.Count(got, false) == 0 || !simkit.WentBack(got, true) {
 		t.Fatalf("reads within the lag: %v", got)
 	}
 	// The single GET lags too.
-	gets := reads(40, func() bool { return c.must("GET", raPath(cluster, nameA), nil).status == 200 })
-	if count(gets, true) == 0 || count(gets, false) == 0 {
+	gets := simkit.Reads(40, func() bool { return c.must("GET", raPath(cluster, nameA), nil).status == 200 })
+	if simkit.Count(gets, true) == 0 || simkit.Count(gets, false) == 0 {
 		t.Fatalf("GETs within the lag: %v", gets)
 	}
 	// After the lag every read sees it.
 	clk.Add(testLag / 2)
-	if got := reads(20, func() bool { return c.sees(cluster, userA, nameA) }); count(got, true) != 20 {
+	if got := simkit.Reads(20, func() bool { return c.sees(cluster, userA, nameA) }); simkit.Count(got, true) != 20 {
 		t.Fatalf("reads after the lag: %v", got)
 	}
 }
@@ -105,12 +78,12 @@ func TestLagDeleteSeenLate(t *testing.T) {
 		t.Fatalf("delete again: %d", a.status)
 	}
 	clk.Add(time.Second)
-	got := reads(40, func() bool { return c.sees(cluster, userA, nameA) })
-	if count(got, true) == 0 || count(got, false) == 0 {
+	got := simkit.Reads(40, func() bool { return c.sees(cluster, userA, nameA) })
+	if simkit.Count(got, true) == 0 || simkit.Count(got, false) == 0 {
 		t.Fatalf("reads within the lag: %v", got)
 	}
 	clk.Add(testLag)
-	if got := reads(20, func() bool { return c.sees(cluster, userA, nameA) }); count(got, false) != 20 {
+	if got := simkit.Reads(20, func() bool { return c.sees(cluster, userA, nameA) }); simkit.Count(got, false) != 20 {
 		t.Fatalf("reads after the lag: %v", got)
 	}
 }
@@ -120,15 +93,15 @@ func TestLagOutOfBandChanges(t *testing.T) {
 	// Someone else's assignment, then its removal: both lag for reads.
 	n := s.AddAssignment(Assignment{Scope: cluster, RoleDefinitionID: roleAdmin, PrincipalID: userB})
 	clk.Add(testLag / 2)
-	got := reads(40, func() bool { return c.sees(cluster, userB, n) })
-	if count(got, true) == 0 || count(got, false) == 0 {
+	got := simkit.Reads(40, func() bool { return c.sees(cluster, userB, n) })
+	if simkit.Count(got, true) == 0 || simkit.Count(got, false) == 0 {
 		t.Fatalf("add: %v", got)
 	}
 	clk.Add(testLag)
 	s.RemoveAssignment(n)
 	clk.Add(testLag / 2)
-	got = reads(40, func() bool { return c.sees(cluster, userB, n) })
-	if count(got, true) == 0 || count(got, false) == 0 {
+	got = simkit.Reads(40, func() bool { return c.sees(cluster, userB, n) })
+	if simkit.Count(got, true) == 0 || simkit.Count(got, false) == 0 {
 		t.Fatalf("remove: %v", got)
 	}
 }
@@ -164,7 +137,7 @@ func TestLagPagesReadOnTheirOwn(t *testing.T) {
 }
 
 func TestLagSetup(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	clk := simkit.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	s, c := newSim(t, Options{Now: clk.Now})
 	// Changes made without a lag are seen by every read, also after the
 	// lag is turned on.
@@ -173,12 +146,12 @@ func TestLagSetup(t *testing.T) {
 	if s.ReplicaLag() != testLag {
 		t.Fatal("ReplicaLag")
 	}
-	if got := reads(20, func() bool { return c.sees(cluster, userA, nameA) }); count(got, true) != 20 {
+	if got := simkit.Reads(20, func() bool { return c.sees(cluster, userA, nameA) }); simkit.Count(got, true) != 20 {
 		t.Fatalf("old change: %v", got)
 	}
 	c.put(cluster, nameB, fullRole, userB)
 	s.SetReplicaLag(0, 0)
-	if got := reads(20, func() bool { return c.sees(cluster, userB, nameB) }); count(got, true) != 20 {
+	if got := simkit.Reads(20, func() bool { return c.sees(cluster, userB, nameB) }); simkit.Count(got, true) != 20 {
 		t.Fatalf("lag off: %v", got)
 	}
 	// The same seed gives the same reads.
@@ -187,7 +160,7 @@ func TestLagSetup(t *testing.T) {
 		c.put(cluster, nameA, fullRole, userA)
 		clk.Add(testLag / 2)
 		_ = s
-		return reads(20, func() bool { return c.sees(cluster, userA, nameA) })
+		return simkit.Reads(20, func() bool { return c.sees(cluster, userA, nameA) })
 	}
 	if a, b := run(), run(); !slices.Equal(a, b) {
 		t.Fatalf("seeded runs differ: %v %v", a, b)

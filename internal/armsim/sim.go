@@ -50,20 +50,19 @@
 // lag.go) and requests can be throttled by ARM's documented per-principal
 // limits with 429 + Retry-After (SetThrottle, throttle.go). The test
 // accessors (Assignments, HasAssignment, ...) always see the truth. The Sim
-// is safe for concurrent use.
+// is safe for concurrent use. What it shares with graphsim (serving, the
+// call log, fault rules, the replica lag's log, token buckets) is
+// internal/simkit.
 package armsim
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -71,6 +70,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // APIVersion is the api-version of Microsoft.Authorization role assignments
@@ -158,69 +159,21 @@ type Call struct {
 	Body []byte
 }
 
-type rule struct {
-	method, path string // path: case-insensitive substring of Call.Path
-	n            int    // remaining uses; <0 forever
-	kind         string // "fail", "reset", "delay", "lose"
-	status       int
-	code, msg    string
-	retryAfter   time.Duration
-	delay        time.Duration
-}
-
-var methods = []string{"GET", "PUT", "DELETE", "POST", "PATCH"}
-
-func parseMatch(match string) (method, path string) {
-	match = strings.TrimSpace(match)
-	up := strings.ToUpper(match)
-	if up == "*" {
-		return "", ""
-	}
-	if slices.Contains(methods, up) {
-		return up, ""
-	}
-	if i := strings.IndexByte(match, ' '); i > 0 {
-		m := strings.ToUpper(match[:i])
-		if m == "*" || slices.Contains(methods, m) {
-			if m == "*" {
-				m = ""
-			}
-			return m, strings.ToLower(strings.TrimSpace(match[i+1:]))
-		}
-	}
-	return "", strings.ToLower(match)
-}
-
-func (r *rule) matches(method, path string) bool {
-	if r.n == 0 {
-		return false
-	}
-	if r.method != "" && r.method != method {
-		return false
-	}
-	return strings.Contains(strings.ToLower(path), r.path)
-}
-
 // Sim is a simulated Azure Resource Manager endpoint for role assignments.
 type Sim struct {
 	opts Options
 
-	mu       sync.Mutex
-	scopes   map[string]string // lower-case scope → as registered
-	roles    map[string]bool   // role definition GUIDs (lower case)
-	assigns  map[string]*Assignment
-	calls    []Call
-	callBase int // calls forgotten by ResetCalls
-	rules    []*rule
+	mu      sync.Mutex        // guards the state below
+	scopes  map[string]string // lower-case scope → as registered
+	roles   map[string]bool   // role definition GUIDs (lower case)
+	assigns map[string]*Assignment
+	rep     replicas // lag.go
+	thr     throttle // throttle.go
 
-	done   chan struct{}
-	closed bool
-
-	rep replicas // lag.go
-	thr throttle // throttle.go
-
-	srv    *httptest.Server
-	server *http.Server
+	// The plumbing shared with graphsim, each with its own lock.
+	log    simkit.Log[Call]
+	faults simkit.Faults
+	srv    simkit.Server
 }
 
 // New returns a Sim with no scopes, role definitions or assignments. Call
@@ -243,92 +196,34 @@ func New(opts Options) *Sim {
 		scopes:  map[string]string{},
 		roles:   map[string]bool{},
 		assigns: map[string]*Assignment{},
-		done:    make(chan struct{}),
 	}
-	s.setReplicaLagLocked(opts.ReplicaLag, opts.ReplicaSeed)
+	s.rep.Set(opts.ReplicaLag, opts.ReplicaSeed, opts.Now())
 	return s
 }
 
 // Start serves the Sim on a new loopback httptest server and returns s.
 func (s *Sim) Start() *Sim {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv == nil {
-		s.srv = httptest.NewServer(s.Handler())
-	}
+	s.srv.Start(s.Handler())
 	return s
 }
 
 // URL is the root URL of the server started by Start.
-func (s *Sim) URL() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.srv == nil {
-		return ""
-	}
-	return s.srv.URL
-}
+func (s *Sim) URL() string { return s.srv.URL() }
 
 // BaseURL is the ARM endpoint for the SDK (JIT_ARM_BASE_URL): URL(), ARM
 // has no base path.
 func (s *Sim) BaseURL() string { return s.URL() }
 
 // Serve listens on addr (e.g. "127.0.0.1:7072") and serves until Close.
-func (s *Sim) Serve(addr string) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	return s.ServeListener(l)
-}
+func (s *Sim) Serve(addr string) error { return s.srv.Serve(addr, s.Handler()) }
 
 // ServeListener serves on l until Close; it returns http.ErrServerClosed
 // after Close.
-func (s *Sim) ServeListener(l net.Listener) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		_ = l.Close()
-		return http.ErrServerClosed
-	}
-	s.server = srv
-	s.mu.Unlock()
-	return srv.Serve(l) // after Close: http.ErrServerClosed at once
-}
-
-const closeWait = 10 * time.Second
+func (s *Sim) ServeListener(l net.Listener) error { return s.srv.ServeListener(l, s.Handler()) }
 
 // Close stops the servers started by Start or Serve. Delayed answers are
-// abandoned; it returns within closeWait even if a handler is stuck.
-func (s *Sim) Close() {
-	s.mu.Lock()
-	srv, server := s.srv, s.server
-	s.srv, s.server = nil, nil
-	if !s.closed {
-		s.closed = true
-		close(s.done)
-	}
-	s.mu.Unlock()
-	if srv != nil {
-		srv.CloseClientConnections()
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			srv.Close()
-		}()
-		t := time.NewTimer(closeWait)
-		defer t.Stop()
-		select {
-		case <-done:
-		case <-t.C:
-			srv.CloseClientConnections()
-		}
-	}
-	if server != nil {
-		_ = server.Close()
-	}
-}
+// abandoned; it returns within simkit.CloseWait even if a handler is stuck.
+func (s *Sim) Close() { s.srv.Close() }
 
 // Handler is the Sim as an http.Handler.
 func (s *Sim) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
@@ -348,15 +243,13 @@ func (s *Sim) FailNext(match string, n, status int, retryAfter time.Duration) {
 // FailNextWith is FailNext with an explicit ARM error code and message
 // (empty: the ones FailNext would use).
 func (s *Sim) FailNextWith(match string, n, status int, code, message string, retryAfter time.Duration) {
-	m, p := parseMatch(match)
-	s.addRule(&rule{method: m, path: p, n: n, kind: "fail", status: status, code: code, msg: message, retryAfter: retryAfter})
+	s.faults.Add(match, n, simkit.Rule{Kind: simkit.FaultFail, Status: status, Code: code, Message: message, RetryAfter: retryAfter})
 }
 
 // ResetNext makes the next n matching calls end with a TCP reset and no
 // answer, before any change is made (n < 0: every matching call).
 func (s *Sim) ResetNext(match string, n int) {
-	m, p := parseMatch(match)
-	s.addRule(&rule{method: m, path: p, n: n, kind: "reset"})
+	s.faults.Add(match, n, simkit.Rule{Kind: simkit.FaultReset})
 }
 
 // LoseAnswerNext makes the next n matching calls be served (a write takes
@@ -364,140 +257,44 @@ func (s *Sim) ResetNext(match string, n int) {
 // or by a TCP reset when status is 0. This is the ambiguous write: the
 // caller cannot tell whether it happened.
 func (s *Sim) LoseAnswerNext(match string, n, status int) {
-	m, p := parseMatch(match)
-	s.addRule(&rule{method: m, path: p, n: n, kind: "lose", status: status})
+	s.faults.Add(match, n, simkit.Rule{Kind: simkit.FaultLose, Status: status})
 }
 
 // Delay makes every matching call wait d before it is answered (or until
 // the client gives up). A later Delay for the same match replaces it; d ==
 // 0 removes it.
-func (s *Sim) Delay(match string, d time.Duration) {
-	m, p := parseMatch(match)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rules = slices.DeleteFunc(s.rules, func(r *rule) bool {
-		return r.kind == "delay" && r.method == m && r.path == p
-	})
-	if d > 0 {
-		s.rules = append(s.rules, &rule{method: m, path: p, n: -1, kind: "delay", delay: d})
-	}
-}
+func (s *Sim) Delay(match string, d time.Duration) { s.faults.Delay(match, d) }
 
 // ClearFaults removes every injected failure, reset, lost answer and delay.
-func (s *Sim) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rules = nil
-}
-
-func (s *Sim) addRule(r *rule) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rules = append(s.rules, r)
-}
+func (s *Sim) ClearFaults() { s.faults.Clear() }
 
 // Calls returns a copy of every recorded call, oldest first.
-func (s *Sim) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.calls)
-}
+func (s *Sim) Calls() []Call { return s.log.All() }
 
 // CallsTo returns the recorded calls with the given method ("" = any)
 // whose decoded path contains pathPart (case-insensitive).
 func (s *Sim) CallsTo(method, pathPart string) []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Call
 	p := strings.ToLower(pathPart)
-	for _, c := range s.calls {
-		if (method == "" || strings.EqualFold(method, c.Method)) && strings.Contains(strings.ToLower(c.Path), p) {
-			out = append(out, c)
-		}
-	}
-	return out
+	return s.log.Select(func(c Call) bool {
+		return (method == "" || strings.EqualFold(method, c.Method)) && strings.Contains(strings.ToLower(c.Path), p)
+	})
 }
 
 // CountCalls is len(CallsTo(method, pathPart)).
 func (s *Sim) CountCalls(method, pathPart string) int { return len(s.CallsTo(method, pathPart)) }
 
 // ResetCalls forgets the recorded calls.
-func (s *Sim) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.callBase += len(s.calls)
-	s.calls = nil
-}
+func (s *Sim) ResetCalls() { s.log.Reset() }
 
-func (s *Sim) record(c Call) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = append(s.calls, c)
-	return s.callBase + len(s.calls) - 1
-}
-
+// setStatus records the answer's status of call idx (0: the connection was
+// reset) and the fault it came from ("": leave it).
 func (s *Sim) setStatus(idx, status int, fault string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i := idx - s.callBase
-	if i < 0 || i >= len(s.calls) {
-		return
-	}
-	s.calls[i].Status = status
-	if fault != "" {
-		s.calls[i].Fault = fault
-	}
-}
-
-// pick returns the delay to apply and the first fail/reset/lose rule that
-// matches, consuming one use of it.
-func (s *Sim) pick(method, path string) (time.Duration, *rule) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var d time.Duration
-	var hit *rule
-	for _, r := range s.rules {
-		if !r.matches(method, path) {
-			continue
+	s.log.Update(idx, func(c *Call) {
+		c.Status = status
+		if fault != "" {
+			c.Fault = fault
 		}
-		if r.kind == "delay" {
-			d = max(d, r.delay)
-			continue
-		}
-		if hit == nil {
-			if r.n > 0 {
-				r.n--
-			}
-			cp := *r
-			hit = &cp
-		}
-	}
-	s.rules = slices.DeleteFunc(s.rules, func(r *rule) bool { return r.n == 0 })
-	return d, hit
-}
-
-// statusWriter records the status before the answer leaves.
-type statusWriter struct {
-	http.ResponseWriter
-	s      *Sim
-	idx    int
-	fault  string
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-		w.s.setStatus(w.idx, code, w.fault)
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.WriteHeader(http.StatusOK)
-	}
-	return w.ResponseWriter.Write(b)
+	})
 }
 
 // discardWriter serves a call whose answer is to be lost.
@@ -537,10 +334,10 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(raw) > 0 {
 		c.Body = raw
 	}
-	idx := s.record(c)
-	sw := &statusWriter{ResponseWriter: w, s: s, idx: idx}
+	idx := s.log.Record(c)
+	sw := &simkit.StatusWriter{ResponseWriter: w, Set: func(status int, fault string) { s.setStatus(idx, status, fault) }}
 
-	reqID := newID()
+	reqID := simkit.NewID()
 	h := w.Header()
 	h.Set("x-ms-request-id", reqID)
 	h.Set("x-ms-correlation-request-id", reqID)
@@ -548,18 +345,11 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("x-ms-client-request-id", cid)
 	}
 
-	delay, hit := s.pick(r.Method, r.URL.Path)
+	delay, hit := s.faults.Pick(r.Method, r.URL.Path)
 	if delay > 0 {
-		sw.fault = "delay"
-		s.setStatus(idx, 0, "delay")
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.done:
-			t.Stop()
+		sw.Fault = simkit.FaultDelay
+		s.setStatus(idx, 0, simkit.FaultDelay)
+		if !s.srv.Wait(r.Context(), delay) {
 			return
 		}
 	}
@@ -577,23 +367,23 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	req := &request{r: r, caller: c.Caller, body: raw}
 
-	var lose *rule
+	var lose *simkit.Rule
 	if hit != nil {
-		switch hit.kind {
-		case "reset":
-			s.setStatus(idx, 0, "reset")
-			resetConn(w)
+		switch hit.Kind {
+		case simkit.FaultReset:
+			s.setStatus(idx, 0, simkit.FaultReset)
+			simkit.ResetConn(w)
 			return
-		case "fail":
-			sw.fault = "fail"
-			code, msg := hit.code, hit.msg
+		case simkit.FaultFail:
+			sw.Fault = simkit.FaultFail
+			code, msg := hit.Code, hit.Message
 			if code == "" || msg == "" {
-				dc, dm := errorText(hit.status, r.Method, scopeOf(r.URL.Path), c.Caller)
+				dc, dm := errorText(hit.Status, r.Method, scopeOf(r.URL.Path), c.Caller)
 				code, msg = orDefault(code, dc), orDefault(msg, dm)
 			}
-			writeError(sw, hit.status, code, msg, hit.retryAfter)
+			writeError(sw, hit.Status, code, msg, hit.RetryAfter)
 			return
-		case "lose":
+		case simkit.FaultLose:
 			lose = hit
 		}
 	}
@@ -603,7 +393,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if q := s.admit(r.Method, r.URL.Path, c.Caller); q.header != "" {
 		if q.retryAfter > 0 {
-			sw.fault = faultThrottle
+			sw.Fault = faultThrottle
 			writeError(sw, http.StatusTooManyRequests, "SubscriptionRequestsThrottled", q.message, q.retryAfter)
 			return
 		}
@@ -616,14 +406,14 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Serve the call for its effect, then lose the answer.
 	s.route(&discardWriter{h: http.Header{}}, req)
-	sw.fault = "lose"
-	if lose.status == 0 {
-		s.setStatus(idx, 0, "lose")
-		resetConn(w)
+	sw.Fault = simkit.FaultLose
+	if lose.Status == 0 {
+		s.setStatus(idx, 0, simkit.FaultLose)
+		simkit.ResetConn(w)
 		return
 	}
-	code, msg := errorText(lose.status, r.Method, scopeOf(r.URL.Path), c.Caller)
-	writeError(sw, lose.status, code, msg, 0)
+	code, msg := errorText(lose.Status, r.Method, scopeOf(r.URL.Path), c.Caller)
+	writeError(sw, lose.Status, code, msg, 0)
 }
 
 func orDefault(a, b string) string {
@@ -646,21 +436,6 @@ func (s *Sim) checkAPIVersion(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
-}
-
-func resetConn(w http.ResponseWriter) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		panic(http.ErrAbortHandler)
-	}
-	conn, _, err := hj.Hijack()
-	if err != nil {
-		panic(http.ErrAbortHandler)
-	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0) // RST instead of FIN
-	}
-	_ = conn.Close()
 }
 
 // splitPath cuts a role-assignment path into scope and the rest after
@@ -1002,22 +777,13 @@ func assignmentJSON(a *Assignment) map[string]any {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	simkit.WriteJSON(w, status, "application/json; charset=utf-8", v)
 }
 
 // writeError answers with ARM's error shape; ARM also names the code in
 // x-ms-failure-cause for some errors, not modelled.
 func writeError(w http.ResponseWriter, status int, code, msg string, retryAfter time.Duration) {
-	if retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
-	}
+	simkit.SetRetryAfter(w.Header(), retryAfter)
 	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg}})
 }
 
@@ -1072,14 +838,6 @@ func tokenOID(tok string) string {
 		return ""
 	}
 	return strings.ToLower(cl.Oid)
-}
-
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
 // locked runs f with s.mu held, released even if f panics.

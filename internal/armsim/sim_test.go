@@ -31,23 +31,6 @@ const (
 
 var fullRole = "/subscriptions/" + sub + "/providers/Microsoft.Authorization/roleDefinitions/" + roleAdmin
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // fakeToken is an unsigned JWT whose oid is oid.
 func fakeToken(oid string) string {
 	enc := base64.RawURLEncoding

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // The Sim's world: scopes (subscriptions, resource groups, resources),
@@ -96,7 +98,7 @@ func (s *Sim) AddRoleDefinition(ids ...string) *Sim {
 // It returns the name. An assignment of the same name is replaced.
 func (s *Sim) AddAssignment(a Assignment) string {
 	if a.Name == "" {
-		a.Name = newID()
+		a.Name = simkit.NewID()
 	}
 	a.Name = strings.ToLower(a.Name)
 	a.PrincipalID = strings.ToLower(a.PrincipalID)

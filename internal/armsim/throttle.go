@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // ARM's request throttling (docs/design.md, real directory rule 4), as Microsoft documents it in
@@ -75,43 +77,20 @@ const faultThrottle = "throttle"
 func (s *Sim) SetThrottle(t Throttle) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.thr = throttle{t: t, buckets: map[bucketKey]*bucket{}}
+	s.thr = throttle{t: t, buckets: map[bucketKey]*simkit.TokenBucket{}}
 }
 
 // CountThrottled is how many recorded calls SetThrottle's limits answered
 // with 429.
 func (s *Sim) CountThrottled() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, c := range s.calls {
-		if c.Fault == faultThrottle {
-			n++
-		}
-	}
-	return n
+	return len(s.log.Select(func(c Call) bool { return c.Fault == faultThrottle }))
 }
 
 type bucketKey struct{ sub, caller, op string }
 
-type bucket struct {
-	size, perSec, level float64
-	at                  time.Time
-}
-
-func (b *bucket) refill(now time.Time) {
-	switch {
-	case b.at.IsZero():
-		b.at = now
-	case now.After(b.at):
-		b.level = math.Min(b.size, b.level+now.Sub(b.at).Seconds()*b.perSec)
-		b.at = now
-	}
-}
-
 type throttle struct {
 	t       Throttle
-	buckets map[bucketKey]*bucket
+	buckets map[bucketKey]*simkit.TokenBucket
 }
 
 // throttleAnswer is the verdict on one request.
@@ -148,12 +127,12 @@ func (s *Sim) admit(method, path, caller string) throttleAnswer {
 		if per <= 0 {
 			per = float64(spec.Size)
 		}
-		b = &bucket{size: float64(spec.Size), perSec: per, level: float64(spec.Size)}
+		b = simkit.NewTokenBucket(float64(spec.Size), per)
 		s.thr.buckets[k] = b
 	}
-	b.refill(s.opts.Now())
-	if b.level < 1 {
-		wait := time.Duration((1 - b.level) / b.perSec * float64(time.Second))
+	b.Refill(s.opts.Now())
+	if b.Level < 1 {
+		wait := b.Wait(1)
 		secs := int(math.Ceil(wait.Seconds()))
 		who := caller
 		if who == "" {
@@ -164,6 +143,6 @@ func (s *Sim) admit(method, path, caller string) throttleAnswer {
 			message: fmt.Sprintf("Number of '%s' requests for subscription '%s' actor '%s' exceeded. Please try again after '%d' seconds after additional tokens are available. Refer to https://aka.ms/arm-throttling", op, sub, who, secs),
 		}
 	}
-	b.level--
-	return throttleAnswer{header: header, remaining: int(math.Floor(b.level))}
+	b.Level--
+	return throttleAnswer{header: header, remaining: int(math.Floor(b.Level))}
 }

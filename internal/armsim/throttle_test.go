@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 func TestThrottleOffByDefault(t *testing.T) {
@@ -21,7 +23,7 @@ func TestThrottleOffByDefault(t *testing.T) {
 }
 
 func TestThrottleWrites(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	clk := simkit.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	s, c := newSim(t, Options{Now: clk.Now})
 	s.SetThrottle(Throttle{Writes: Bucket{Size: 3, RefillPerSecond: 0.5}, Reads: Bucket{Size: 100, RefillPerSecond: 10}})
 	for i := range 3 {
@@ -83,7 +85,7 @@ func TestDocumentedThrottle(t *testing.T) {
 	}
 	// 200 writes in a burst go, the 201st waits a tenth of a second
 	// (Retry-After rounds up to 1s).
-	clk := &fakeClock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	clk := simkit.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	s, c := newSim(t, Options{Now: clk.Now})
 	s.SetThrottle(d)
 	for i := range 200 {

@@ -1,13 +1,10 @@
 package graphsim
 
 import (
-	"crypto/rand"
-	"encoding/json"
-	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // Graph's answers: JSON bodies, the error shape and its texts.
@@ -27,21 +24,12 @@ func notFound(w http.ResponseWriter, r *http.Request, id string) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	simkit.WriteJSON(w, status, "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8", v)
 }
 
 // writeError answers with Graph's error shape.
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string, retryAfter time.Duration) {
-	if retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
-	}
+	simkit.SetRetryAfter(w.Header(), retryAfter)
 	writeJSON(w, status, map[string]any{
 		"error": map[string]any{
 			"code":    code,
@@ -78,13 +66,4 @@ func errorText(status int) (string, string) {
 		return "Request_BadRequest", "Invalid request."
 	}
 	return "UnknownError", http.StatusText(status)
-}
-
-// newID returns a random RFC 4122 version 4 id for request-id headers.
-func newID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

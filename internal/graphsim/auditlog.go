@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // Audit records: the Sim keeps, for every membership change it makes and for
@@ -80,7 +82,7 @@ func nilIfEmpty(s string) any {
 
 func (s *Sim) envelope(at time.Time, activity, service, opType, identity string, by actor, targets []map[string]any, details []map[string]any) {
 	n := len(s.audit) + 1
-	corr := newID()
+	corr := simkit.NewID()
 	prefix := "Directory"
 	if service == "PIM" {
 		prefix = "PIM"

@@ -8,15 +8,16 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/seed"
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 const testLag = 5 * time.Second
 
 // newLagSim is a seeded tenant on a fake clock whose membership reads lag
 // by testLag.
-func newLagSim(t *testing.T, opts Options) (*Sim, *client, *fakeClock) {
+func newLagSim(t *testing.T, opts Options) (*Sim, *client, *simkit.Clock) {
 	t.Helper()
-	clk := &fakeClock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	clk := simkit.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	opts.Now = clk.Now
 	opts.ReplicaLag = testLag
 	if opts.ReplicaSeed == 0 {
@@ -36,36 +37,6 @@ func memberOf(c *client, user, group string) bool {
 	return len(a.body["value"].([]any)) == 1
 }
 
-// reads asks n times and returns the answers in order.
-func reads(n int, read func() bool) []bool {
-	out := make([]bool, n)
-	for i := range out {
-		out[i] = read()
-	}
-	return out
-}
-
-func count(bs []bool, v bool) int {
-	n := 0
-	for _, b := range bs {
-		if b == v {
-			n++
-		}
-	}
-	return n
-}
-
-// wentBack reports whether a read showed the old state (!now) right after
-// one that showed the new state: replicas without session affinity.
-func wentBack(bs []bool, now bool) bool {
-	for i := 1; i < len(bs); i++ {
-		if bs[i-1] == now && bs[i] != now {
-			return true
-		}
-	}
-	return false
-}
-
 func TestLagAddSeenLate(t *testing.T) {
 	s, c, clk := newLagSim(t, Options{})
 	g, u := seed.GroupAKSOps, seed.UserX01
@@ -81,19 +52,19 @@ func TestLagAddSeenLate(t *testing.T) {
 		t.Fatalf("second add under lag: %d %v", a.status, a.body)
 	}
 	// At the moment of the add, no replica has it yet.
-	if got := reads(20, func() bool { return memberOf(c, u, g) }); count(got, true) != 0 {
+	if got := simkit.Reads(20, func() bool { return memberOf(c, u, g) }); simkit.Count(got, true) != 0 {
 		t.Fatalf("reads at the add saw it: %v", got)
 	}
 	// Halfway through the lag, some replicas have it and some do not, and
 	// reads in a row can go back in time.
 	clk.Add(testLag / 2)
-	got := reads(40, func() bool { return memberOf(c, u, g) })
-	if count(got, true) == 0 || count(got, false) == 0 || !wentBack(got, true) {
+	got := simkit.Reads(40, func() bool { return memberOf(c, u, g) })
+	if simkit.Count(got, true) == 0 || simkit.Count(got, false) == 0 || !simkit.WentBack(got, true) {
 		t.Fatalf("halfway: %v", got)
 	}
 	// Once the lag has passed, every read sees it.
 	clk.Add(testLag / 2)
-	if got := reads(40, func() bool { return memberOf(c, u, g) }); count(got, false) != 0 {
+	if got := simkit.Reads(40, func() bool { return memberOf(c, u, g) }); simkit.Count(got, false) != 0 {
 		t.Fatalf("after the lag: %v", got)
 	}
 }
@@ -112,16 +83,16 @@ func TestLagRemoveSeenLate(t *testing.T) {
 		t.Fatalf("second remove under lag: %d %v", a.status, a.body)
 	}
 	// A read that predates the removal still shows the member.
-	if got := reads(20, func() bool { return memberOf(c, u, g) }); count(got, false) != 0 {
+	if got := simkit.Reads(20, func() bool { return memberOf(c, u, g) }); simkit.Count(got, false) != 0 {
 		t.Fatalf("reads at the removal: %v", got)
 	}
 	clk.Add(testLag / 2)
-	got := reads(40, func() bool { return memberOf(c, u, g) })
-	if count(got, true) == 0 || count(got, false) == 0 || !wentBack(got, false) {
+	got := simkit.Reads(40, func() bool { return memberOf(c, u, g) })
+	if simkit.Count(got, true) == 0 || simkit.Count(got, false) == 0 || !simkit.WentBack(got, false) {
 		t.Fatalf("halfway: %v", got)
 	}
 	clk.Add(testLag / 2)
-	if got := reads(40, func() bool { return memberOf(c, u, g) }); count(got, true) != 0 {
+	if got := simkit.Reads(40, func() bool { return memberOf(c, u, g) }); simkit.Count(got, true) != 0 {
 		t.Fatalf("after the lag: %v", got)
 	}
 	// Adding back right away is answered from the truth too.
@@ -151,12 +122,12 @@ func TestLagNestedAndAdminChanges(t *testing.T) {
 		t.Fatal("add")
 	}
 	clk.Add(testLag / 2)
-	got := reads(60, func() bool { return memberOf(c, seed.UserP02, seed.GroupAKSApprovers) })
-	if count(got, true) == 0 || count(got, false) == 0 {
+	got := simkit.Reads(60, func() bool { return memberOf(c, seed.UserP02, seed.GroupAKSApprovers) })
+	if simkit.Count(got, true) == 0 || simkit.Count(got, false) == 0 {
 		t.Fatalf("p02 halfway: %v", got)
 	}
-	got = reads(60, func() bool { return memberOf(c, seed.UserX01, seed.GroupAKSApprovers) })
-	if count(got, true) == 0 || count(got, false) == 0 {
+	got = simkit.Reads(60, func() bool { return memberOf(c, seed.UserX01, seed.GroupAKSApprovers) })
+	if simkit.Count(got, true) == 0 || simkit.Count(got, false) == 0 {
 		t.Fatalf("x01 halfway: %v", got)
 	}
 	clk.Add(testLag)
@@ -251,15 +222,15 @@ func TestLagPIMInstances(t *testing.T) {
 	if len(s.PIMAssignments()) != 1 {
 		t.Fatal("accessor does not see the assignment")
 	}
-	if got := reads(10, has); count(got, true) != 0 {
+	if got := simkit.Reads(10, has); simkit.Count(got, true) != 0 {
 		t.Fatalf("instances at the assignment: %v", got)
 	}
 	clk.Add(testLag / 2)
-	if got := reads(40, has); count(got, true) == 0 || count(got, false) == 0 {
+	if got := simkit.Reads(40, has); simkit.Count(got, true) == 0 || simkit.Count(got, false) == 0 {
 		t.Fatalf("instances halfway: %v", got)
 	}
 	clk.Add(testLag / 2)
-	if got := reads(20, has); count(got, false) != 0 {
+	if got := simkit.Reads(20, has); simkit.Count(got, false) != 0 {
 		t.Fatalf("instances after the lag: %v", got)
 	}
 
@@ -270,15 +241,15 @@ func TestLagPIMInstances(t *testing.T) {
 	if a := c.must("POST", pimReqs, rm); a.status != 400 || a.errCode() != "RoleAssignmentDoesNotExist" {
 		t.Fatalf("second remove under lag: %d %v", a.status, a.body)
 	}
-	if got := reads(10, has); count(got, false) != 0 {
+	if got := simkit.Reads(10, has); simkit.Count(got, false) != 0 {
 		t.Fatalf("instances at the removal: %v", got)
 	}
 	clk.Add(testLag / 2)
-	if got := reads(40, has); count(got, true) == 0 || count(got, false) == 0 {
+	if got := simkit.Reads(40, has); simkit.Count(got, true) == 0 || simkit.Count(got, false) == 0 {
 		t.Fatalf("instances halfway: %v", got)
 	}
 	clk.Add(testLag / 2)
-	if got := reads(20, has); count(got, true) != 0 {
+	if got := simkit.Reads(20, has); simkit.Count(got, true) != 0 {
 		t.Fatalf("instances after the lag: %v", got)
 	}
 
@@ -294,10 +265,10 @@ func TestLagPIMInstances(t *testing.T) {
 	if s.ExpirePIM(clk.Now()) != 1 || s.IsDirectMember(g, u) {
 		t.Fatal("expire")
 	}
-	if got := reads(10, has); count(got, false) != 0 {
+	if got := simkit.Reads(10, has); simkit.Count(got, false) != 0 {
 		t.Fatalf("instances at the end: %v", got)
 	}
-	if got := reads(10, func() bool { return memberOf(c, u, g) }); count(got, false) != 0 {
+	if got := simkit.Reads(10, func() bool { return memberOf(c, u, g) }); simkit.Count(got, false) != 0 {
 		t.Fatalf("membership at the end: %v", got)
 	}
 	clk.Add(testLag)
@@ -333,7 +304,7 @@ func TestLagSetup(t *testing.T) {
 		s2, c2, clk2 := newLagSim(t, Options{ReplicaSeed: seedValue})
 		s2.AddMember(seed.GroupAKSOps, seed.UserX01)
 		clk2.Add(testLag / 2)
-		return fmt.Sprint(reads(30, func() bool { return memberOf(c2, seed.UserX01, seed.GroupAKSOps) }))
+		return fmt.Sprint(simkit.Reads(30, func() bool { return memberOf(c2, seed.UserX01, seed.GroupAKSOps) }))
 	}
 	if a, b := run(3), run(3); a != b {
 		t.Fatalf("same seed differs:\n%s\n%s", a, b)
@@ -348,7 +319,7 @@ func TestLagSetup(t *testing.T) {
 		clk.Add(testLag / 10)
 	}
 	s.mu.Lock()
-	n := len(s.rep.log)
+	n := s.rep.Len()
 	s.mu.Unlock()
 	if n > 2*10+2 {
 		t.Fatalf("log holds %d entries, more than the lag's", n)

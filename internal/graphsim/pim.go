@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // PIM for Groups (docs/design.md, Operations):
@@ -147,7 +149,7 @@ func (s *Sim) DeactivatePIM(group, user string) bool {
 }
 
 func (s *Sim) assignLocked(now time.Time, g, u string, d time.Duration, justification string, by actor) *PIMAssignment {
-	a := &PIMAssignment{ID: newID(), RequestID: newID(), GroupID: g, PrincipalID: u, Start: now, Justification: justification}
+	a := &PIMAssignment{ID: simkit.NewID(), RequestID: simkit.NewID(), GroupID: g, PrincipalID: u, Start: now, Justification: justification}
 	if d > 0 {
 		a.End = now.Add(d)
 	}
@@ -309,7 +311,7 @@ func (s *Sim) pimScheduleRequest(w http.ResponseWriter, r *http.Request, body []
 		s.endLocked(now, cur)
 		s.auditPIM(now, auditPIMRemoved, cur, by)
 		out := scheduleRequestOut(cur, "adminRemove", "Revoked", now, in)
-		out["id"] = newID()
+		out["id"] = simkit.NewID()
 		writeJSON(w, http.StatusCreated, out)
 	default:
 		writeError(w, r, http.StatusBadRequest, "InvalidRoleAssignmentRequest", MsgInvalidRoleAssignment, 0)

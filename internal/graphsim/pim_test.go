@@ -4,26 +4,18 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/audit"
 	"github.com/jitaccess/jitaccess/internal/seed"
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 const (
 	testAppID = "a9900000-0000-4000-8000-0000000000a1"
 	testOID   = "0b100000-0000-4000-8000-0000000000a1"
 )
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 func fakeJWT(appID, oid string) string {
 	enc := base64.RawURLEncoding.EncodeToString
@@ -53,7 +45,7 @@ func instances(c *client, group, user string) []any {
 }
 
 func TestPIMScheduleRequests(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	clk := simkit.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	s, c := newSim(t, Options{Now: clk.Now})
 	c.token = fakeJWT(testAppID, testOID)
 	s.SetPIMPolicy(seed.GroupAKSOps, PIMPolicy{MaxDuration: time.Hour, RequireJustification: true})
@@ -144,7 +136,7 @@ func TestParseISODuration(t *testing.T) {
 // The Sim's audit records read back through internal/audit as the right
 // findings: own changes, PIM's changes, the portal activation and its end.
 func TestAuditRecordsClassify(t *testing.T) {
-	clk := &fakeClock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	clk := simkit.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	s, c := newSim(t, Options{Now: clk.Now})
 	c.token = fakeJWT(testAppID, testOID)
 	s.SetPIMPolicy(seed.GroupAKSOps, PIMPolicy{})

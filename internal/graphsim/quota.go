@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // Graph's throttling of identity and access requests (docs/design.md, Operations and The real directory), as
@@ -104,59 +106,27 @@ func (s *Sim) SetQuota(q Quota) {
 
 // CountThrottled is how many recorded calls the quota answered with 429.
 func (s *Sim) CountThrottled() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, c := range s.calls {
-		if c.Fault == faultQuota {
-			n++
-		}
-	}
-	return n
+	return len(s.log.Select(func(c Call) bool { return c.Fault == faultQuota }))
 }
 
 const faultQuota = "quota"
 
-// bucket is one token bucket; level may go below zero (throttled requests
-// are charged too).
-type bucket struct {
-	size, perSec, level float64
-	at                  time.Time // of the last refill; zero: not yet used
-}
-
-func newBucket(n int, window time.Duration) *bucket {
+// newBucket is a token bucket that holds n and refills at n per window (a
+// window of 0 counts as one second); its level may go below zero
+// (throttled requests are charged too).
+func newBucket(n int, window time.Duration) *simkit.TokenBucket {
 	if window <= 0 {
 		window = time.Second
 	}
-	return &bucket{size: float64(n), perSec: float64(n) / window.Seconds(), level: float64(n)}
+	return simkit.NewTokenBucket(float64(n), float64(n)/window.Seconds())
 }
 
-// refill adds what came back since the last refill (a clock set back adds
-// nothing).
-func (b *bucket) refill(now time.Time) {
-	switch {
-	case b.at.IsZero():
-		b.at = now
-	case now.After(b.at):
-		b.level = math.Min(b.size, b.level+now.Sub(b.at).Seconds()*b.perSec)
-		b.at = now
-	}
-}
-
-// wait is how long until the bucket holds cost again.
-func (b *bucket) wait(cost float64) time.Duration {
-	if b.level >= cost {
-		return 0
-	}
-	return time.Duration((cost - b.level) / b.perSec * float64(time.Second))
-}
-
-type appBuckets struct{ units, writes *bucket }
+type appBuckets struct{ units, writes *simkit.TokenBucket }
 
 type quota struct {
 	q            Quota
 	apps         map[string]*appBuckets // by application id
-	tenantWrites *bucket
+	tenantWrites *simkit.TokenBucket
 }
 
 func (q *quota) on() bool { return q.q.ResourceUnits > 0 || q.q.Writes > 0 || q.q.TenantWrites > 0 }
@@ -263,7 +233,7 @@ func (s *Sim) admit(idx int, appID, method, path string, query url.Values) quota
 		appID = "00000000-0000-0000-0000-000000000000"
 	}
 	type charge struct {
-		b           *bucket
+		b           *simkit.TokenBucket
 		cost        float64
 		scope, info string
 	}
@@ -281,8 +251,8 @@ func (s *Sim) admit(idx int, appID, method, path string, query url.Values) quota
 		if c.b == nil {
 			continue
 		}
-		c.b.refill(now)
-		if c.b.level < c.cost {
+		c.b.Refill(now)
+		if c.b.Level < c.cost {
 			throttled = true
 		}
 	}
@@ -290,16 +260,14 @@ func (s *Sim) admit(idx int, appID, method, path string, query url.Values) quota
 		if c.b == nil {
 			continue
 		}
-		c.b.level -= c.cost
+		c.b.Level -= c.cost
 		if c.b != s.quota.tenantWrites {
-			ans.used = math.Max(ans.used, (c.b.size-c.b.level)/c.b.size)
+			ans.used = math.Max(ans.used, (c.b.Size-c.b.Level)/c.b.Size)
 		}
-		if w := c.b.wait(c.cost); throttled && w > ans.retryAfter {
+		if w := c.b.Wait(c.cost); throttled && w > ans.retryAfter {
 			ans.retryAfter, ans.scope, ans.info = w, c.scope+appID+"/"+AuditTenantID, c.info
 		}
 	}
-	if i := idx - s.callBase; i >= 0 && i < len(s.calls) {
-		s.calls[i].ResourceUnits, s.calls[i].WriteUnits = units, writes
-	}
+	s.log.Update(idx, func(c *Call) { c.ResourceUnits, c.WriteUnits = units, writes })
 	return ans
 }

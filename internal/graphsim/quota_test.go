@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/seed"
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 const otherAppID = "a9900000-0000-4000-8000-0000000000b2"
 
-func newQuotaSim(t *testing.T, q Quota) (*Sim, *client, *fakeClock) {
+func newQuotaSim(t *testing.T, q Quota) (*Sim, *client, *simkit.Clock) {
 	t.Helper()
-	clk := &fakeClock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	clk := simkit.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	s, c := newSim(t, Options{Now: clk.Now})
 	s.SetQuota(q)
 	c.token = fakeJWT(testAppID, testOID)
@@ -198,7 +199,7 @@ func TestDocumentedQuota(t *testing.T) {
 	}
 	// A burst of removals against the documented quota: 3,000 pass, the next
 	// is throttled for 1 s (20 writes a second come back).
-	clk := &fakeClock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	clk := simkit.NewClock(time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC))
 	s := New(Options{Now: clk.Now})
 	s.SetQuota(DocumentedQuota(10))
 	q := url.Values{}

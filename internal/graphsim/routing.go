@@ -8,7 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // What every call goes through (record, authenticate, injected faults,
@@ -30,10 +31,10 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(raw) > 0 {
 		c.Body = raw
 	}
-	idx := s.record(c)
-	sw := &statusWriter{ResponseWriter: w, s: s, idx: idx}
+	idx := s.log.Record(c)
+	sw := &simkit.StatusWriter{ResponseWriter: w, Set: func(status int, fault string) { s.setStatus(idx, status, fault) }}
 
-	reqID := newID()
+	reqID := simkit.NewID()
 	h := w.Header()
 	h.Set("request-id", reqID)
 	if cid := r.Header.Get("client-request-id"); cid != "" {
@@ -47,18 +48,11 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	delay, hit := s.pick(r.Method, path)
+	delay, hit := s.faults.Pick(r.Method, path)
 	if delay > 0 {
-		sw.fault = "delay"
-		s.setStatus(idx, 0, "delay")
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.done:
-			t.Stop()
+		sw.Fault = simkit.FaultDelay
+		s.setStatus(idx, 0, simkit.FaultDelay)
+		if !s.srv.Wait(r.Context(), delay) {
 			return
 		}
 	}
@@ -77,14 +71,14 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 
 	r = withCaller(r, strings.TrimSpace(token))
 	if hit != nil {
-		switch hit.kind {
-		case "reset":
-			s.setStatus(idx, 0, "reset")
-			resetConn(w)
+		switch hit.Kind {
+		case simkit.FaultReset:
+			s.setStatus(idx, 0, simkit.FaultReset)
+			simkit.ResetConn(w)
 			return
-		case "fail":
-			sw.fault = "fail"
-			writeError(sw, r, hit.status, hit.code, hit.msg, hit.retryAfter)
+		case simkit.FaultFail:
+			sw.Fault = simkit.FaultFail
+			writeError(sw, r, hit.Status, hit.Code, hit.Message, hit.RetryAfter)
 			return
 		}
 	}
@@ -93,7 +87,7 @@ func (s *Sim) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			h.Set("x-ms-throttle-limit-percentage", strconv.FormatFloat(min(q.used, 1.8), 'f', 1, 64))
 		}
 		if q.retryAfter > 0 {
-			sw.fault = faultQuota
+			sw.Fault = faultQuota
 			h.Set("x-ms-throttle-scope", q.scope)
 			h.Set("x-ms-throttle-information", q.info)
 			code, msg := errorText(http.StatusTooManyRequests)

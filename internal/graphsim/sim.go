@@ -34,14 +34,16 @@
 // through and the routes in routing.go; the endpoints in users.go,
 // groups.go and pim.go; Graph's answers and error texts in answers.go;
 // injected faults in faults.go; the call log in calls.go; serving the Sim
-// in server.go; audit records in auditlog.go.
+// in server.go; audit records in auditlog.go. What these share with armsim
+// (serving, the call log, fault rules, the replica lag's log, token
+// buckets) is internal/simkit.
 package graphsim
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 // BasePath is the path prefix of every endpoint (the SDK base URL is
@@ -70,28 +72,18 @@ type Options struct {
 type Sim struct {
 	opts Options
 
-	mu    sync.Mutex
-	t     tenant
-	calls []Call
-	// callBase is how many calls ResetCalls has forgotten: a handler's
-	// record index minus callBase is its place in calls (handlers still
-	// running across a ResetCalls find theirs gone and leave calls alone).
-	callBase int
-	rules    []*rule
-
-	// done is closed by Close: delayed answers stop waiting.
-	done   chan struct{}
-	closed bool
-
+	mu          sync.Mutex // guards the state below
+	t           tenant
 	pim         map[pimKey]*PIMAssignment
 	pimPolicies map[string]PIMPolicy
 	audit       []map[string]any
+	rep         replicas // lag.go
+	quota       quota    // quota.go
 
-	rep   replicas // lag.go
-	quota quota    // quota.go
-
-	srv    *httptest.Server
-	server *http.Server
+	// The plumbing shared with armsim, each with its own lock.
+	log    simkit.Log[Call] // calls.go
+	faults simkit.Faults    // faults.go
+	srv    simkit.Server    // server.go
 }
 
 // New returns a Sim with an empty tenant (see SeedTenant). Call Start to
@@ -103,8 +95,8 @@ func New(opts Options) *Sim {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Sim{opts: opts, t: newTenant(), pim: map[pimKey]*PIMAssignment{}, pimPolicies: map[string]PIMPolicy{}, done: make(chan struct{})}
-	s.setReplicaLagLocked(opts.ReplicaLag, opts.ReplicaSeed)
+	s := &Sim{opts: opts, t: newTenant(), pim: map[pimKey]*PIMAssignment{}, pimPolicies: map[string]PIMPolicy{}}
+	s.rep.Set(opts.ReplicaLag, opts.ReplicaSeed, opts.Now())
 	return s
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/seed"
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 type client struct {
@@ -495,7 +496,7 @@ func TestCloseDoesNotWaitForDelayedCalls(t *testing.T) {
 	s.ResetCalls()
 	start := time.Now()
 	s.Close()
-	if el := time.Since(start); el > closeWait {
+	if el := time.Since(start); el > simkit.CloseWait {
 		t.Fatalf("Close took %v", el)
 	}
 	select {

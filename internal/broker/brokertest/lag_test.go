@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/seed"
+	"github.com/jitaccess/jitaccess/internal/simkit"
 )
 
 const testLag = 5 * time.Second
@@ -29,47 +30,19 @@ func memberOf(t *testing.T, d *Dir, user, group string) bool {
 	return len(got) == 1
 }
 
-func reads(n int, read func() bool) []bool {
-	out := make([]bool, n)
-	for i := range out {
-		out[i] = read()
-	}
-	return out
-}
-
-func count(bs []bool, v bool) int {
-	n := 0
-	for _, b := range bs {
-		if b == v {
-			n++
-		}
-	}
-	return n
-}
-
-// wentBack: a read showed the old state right after one that showed the new.
-func wentBack(bs []bool, now bool) bool {
-	for i := 1; i < len(bs); i++ {
-		if bs[i-1] == now && bs[i] != now {
-			return true
-		}
-	}
-	return false
-}
-
 // lags checks that reads show old at the change, a mix (going back in
 // time) halfway through the lag, and new once it has passed.
 func lags(t *testing.T, clk *Clock, old bool, read func() bool) {
 	t.Helper()
-	if got := reads(20, read); count(got, !old) != 0 {
+	if got := simkit.Reads(20, read); simkit.Count(got, !old) != 0 {
 		t.Fatalf("reads at the change: %v", got)
 	}
 	clk.Advance(testLag / 2)
-	if got := reads(40, read); count(got, old) == 0 || count(got, !old) == 0 || !wentBack(got, !old) {
+	if got := simkit.Reads(40, read); simkit.Count(got, old) == 0 || simkit.Count(got, !old) == 0 || !simkit.WentBack(got, !old) {
 		t.Fatalf("reads halfway: %v", got)
 	}
 	clk.Advance(testLag / 2)
-	if got := reads(20, read); count(got, old) != 0 {
+	if got := simkit.Reads(20, read); simkit.Count(got, old) != 0 {
 		t.Fatalf("reads after the lag: %v", got)
 	}
 }
@@ -210,7 +183,7 @@ func TestLagSetup(t *testing.T) {
 		d, clk := lagDir(t, seedValue)
 		d.SetMember(seed.GroupAKSOps, seed.UserX01)
 		clk.Advance(testLag / 2)
-		return fmt.Sprint(reads(30, func() bool { return memberOf(t, d, seed.UserX01, seed.GroupAKSOps) }))
+		return fmt.Sprint(simkit.Reads(30, func() bool { return memberOf(t, d, seed.UserX01, seed.GroupAKSOps) }))
 	}
 	if a, b := run(9), run(9); a != b {
 		t.Fatalf("same seed differs:\n%s\n%s", a, b)
