@@ -42,47 +42,22 @@ type stepResult struct {
 
 // addMembership carries out the add step of r's activation: the ledger
 // decides (access.PlanAdd) and Graph's answer to the add says whether
-// jitaccess added the member or the user already had it (docs/design.md, real directory rule 1).
+// jitaccess added the member or the user already had it (docs/design.md,
+// real directory rule 1).
 func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResult, error) {
-	g, u := r.MembershipKey(), r.Requester
-	c := access.Claim{Token: newToken()}
-	var d access.Decision
-	held, err := b.updateLedger(ctx, g, u, nil, func(l *access.Ledger) (bool, error) {
-		c.Now = b.now()
-		d = access.PlanAdd(l, r.ID, c)
-		return d.Next == access.Save || d.Next == access.Call, nil
-	})
-	if err != nil {
-		return stepResult{}, err
-	}
-	switch d.Next {
-	case access.Wait:
-		return stepResult{}, errBusy
-	case access.Stop:
-		return stepResult{}, errSuperseded
-	case access.Done, access.Save:
-		return stepResult{changed: d.Changed, detail: d.Detail}, nil
-	}
-	sent := false
-	var created bool
-	err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
-		sent = true
-		var err error
-		created, err = b.grant(ctx, r)
-		return err
-	})
-	if err != nil {
-		b.giveUp(ctx, g, u, r.ID, c, sent)
-		return stepResult{}, err
-	}
-	var res stepResult
-	_, err = b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
-		ours := l.ClaimedBy == r.ID && l.ClaimToken == c.Token
-		// A role assignment is named after its request: ARM's answer is never
-		// ambiguous (a repeat of ours is 200, someone else's is 409).
-		res.changed, res.detail = access.AddAnswered(l, r.ID, c, created, d.Ambiguous && !r.AzureRole())
-		return ours, nil
-	})
+	var ambiguous bool
+	res, _, err := b.changeMembership(ctx, r,
+		func(l *access.Ledger, claim func() access.Claim) (access.Decision, error) {
+			d := access.PlanAdd(l, r.ID, claim())
+			ambiguous = d.Ambiguous
+			return d, nil
+		},
+		func(ctx context.Context, _ *access.Ledger) (bool, error) { return b.grant(ctx, r) },
+		func(l *access.Ledger, c access.Claim, created bool) (bool, string) {
+			// A role assignment is named after its request: ARM's answer is
+			// never ambiguous (a repeat of ours is 200, someone else's is 409).
+			return access.AddAnswered(l, r.ID, c, created, ambiguous && !r.AzureRole())
+		})
 	if r.AzureRole() && res.changed && res.detail == "" {
 		res.detail = "role assignment " + b.assignmentName(r.ID) + " created at the profile's scope"
 	}
@@ -94,52 +69,85 @@ func (b *Broker) addMembership(ctx context.Context, r *access.Request) (stepResu
 // (or, for an out-of-band member the profile says to remove, whoever did)
 // and no grant that jitaccess or Graph confirms still holds it.
 func (b *Broker) endMembership(ctx context.Context, r *access.Request) (stepResult, error) {
-	g, u := r.MembershipKey(), r.Requester
-	c := access.Claim{Token: newToken()}
 	removeUnowned := r.Source == access.SourceOutOfBand && (r.Work == nil || !r.Work.External)
-	var d access.Decision
-	held, err := b.updateLedger(ctx, g, u, nil, func(l *access.Ledger) (bool, error) {
-		h, err := b.holderFacts(ctx, l, r.ID)
-		if err != nil {
-			return false, err
-		}
-		c.Now = b.now()
-		d = access.PlanEnd(l, r.ID, c, h, removeUnowned)
-		return d.Next == access.Save || d.Next == access.Call, nil
-	})
-	if err != nil {
-		return stepResult{}, err
-	}
-	switch d.Next {
-	case access.Wait:
-		return stepResult{}, errBusy
-	case access.Stop:
-		return stepResult{}, errSuperseded
-	case access.Done, access.Save:
-		return stepResult{changed: d.Changed, detail: d.Detail}, nil
-	}
-	sent := false
-	var removed bool
-	err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
-		sent = true
-		var err error
-		removed, err = b.ungrant(ctx, r, held.AddedBy)
-		return err
-	})
-	if err != nil {
-		b.giveUp(ctx, g, u, r.ID, c, sent)
-		return stepResult{}, err
-	}
-	res := stepResult{removed: removed}
-	_, err = b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
-		ours := l.ClaimedBy == r.ID && l.ClaimToken == c.Token
-		res.changed, res.detail = access.RemoveAnswered(l, r.ID, c, removed)
-		return ours, nil
-	})
+	res, removed, err := b.changeMembership(ctx, r,
+		func(l *access.Ledger, claim func() access.Claim) (access.Decision, error) {
+			h, err := b.holderFacts(ctx, l, r.ID)
+			if err != nil {
+				return access.Decision{}, err
+			}
+			return access.PlanEnd(l, r.ID, claim(), h, removeUnowned), nil
+		},
+		func(ctx context.Context, held *access.Ledger) (bool, error) { return b.ungrant(ctx, r, held.AddedBy) },
+		func(l *access.Ledger, c access.Claim, removed bool) (bool, string) {
+			return access.RemoveAnswered(l, r.ID, c, removed)
+		})
+	res.removed = removed
 	if r.AzureRole() && removed && res.detail == "" {
 		res.detail = "role assignment deleted"
 	}
 	return res, err
+}
+
+// changeMembership is the one shape of a membership step (docs/design.md,
+// The membership protocol), for the add and the end alike:
+//
+//  1. decide and claim in one compare-and-swap of the ledger: plan gathers
+//     the facts it needs and asks the pure decision (access.PlanAdd or
+//     PlanEnd), which records the claim when it names a call;
+//  2. make that one call (Graph or ARM) while the claim is fresh
+//     (withinClaim); after a failure, give the claim up (access.GiveUp)
+//     and return the error;
+//  3. record the call's answer and end the claim in a second
+//     compare-and-swap (access.AddAnswered or RemoveAnswered), from the
+//     ledger saved in 1.
+//
+// answer is what the call said (created, removed); false when no call was
+// made. plan runs again from a fresh ledger after a lost compare-and-swap;
+// it calls claim once its facts are gathered, just before it decides, for
+// this invocation's claim stamped with the time (the claim's age, and so
+// how long the call may take, counts from then).
+func (b *Broker) changeMembership(ctx context.Context, r *access.Request,
+	plan func(l *access.Ledger, claim func() access.Claim) (access.Decision, error),
+	call func(ctx context.Context, held *access.Ledger) (bool, error),
+	answered func(l *access.Ledger, c access.Claim, answer bool) (changed bool, detail string),
+) (res stepResult, answer bool, err error) {
+	g, u := r.MembershipKey(), r.Requester
+	c := access.Claim{Token: newToken()}
+	var d access.Decision
+	held, err := b.updateLedger(ctx, g, u, nil, func(l *access.Ledger) (bool, error) {
+		var err error
+		d, err = plan(l, func() access.Claim { c.Now = b.now(); return c })
+		return d.Next == access.Save || d.Next == access.Call, err
+	})
+	if err != nil {
+		return stepResult{}, false, err
+	}
+	switch d.Next {
+	case access.Wait:
+		return stepResult{}, false, errBusy
+	case access.Stop:
+		return stepResult{}, false, errSuperseded
+	case access.Done, access.Save:
+		return stepResult{changed: d.Changed, detail: d.Detail}, false, nil
+	}
+	sent := false
+	err = b.withinClaim(ctx, c.Now, func(ctx context.Context) error {
+		sent = true
+		var err error
+		answer, err = call(ctx, held)
+		return err
+	})
+	if err != nil {
+		b.giveUp(ctx, g, u, r.ID, c, sent)
+		return stepResult{}, false, err
+	}
+	_, err = b.updateLedger(ctx, g, u, held, func(l *access.Ledger) (bool, error) {
+		ours := l.ClaimedBy == r.ID && l.ClaimToken == c.Token
+		res.changed, res.detail = answered(l, c, answer)
+		return ours, nil
+	})
+	return res, answer, err
 }
 
 // holderFacts says which of the other grants the ledger lists still hold
