@@ -24,7 +24,7 @@ import (
 // armsim, the real Graph client against graphsim, and the Table Storage
 // store against Azurite, beside membership-mode grants. It reports, per
 // grant: ARM calls and Graph calls, storage round trips per event, and
-// accessGoneBy − endsAt per mode (the access's honest end, docs/design.md, The contract (read API)).
+// accessGoneBy − endsAt per mode (the access's honest end, docs/design.md, The read API).
 func BenchmarkAzureRoleLifecycle(b *testing.B) {
 	ctx := context.Background()
 	n := lifecycleGrants()

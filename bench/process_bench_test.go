@@ -124,7 +124,7 @@ func (p *proc) stop() {
 func (p *proc) url(path string) string { return "http://127.0.0.1:" + strconv.Itoa(p.port) + path }
 
 // readerGet reads u as a signed-in operator with the read role (the
-// headers App Service Authentication adds; docs/design.md, The contract (read API) "Who may read").
+// headers App Service Authentication adds; docs/design.md, The read API "Who may read").
 func readerGet(client *http.Client, u string) (*http.Response, error) {
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/seed"
 )
 
-// Who may read (docs/design.md, The contract (read API)), through the built binary: the host stand-in
+// Who may read (docs/design.md, The read API), through the built binary: the host stand-in
 // plays App Service Authentication in front of it (devhost.Options.SignIn)
 // and the binary decides from the principal it forwards.
 

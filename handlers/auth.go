@@ -1,6 +1,6 @@
 package handlers
 
-// Who may read (docs/design.md, The contract (read API)). App Service Authentication (Easy Auth, the
+// Who may read (docs/design.md, The read API). App Service Authentication (Easy Auth, the
 // Microsoft Entra ID provider) signs operators in and adds the principal to
 // every request it lets through: X-MS-CLIENT-PRINCIPAL (base64 of a JSON
 // object: auth_typ, claims [{typ, val}], name_typ, role_typ) and

@@ -18,7 +18,7 @@ import (
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
 
-// requestView is the read API's rendering of a request (docs/design.md, The contract (read API)). Times
+// requestView is the read API's rendering of a request (docs/design.md, The read API). Times
 // are RFC 3339 UTC and absent when unset; duration is ISO 8601.
 type requestView struct {
 	ID           string `json:"id"`
@@ -43,7 +43,7 @@ type requestView struct {
 	EndsAt           time.Time `json:"endsAt,omitzero"`
 	EndedAt          time.Time `json:"endedAt,omitzero"`
 	// AccessGoneBy: on an ended grant, the latest moment the user may still
-	// act with what it gave (docs/design.md, The contract (read API); README "How long access lasts").
+	// act with what it gave (docs/design.md, The read API; README "How long access lasts").
 	AccessGoneBy time.Time `json:"accessGoneBy,omitzero"`
 	Reason       string    `json:"reason"`
 	// Note explains a PIM-mode step that had nothing to do (PIM mode keeps

@@ -659,7 +659,7 @@ func TestRBACAdministratorIsConditioned(t *testing.T) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Who may read (docs/design.md, The contract (read API)): App Service Authentication with Microsoft Entra ID in front of the
+// Who may read (docs/design.md, The read API): App Service Authentication with Microsoft Entra ID in front of the
 // read API and the dashboard, the app role checked by the handler.
 
 var (

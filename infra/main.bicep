@@ -299,7 +299,7 @@ var appSettings = {
   JIT_ARM_SCOPE: armScope
   JIT_TOKEN_LIFETIME: tokenLifetime
   JIT_RBAC_PROPAGATION: rbacPropagation
-  // Who may read (docs/design.md, The contract (read API)): the app role; App Service Authentication signs in with a federated
+  // Who may read (docs/design.md, The read API): the app role; App Service Authentication signs in with a federated
   // credential of the identity instead of a client secret, and accepts tokens of one tenant only.
   JIT_READ_ROLE: readRole
   OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID: identity.outputs.clientId
@@ -366,7 +366,7 @@ output FUNCTION_APP_HOSTNAME string = app.outputs.defaultHostName
 output API_HEALTH_URL string = 'https://${app.outputs.defaultHostName}/api/health'
 output API_REQUESTS_URL string = 'https://${app.outputs.defaultHostName}/api/requests'
 output API_DASHBOARD_URL string = 'https://${app.outputs.defaultHostName}/api/dashboard'
-// Sign-in (docs/design.md, The contract (read API)): the dashboard through App Service Authentication's sign-in (no key or token
+// Sign-in (docs/design.md, The read API): the dashboard through App Service Authentication's sign-in (no key or token
 // in it), the redirect URI the app registration needs, and its client id (empty: none configured).
 output DASHBOARD_SIGNIN_URL string = 'https://${app.outputs.defaultHostName}/.auth/login/aad?post_login_redirect_uri=/api/dashboard'
 output SIGNIN_REDIRECT_URI string = 'https://${app.outputs.defaultHostName}/.auth/login/aad/callback'

@@ -81,7 +81,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
-// App Service Authentication (Easy Auth) with Microsoft Entra ID signs operators in (docs/design.md, The contract (read API)
+// App Service Authentication (Easy Auth) with Microsoft Entra ID signs operators in (docs/design.md, The read API
 // "Who may read"). On Flex Consumption the Functions host runs it in front of every function
 // (it sets WEBSITE_AUTH_ENABLED, which jitaccess checks before it trusts the principal headers),
 // and it removes client-supplied X-MS-CLIENT-PRINCIPAL* headers. Every request must be signed in

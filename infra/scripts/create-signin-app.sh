@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create (or bring up to date) the Microsoft Entra app registration with which App Service
-# Authentication signs operators in to the read API and the dashboard (docs/design.md, The contract (read API), docs/deploy.md
+# Authentication signs operators in to the read API and the dashboard (docs/design.md, The read API, docs/deploy.md
 # §6). Bicep cannot create app registrations; this script does, idempotently (what is already
 # right is left alone), with the Azure CLI. --dry-run prints what it would change.
 #

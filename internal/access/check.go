@@ -28,7 +28,7 @@ const (
 // Check is a conclusion an untrusted source suggested — an audit record
 // (anyone who can send to the audit hub can write one) or a directory read
 // that may predate a write — waiting for Graph to confirm or contradict it
-// with a read made after the replication window (docs/design.md, real directory rule 1 and The rulesb.3). An
+// with a read made after the replication window (docs/design.md, real directory rules 1 and 3). An
 // audit record triggers a check, never a conclusion.
 type Check struct {
 	Kind CheckKind `json:"kind"`

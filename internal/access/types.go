@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// State of a request. The first nine are the public states of docs/design.md, The contract (read API);
+// State of a request. The first nine are the public states of docs/design.md, The read API;
 // Awaiting, Activating and Ending are in-flight states that exist while
 // events arrived out of order or while Graph work recorded as intent is
 // not yet done.
@@ -206,7 +206,7 @@ type Request struct {
 	Scope            string `json:"scope,omitempty"`
 	RoleDefinitionID string `json:"roleDefinitionId,omitempty"`
 	// AccessGoneBy is, on a grant that ended, the latest moment the user may
-	// still act with what it gave (docs/design.md, The contract (read API)): when the end was carried
+	// still act with what it gave (docs/design.md, The read API): when the end was carried
 	// out plus the tenant's access-token lifetime (group modes: a token
 	// issued before it keeps its groups claim) or the authorization
 	// caches' bound (azure-role).

@@ -59,7 +59,7 @@ func (b *Broker) stampOutcomes(r *access.Request, now time.Time) {
 	if r.State.Ended() && !r.ActivatedAt.IsZero() && r.AccessGoneBy.IsZero() {
 		// The end is carried out now: what the grant gave lasts at most
 		// the access token's life (group modes) or the authorization
-		// caches' (azure-role) after it (docs/design.md, The contract (read API)).
+		// caches' (azure-role) after it (docs/design.md, The read API).
 		bound := b.opts.TokenLifetime
 		if r.AzureRole() {
 			bound = b.opts.RBACPropagation

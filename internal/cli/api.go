@@ -15,7 +15,7 @@ import (
 	"unicode/utf8"
 )
 
-// apiClient reads the read API (docs/design.md, The contract (read API)). Its credentials go in headers
+// apiClient reads the read API (docs/design.md, The read API). Its credentials go in headers
 // only, never in a URL (a URL ends up in error messages and logs): the
 // function key as x-functions-key, an Entra access token as a bearer token
 // (App Service Authentication accepts one for the read API once sign-in is

@@ -23,7 +23,7 @@ const ListBound = 1000
 // maxListPage is the read API's largest page (handlers.MaxListLimit).
 const maxListPage = 1000
 
-const apiFlagsUsage = `Where to read (the read API, docs/design.md, The contract (read API)):
+const apiFlagsUsage = `Where to read (the read API):
   --api URL          the API base, e.g. https://<app>.azurewebsites.net
                      (default $JIT_API_URL, else the sandbox ` + DefaultSandboxURL + `; --url is the same flag)
   --code KEY         function key, sent as the x-functions-key header (or $JIT_FUNCTION_KEY)

@@ -1,5 +1,5 @@
 // Package dashboard serves the operators' pages under GET /api/dashboard
-// (docs/design.md, The contract (read API)), all on the one route the function table gives it:
+// (docs/design.md, The read API), all on the one route the function table gives it:
 //
 //	/api/dashboard                      active grants with the time left,
 //	                                    pending approvals, requests that need
@@ -27,7 +27,7 @@
 // and the page of an unfinished request refresh themselves with
 // <meta http-equiv="refresh"> to their own canonical address.
 //
-// No key or token ever appears in a URL the pages render (docs/design.md, The contract (read API)): a
+// No key or token ever appears in a URL the pages render (docs/design.md, The read API): a
 // code parameter (the function key the Functions host may forward) is
 // accepted and ignored, and no link, form or refresh carries it. Any other
 // unknown parameter, a repeated parameter, a bad date range or a profile

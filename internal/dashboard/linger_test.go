@@ -11,7 +11,7 @@ import (
 )
 
 // Ended grants whose accessGoneBy is still ahead are shown as lingering
-// (docs/design.md, The contract (read API)): the end of a group grant leaves the user's access token
+// (docs/design.md, The read API): the end of a group grant leaves the user's access token
 // its groups claim for up to its lifetime.
 func TestAccessMayLinger(t *testing.T) {
 	store := &fakeLister{reqs: []*access.Request{

@@ -12,7 +12,7 @@ import (
 // against the contract's function table (docs/design.md, The contract) (names, triggers, binding names,
 // settings, connections, routes, methods and authLevel): infrastructure and
 // acceptance tests rely on exactly these. Requests and Dashboard are
-// authLevel anonymous since readers sign in (docs/design.md, The contract (read API) "Who may read"):
+// authLevel anonymous since readers sign in (docs/design.md, The read API "Who may read"):
 // App Service Authentication in front (infra/modules/functionapp.bicep,
 // requireAuthentication) and the app role checked by the handler
 // (handlers/auth.go), so no function key is needed and none appears in a

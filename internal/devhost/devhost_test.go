@@ -362,7 +362,7 @@ func TestHTTPForwardingAndAuth(t *testing.T) {
 	f := newFakeHandler(t)
 	h := start(t, f.URL, Options{FunctionKey: "k3y"})
 	// Requests and Dashboard are anonymous (readers sign in instead of
-	// presenting a key: docs/design.md, The contract (read API)): the key is neither needed nor checked.
+	// presenting a key: docs/design.md, The read API): the key is neither needed nor checked.
 	cases := []struct {
 		path   string
 		header string

@@ -119,7 +119,7 @@ func fill(b *testing.B, s *tablestore.Store, prefix string, st access.State, n i
 
 // BenchmarkListActive measures listing the open work (100 active, 20
 // pending) while N ended requests lie in the same tables: the cost must
-// follow what is open, not what ever ended (docs/design.md, The contract (read API), issue 5). Run with
+// follow what is open, not what ever ended (docs/design.md, The read API, issue 5). Run with
 // make bench-listing.
 func BenchmarkListActive(b *testing.B) {
 	for _, n := range benchSizes(b) {
