@@ -9,8 +9,8 @@ import (
 // The membership protocol: every decision taken on a Ledger, as pure
 // functions of the ledger and the facts the broker gathered (state and facts
 // in, decision out). The broker loads the ledger, asks one of these, saves
-// the ledger with compare-and-swap (the claim is the intent, docs/design.md, The rules rule
-// 8), makes the Graph call the decision names, and records the answer with
+// the ledger with compare-and-swap (the claim is the intent,
+// docs/design.md, rule 8), makes the Graph call the decision names, and records the answer with
 // AddAnswered or RemoveAnswered. It decides nothing itself.
 //
 // The rules they keep (docs/design.md "The membership protocol"):
