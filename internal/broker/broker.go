@@ -389,12 +389,13 @@ func (b *Broker) reject(ctx context.Context, inv *access.InvalidError) error {
 // Sweep ends due grants, times out stale approvals, rejects events whose
 // request never came and finishes work a crash or a failure left undone. It
 // handles every due request even when some fail, and then reports the
-// failures (joined) so the invocation shows them.
+// failures (joined) so the invocation shows them. A request whose membership
+// another live invocation is changing is no failure: it stays due.
 func (b *Broker) Sweep(ctx context.Context) error {
 	start := b.clock.Now()
 	budget := b.opts.SweepBudget
 	var errs []error
-	done, due := 0, 0
+	done, due, busy := 0, 0, 0
 	seen := map[string]bool{}
 	// Batches of SweepLimit due requests, as long as the run has time left
 	// (SweepBudget): a burst of ends is worked through at the pace the Graph
@@ -416,7 +417,17 @@ func (b *Broker) Sweep(ctx context.Context) error {
 			if ctx.Err() != nil || b.clock.Now().Sub(start) > budget {
 				break
 			}
-			if err := b.sweepOne(ctx, id); err != nil {
+			err := b.sweepOne(ctx, id)
+			if errors.Is(err, errBusy) {
+				// Another live invocation is changing this membership (a
+				// redelivery, another grant of the same user): not a failure.
+				// The request stays due; a later sweep finishes it, or takes
+				// the claim over once it is older than WorkGrace.
+				b.log.InfoContext(ctx, "sweep left a membership another invocation is changing", "requestId", id)
+				busy++
+				continue
+			}
+			if err != nil {
 				b.log.WarnContext(ctx, "sweep step failed", "requestId", id, "error", err.Error())
 				errs = append(errs, fmt.Errorf("request %s: %w", id, err))
 				continue
@@ -432,7 +443,7 @@ func (b *Broker) Sweep(ctx context.Context) error {
 			break
 		}
 	}
-	b.log.InfoContext(ctx, "sweep done", "due", due, "handled", done, "failed", len(errs))
+	b.log.InfoContext(ctx, "sweep done", "due", due, "handled", done, "busy", busy, "failed", len(errs))
 	if b.clock.Now().Sub(start) > budget {
 		b.log.InfoContext(ctx, "sweep budget spent; reconciliation and the rest wait for the next run")
 		return errors.Join(errs...)

@@ -779,3 +779,38 @@ func TestCancelBetweenLedgerReadAndClaim(t *testing.T) {
 		t.Fatalf("ledger %+v", l)
 	}
 }
+
+// TestSweepLeavesAMembershipInProgressElsewhere: a due end whose ledger
+// another live invocation is changing (its claim younger than WorkGrace —
+// in production a redelivery that just took over a dead process's claim)
+// is not a failed sweep: the sweep leaves it due, answers success, and a
+// later sweep finishes it. A sweep that failed here made the timer's
+// invocation fail (500) for ordinary concurrency.
+func TestSweepLeavesAMembershipInProgressElsewhere(t *testing.T) {
+	e := newEnv(t, nil)
+	e.activate("r-1", seed.UPN("n01"), "PT1H")
+	e.clock.Advance(time.Hour + time.Second)
+
+	// Another invocation holds the membership right now.
+	l := e.ledger(seed.GroupAKSAdmin, seed.UserN01)
+	l.ClaimedBy, l.ClaimOp, l.ClaimToken, l.ClaimedAt = "r-1", access.OpRemove, "another-invocation", e.clock.Now()
+	if err := e.store.SaveLedger(e.ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.b.Sweep(e.ctx); err != nil {
+		t.Fatalf("Sweep failed on a membership another invocation is changing: %v", err)
+	}
+	r := e.get("r-1")
+	if r.State != access.Ending || r.Work == nil || !e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) {
+		t.Fatalf("after the first sweep: %s, work %+v, member %v", r.State, r.Work, e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01))
+	}
+
+	// The other invocation died: its claim is taken over after WorkGrace,
+	// and the sweep finishes the end.
+	e.clock.Advance(access.WorkGrace + time.Second)
+	e.sweep()
+	e.want("r-1", access.Expired)
+	if e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01) || e.dir.RevokedFor(seed.UserN01) != 1 {
+		t.Fatalf("end not finished: member %v, revocations %d", e.dir.IsDirectMember(seed.GroupAKSAdmin, seed.UserN01), e.dir.RevokedFor(seed.UserN01))
+	}
+}
