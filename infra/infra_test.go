@@ -470,46 +470,26 @@ func TestChecksCatchMutations(t *testing.T) {
 		}
 		return s
 	}
-	expect := func(name string, problems []string, want string) {
-		t.Helper()
-		for _, p := range problems {
-			if strings.Contains(p, want) {
-				return
-			}
-		}
-		t.Errorf("%s: the check did not report %q (got %q)", name, want, problems)
-	}
 
-	expect("missing code setting", checkSettings(settingsOf(dropLine(main, "JIT_TABLES_ENDPOINT:")), code, percent), "setting JIT_TABLES_ENDPOINT")
-	expect("missing binding setting", checkSettings(settingsOf(dropLine(main, "JIT_AUDIT_HUB:")), code, percent), "setting JIT_AUDIT_HUB is used as %JIT_AUDIT_HUB% by EntraAuditEvents")
-	expect("missing client id setting", checkSettings(settingsOf(dropLine(main, "AZURE_CLIENT_ID:")), code, percent), "setting AZURE_CLIENT_ID")
+	expectReported(t, "missing code setting", checkSettings(settingsOf(dropLine(main, "JIT_TABLES_ENDPOINT:")), code, percent), "setting JIT_TABLES_ENDPOINT")
+	expectReported(t, "missing binding setting", checkSettings(settingsOf(dropLine(main, "JIT_AUDIT_HUB:")), code, percent), "setting JIT_AUDIT_HUB is used as %JIT_AUDIT_HUB% by EntraAuditEvents")
+	expectReported(t, "missing client id setting", checkSettings(settingsOf(dropLine(main, "AZURE_CLIENT_ID:")), code, percent), "setting AZURE_CLIENT_ID")
 	withWorker := strings.Replace(main, "// END app settings", "  FUNCTIONS_WORKER_RUNTIME: 'custom'\n// END app settings", 1)
-	expect("deprecated setting", checkSettings(settingsOf(withWorker), code, percent), "setting FUNCTIONS_WORKER_RUNTIME must not be set")
+	expectReported(t, "deprecated setting", checkSettings(settingsOf(withWorker), code, percent), "setting FUNCTIONS_WORKER_RUNTIME must not be set")
 	withConn := strings.Replace(main, "// END app settings", "  JIT_TABLES_CONNECTION_STRING: 'x'\n// END app settings", 1)
-	expect("connection string setting", checkSettings(settingsOf(withConn), code, percent), "setting JIT_TABLES_CONNECTION_STRING must not be set")
+	expectReported(t, "connection string setting", checkSettings(settingsOf(withConn), code, percent), "setting JIT_TABLES_CONNECTION_STRING must not be set")
 
-	expect("no Service Bus client id", checkConnections(settingsOf(dropLine(main, "ServiceBusConnection__clientId:")), conns), "connection ServiceBusConnection (used by AccessRequests) has no ServiceBusConnection__clientId")
-	expect("no Event Hub namespace", checkConnections(settingsOf(dropLine(main, "AuditEventHubConnection__fullyQualifiedNamespace:")), conns), "connection AuditEventHubConnection (used by EntraAuditEvents) has no AuditEventHubConnection__fullyQualifiedNamespace")
+	expectReported(t, "no Service Bus client id", checkConnections(settingsOf(dropLine(main, "ServiceBusConnection__clientId:")), conns), "connection ServiceBusConnection (used by AccessRequests) has no ServiceBusConnection__clientId")
+	expectReported(t, "no Event Hub namespace", checkConnections(settingsOf(dropLine(main, "AuditEventHubConnection__fullyQualifiedNamespace:")), conns), "connection AuditEventHubConnection (used by EntraAuditEvents) has no AuditEventHubConnection__fullyQualifiedNamespace")
 	keyCred := strings.Replace(main, "AuditEventHubConnection__credential: 'managedidentity'", "AuditEventHubConnection__credential: 'connectionstring'", 1)
-	expect("wrong credential", checkConnections(settingsOf(keyCred), conns), "AuditEventHubConnection__credential is 'connectionstring'")
-	expect("no host storage credential", checkConnections(settingsOf(dropLine(main, "AzureWebJobsStorage__credential:")), conns), "connection AzureWebJobsStorage (used by host) has no AzureWebJobsStorage__credential")
+	expectReported(t, "wrong credential", checkConnections(settingsOf(keyCred), conns), "AuditEventHubConnection__credential is 'connectionstring'")
+	expectReported(t, "no host storage credential", checkConnections(settingsOf(dropLine(main, "AzureWebJobsStorage__credential:")), conns), "connection AzureWebJobsStorage (used by host) has no AzureWebJobsStorage__credential")
 
 	bicep := bicepOnly(files)
-	mutate := func(file, old, new string) map[string]string {
-		out := map[string]string{}
-		for k, v := range bicep {
-			out[k] = v
-		}
-		if !strings.Contains(out[file], old) {
-			t.Fatalf("mutation: %s has no %q", file, old)
-		}
-		out[file] = strings.Replace(out[file], old, new, 1)
-		return out
-	}
-	expect("table role dropped", checkRoles(mutate("modules/access.bicep", "roleDefinitions', roles.storageTableDataContributor)", "roleDefinitions', roles.storageBlobDataOwner)")), "no role assignment of storageTableDataContributor")
-	expect("wrong role id", checkRoles(mutate("modules/access.bicep", "'4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'", "'090c5cfd-751d-490a-894a-3ce6f1109419'")), "role serviceBusDataReceiver has id 090c5cfd")
-	expect("receiver on the namespace only", checkRoles(mutate("modules/eventhub-access.bicep", "scope: hub\n", "scope: namespace\n")), "no role assignment of eventHubsDataReceiver")
-	expect("group-wide assignment", checkRoles(mutate("modules/access.bicep", "  scope: appInsights\n", "")), "role assignment metricsPublisher has no scope")
+	expectReported(t, "table role dropped", checkRoles(mutated(t, bicep, "modules/access.bicep", "roleDefinitions', roles.storageTableDataContributor)", "roleDefinitions', roles.storageBlobDataOwner)")), "no role assignment of storageTableDataContributor")
+	expectReported(t, "wrong role id", checkRoles(mutated(t, bicep, "modules/access.bicep", "'4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'", "'090c5cfd-751d-490a-894a-3ce6f1109419'")), "role serviceBusDataReceiver has id 090c5cfd")
+	expectReported(t, "receiver on the namespace only", checkRoles(mutated(t, bicep, "modules/eventhub-access.bicep", "scope: hub\n", "scope: namespace\n")), "no role assignment of eventHubsDataReceiver")
+	expectReported(t, "group-wide assignment", checkRoles(mutated(t, bicep, "modules/access.bicep", "  scope: appInsights\n", "")), "role assignment metricsPublisher has no scope")
 
 	secrets := map[string]string{
 		"a.bicep": "value: 'DefaultEndpointsProtocol=https;AccountName=x;AccountKey=abc=='",
@@ -519,7 +499,7 @@ func TestChecksCatchMutations(t *testing.T) {
 	}
 	got := checkNoSecrets(secrets)
 	for _, want := range []string{"a.bicep:1: looks like a storage account key", "b.bicep:1: looks like a shared access key", "c.bicep:1: looks like a listKeys() call", "d.sh:1: looks like a client secret"} {
-		expect("secret "+want, got, want)
+		expectReported(t, "secret "+want, got, want)
 	}
 }
 
@@ -773,34 +753,13 @@ func TestSignInIsConfigured(t *testing.T) {
 		}
 	}
 
-	mutate := func(file, old, new string) map[string]string {
-		t.Helper()
-		out := map[string]string{}
-		for k, v := range files {
-			out[k] = v
-		}
-		if !strings.Contains(out[file], old) {
-			t.Fatalf("mutation: %s has no %q", file, old)
-		}
-		out[file] = strings.Replace(out[file], old, new, 1)
-		return out
-	}
-	expect := func(name string, problems []string, want string) {
-		t.Helper()
-		for _, p := range problems {
-			if strings.Contains(p, want) {
-				return
-			}
-		}
-		t.Errorf("%s: the check did not report %q (got %q)", name, want, problems)
-	}
-	expect("anonymous app", checkSignIn(mutate("modules/functionapp.bicep", "requireAuthentication: true", "requireAuthentication: false")), `missing "requireAuthentication: true"`)
-	expect("health not excluded", checkSignIn(mutate("modules/functionapp.bicep", "'/api/health'", "")), "excludedPaths [], want exactly [/api/health]")
-	expect("read API excluded", checkSignIn(mutate("modules/functionapp.bicep", "'/api/health'", "'/api/health'\n        '/api/requests'")), `excluded path "/api/requests" opens /api/requests`)
-	expect("everything excluded", checkSignIn(mutate("modules/functionapp.bicep", "'/api/health'", "'/api'")), `excluded path "/api" opens /api/dashboard`)
-	expect("secret instead of the identity", checkSignIn(mutate("modules/functionapp.bicep", "clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'", "clientSecretSettingName: 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET'")), "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID")
-	expect("platform flag faked", checkSignIn(mutate("main.bicep", "// END app settings", "  WEBSITE_AUTH_ENABLED: 'True'\n// END app settings")), "WEBSITE_AUTH_ENABLED must not be an app setting")
-	expect("role setting dropped", checkSignIn(mutate("main.bicep", "  JIT_READ_ROLE: readRole\n", "")), "app setting JIT_READ_ROLE")
+	expectReported(t, "anonymous app", checkSignIn(mutated(t, files, "modules/functionapp.bicep", "requireAuthentication: true", "requireAuthentication: false")), `missing "requireAuthentication: true"`)
+	expectReported(t, "health not excluded", checkSignIn(mutated(t, files, "modules/functionapp.bicep", "'/api/health'", "")), "excludedPaths [], want exactly [/api/health]")
+	expectReported(t, "read API excluded", checkSignIn(mutated(t, files, "modules/functionapp.bicep", "'/api/health'", "'/api/health'\n        '/api/requests'")), `excluded path "/api/requests" opens /api/requests`)
+	expectReported(t, "everything excluded", checkSignIn(mutated(t, files, "modules/functionapp.bicep", "'/api/health'", "'/api'")), `excluded path "/api" opens /api/dashboard`)
+	expectReported(t, "secret instead of the identity", checkSignIn(mutated(t, files, "modules/functionapp.bicep", "clientSecretSettingName: 'OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID'", "clientSecretSettingName: 'MICROSOFT_PROVIDER_AUTHENTICATION_SECRET'")), "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID")
+	expectReported(t, "platform flag faked", checkSignIn(mutated(t, files, "main.bicep", "// END app settings", "  WEBSITE_AUTH_ENABLED: 'True'\n// END app settings")), "WEBSITE_AUTH_ENABLED must not be an app setting")
+	expectReported(t, "role setting dropped", checkSignIn(mutated(t, files, "main.bicep", "  JIT_READ_ROLE: readRole\n", "")), "app setting JIT_READ_ROLE")
 }
 
 // goConst returns the value of a string constant declared in a Go file of the repository.

@@ -124,31 +124,11 @@ func TestVnetEnabledParameter(t *testing.T) {
 		}
 	}
 
-	mutate := func(file, old, new string) map[string]string {
-		out := map[string]string{}
-		for k, v := range files {
-			out[k] = v
-		}
-		if !strings.Contains(out[file], old) {
-			t.Fatalf("mutation: %s has no %q", file, old)
-		}
-		out[file] = strings.Replace(out[file], old, new, 1)
-		return out
-	}
-	expect := func(name string, problems []string, want string) {
-		t.Helper()
-		for _, p := range problems {
-			if strings.Contains(p, want) {
-				return
-			}
-		}
-		t.Errorf("%s: the check did not report %q (got %q)", name, want, problems)
-	}
-	expect("table endpoint dropped", checkNetwork(mutate("main.bicep", "module dataTableEndpoint '", "module dataTableEndpointX '")), "no module dataTableEndpoint")
-	expect("app not waiting", checkNetwork(mutate("main.bicep", ", auditHubEndpoint]", "]")), "does not depend on auditHubEndpoint")
-	expect("storage open", checkNetwork(mutate("modules/storage.bicep", "bypass: 'None' } :", "bypass: 'AzureServices' } :")), "modules/storage.bicep: missing")
-	expect("Service Bus standard", checkNetwork(mutate("modules/servicebus.bicep", "{ name: 'Premium', tier: 'Premium', capacity: 1 }", "{ name: 'Standard', tier: 'Standard' }")), "modules/servicebus.bicep: missing")
-	expect("no delegation", checkNetwork(mutate("modules/network.bicep", "serviceName: 'Microsoft.App/environments'", "serviceName: 'Microsoft.Web/serverFarms'")), "Microsoft.App/environments")
+	expectReported(t, "table endpoint dropped", checkNetwork(mutated(t, files, "main.bicep", "module dataTableEndpoint '", "module dataTableEndpointX '")), "no module dataTableEndpoint")
+	expectReported(t, "app not waiting", checkNetwork(mutated(t, files, "main.bicep", ", auditHubEndpoint]", "]")), "does not depend on auditHubEndpoint")
+	expectReported(t, "storage open", checkNetwork(mutated(t, files, "modules/storage.bicep", "bypass: 'None' } :", "bypass: 'AzureServices' } :")), "modules/storage.bicep: missing")
+	expectReported(t, "Service Bus standard", checkNetwork(mutated(t, files, "modules/servicebus.bicep", "{ name: 'Premium', tier: 'Premium', capacity: 1 }", "{ name: 'Standard', tier: 'Standard' }")), "modules/servicebus.bicep: missing")
+	expectReported(t, "no delegation", checkNetwork(mutated(t, files, "modules/network.bicep", "serviceName: 'Microsoft.App/environments'", "serviceName: 'Microsoft.Web/serverFarms'")), "Microsoft.App/environments")
 }
 
 // assignmentScopes returns, for each role assignment resource of a Bicep

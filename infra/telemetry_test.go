@@ -338,15 +338,6 @@ func TestTelemetryChecksCatchMutations(t *testing.T) {
 	fields, msgs := telemetryNames(t)
 	fns := functionNames(t)
 	alerts, main, wb, wbMod := files["modules/alerts.bicep"], files["main.bicep"], files["modules/workbook.json"], files["modules/workbook.bicep"]
-	expect := func(name string, problems []string, want string) {
-		t.Helper()
-		for _, p := range problems {
-			if strings.Contains(p, want) {
-				return
-			}
-		}
-		t.Errorf("%s: the check did not report %q (got %q)", name, want, problems)
-	}
 	swap := func(src, old, new string) string {
 		t.Helper()
 		if !strings.Contains(src, old) {
@@ -354,26 +345,26 @@ func TestTelemetryChecksCatchMutations(t *testing.T) {
 		}
 		return strings.Replace(src, old, new, 1)
 	}
-	expect("dead letters on another queue", checkAlerts(swap(alerts, "values: [requestsQueueName]", "values: ['other']"), main, fields, msgs, fns),
+	expectReported(t, "dead letters on another queue", checkAlerts(swap(alerts, "values: [requestsQueueName]", "values: ['other']"), main, fields, msgs, fns),
 		"the dead letters rule (deadLetters) lacks")
-	expect("rule without actions", checkAlerts(swap(alerts, "    actions: { actionGroups: actionGroupIds }\n  }\n}\n\n// ---------------------------------------------------------------------------------------------\n// Ends overdue", "  }\n}\n\n// ---------------------------------------------------------------------------------------------\n// Ends overdue"), main, fields, msgs, fns),
+	expectReported(t, "rule without actions", checkAlerts(swap(alerts, "    actions: { actionGroups: actionGroupIds }\n  }\n}\n\n// ---------------------------------------------------------------------------------------------\n// Ends overdue", "  }\n}\n\n// ---------------------------------------------------------------------------------------------\n// Ends overdue"), main, fields, msgs, fns),
 		"the failed grants rule (failedGrants) notifies nobody")
-	expect("misspelt field", checkAlerts(swap(alerts, "toint(j.endsOverdue)", "toint(j.endsOverDue)"), main, fields, msgs, fns),
+	expectReported(t, "misspelt field", checkAlerts(swap(alerts, "toint(j.endsOverdue)", "toint(j.endsOverDue)"), main, fields, msgs, fns),
 		"reads field j.endsOverDue, which internal/telemetry does not declare")
-	expect("unknown message", checkAlerts(swap(alerts, `tostring(j.msg) == "grant ended"`, `tostring(j.msg) == "grant over"`), main, fields, msgs, fns),
+	expectReported(t, "unknown message", checkAlerts(swap(alerts, `tostring(j.msg) == "grant ended"`, `tostring(j.msg) == "grant over"`), main, fields, msgs, fns),
 		`selects message "grant over"`)
-	expect("unknown function", checkAlerts(swap(alerts, `== "EntraAuditEvents"`, `== "AuditEvents"`), main, fields, msgs, fns),
+	expectReported(t, "unknown function", checkAlerts(swap(alerts, `== "EntraAuditEvents"`, `== "AuditEvents"`), main, fields, msgs, fns),
 		`selects function "AuditEvents"`)
-	expect("rule dropped", checkAlerts(swap(alerts, "resource endsOverdue ", "resource endsLate "), main, fields, msgs, fns),
+	expectReported(t, "rule dropped", checkAlerts(swap(alerts, "resource endsOverdue ", "resource endsLate "), main, fields, msgs, fns),
 		"no ends overdue rule")
-	expect("alerts not wired", checkAlerts(alerts, swap(main, "module alerts 'modules/alerts.bicep' = if (alertsEnabled) {", "module alerts 'modules/alerts.bicep' = {"), fields, msgs, fns),
+	expectReported(t, "alerts not wired", checkAlerts(alerts, swap(main, "module alerts 'modules/alerts.bicep' = if (alertsEnabled) {", "module alerts 'modules/alerts.bicep' = {"), fields, msgs, fns),
 		"main.bicep: missing \"module alerts")
-	expect("workbook field", checkWorkbook(wbMod, swap(wb, "j.revocationLagSeconds", "j.revocationLag"), main, fields, msgs, fns),
+	expectReported(t, "workbook field", checkWorkbook(wbMod, swap(wb, "j.revocationLagSeconds", "j.revocationLag"), main, fields, msgs, fns),
 		"reads field j.revocationLag,")
-	expect("workbook not loaded", checkWorkbook(swap(wbMod, "loadJsonContent('workbook.json')", "loadJsonContent('other.json')"), wb, main, fields, msgs, fns),
+	expectReported(t, "workbook not loaded", checkWorkbook(swap(wbMod, "loadJsonContent('workbook.json')", "loadJsonContent('other.json')"), wb, main, fields, msgs, fns),
 		"modules/workbook.bicep: missing")
 	host := readHostJSON(t)
-	expect("traces sampled", checkSampling(swap(host, `"Request;Exception;Trace"`, `"Request;Exception"`)), "excludedTypes lacks Trace")
-	expect("console filtered", checkSampling(swap(host, `"Host.Function.Console": "Information"`, `"Host.Function.Console": "Warning"`)), "category Host.Function.Console logs at \"Warning\"")
-	expect("user logs filtered", checkSampling(swap(host, `"Function": "Information"`, `"Function": "Error"`)), "category Function.AccessRequests.User")
+	expectReported(t, "traces sampled", checkSampling(swap(host, `"Request;Exception;Trace"`, `"Request;Exception"`)), "excludedTypes lacks Trace")
+	expectReported(t, "console filtered", checkSampling(swap(host, `"Host.Function.Console": "Information"`, `"Host.Function.Console": "Warning"`)), "category Host.Function.Console logs at \"Warning\"")
+	expectReported(t, "user logs filtered", checkSampling(swap(host, `"Function": "Information"`, `"Function": "Error"`)), "category Function.AccessRequests.User")
 }
