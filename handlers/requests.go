@@ -14,58 +14,10 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/api"
 	"github.com/jitaccess/jitaccess/internal/broker"
 	"github.com/jitaccess/jitaccess/internal/fault"
 )
-
-// requestView is the read API's rendering of a request (docs/design.md, The read API). Times
-// are RFC 3339 UTC and absent when unset; duration is ISO 8601.
-type requestView struct {
-	ID           string `json:"id"`
-	Source       string `json:"source"`
-	State        string `json:"state"`
-	Requester    string `json:"requester"`
-	RequesterUPN string `json:"requesterUpn"`
-	Profile      string `json:"profile"`
-	GroupID      string `json:"groupId,omitempty"`
-	// Scope and RoleDefinitionID: an azure-role grant's target.
-	Scope            string `json:"scope,omitempty"`
-	RoleDefinitionID string `json:"roleDefinitionId,omitempty"`
-	Activation       string `json:"activation,omitempty"`
-	// Justification and Ticket: why the access is wanted (the approver's
-	// question); ApprovalDeadline: when a pending request times out.
-	Justification    string    `json:"justification,omitempty"`
-	Ticket           string    `json:"ticket,omitempty"`
-	ApprovalDeadline time.Time `json:"approvalDeadline,omitzero"`
-	Duration         string    `json:"duration,omitempty"`
-	RequestedAt      time.Time `json:"requestedAt,omitzero"`
-	ActivatedAt      time.Time `json:"activatedAt,omitzero"`
-	EndsAt           time.Time `json:"endsAt,omitzero"`
-	EndedAt          time.Time `json:"endedAt,omitzero"`
-	// AccessGoneBy: on an ended grant, the latest moment the user may still
-	// act with what it gave (docs/design.md, The read API; README "How long access lasts").
-	AccessGoneBy time.Time `json:"accessGoneBy,omitzero"`
-	Reason       string    `json:"reason"`
-	// Note explains a PIM-mode step that had nothing to do (PIM mode keeps
-	// membership details out of the history).
-	Note      string         `json:"note,omitempty"`
-	Approvals []approvalView `json:"approvals"`
-	History   []historyView  `json:"history"`
-}
-
-type approvalView struct {
-	Approver    string    `json:"approver"`
-	ApproverUPN string    `json:"approverUpn"`
-	At          time.Time `json:"at"`
-	Comment     string    `json:"comment"`
-}
-
-type historyView struct {
-	At     time.Time `json:"at"`
-	Type   string    `json:"type"`
-	Actor  string    `json:"actor"`
-	Detail string    `json:"detail"`
-}
 
 // visible reports whether a stored request is a request for the read API:
 // an awaiting entry only holds events that came before their request.
@@ -85,8 +37,8 @@ func utc(t time.Time) time.Time {
 	return t.UTC()
 }
 
-func toView(r *access.Request) requestView {
-	v := requestView{
+func toView(r *access.Request) api.Request {
+	v := api.Request{
 		ID: r.ID, Source: string(r.Source), State: viewState(r.State),
 		Requester: r.Requester, RequesterUPN: r.RequesterUPN, Profile: r.Profile, GroupID: r.GroupID,
 		RequestedAt: utc(r.RequestedAt), ActivatedAt: utc(r.ActivatedAt), EndsAt: utc(r.EndsAt), EndedAt: utc(r.EndedAt),
@@ -94,8 +46,8 @@ func toView(r *access.Request) requestView {
 		AccessGoneBy: utc(r.AccessGoneBy),
 		Reason:       r.Reason,
 		Note:         r.PIMNote,
-		Approvals:    make([]approvalView, 0, len(r.Approvals)),
-		History:      make([]historyView, 0, len(r.History)),
+		Approvals:    make([]api.Approval, 0, len(r.Approvals)),
+		History:      make([]api.HistoryEntry, 0, len(r.History)),
 	}
 	if v.Source == "" {
 		v.Source = string(access.SourceEvents)
@@ -113,10 +65,10 @@ func toView(r *access.Request) requestView {
 		v.Duration = r.Duration.String()
 	}
 	for _, a := range r.Approvals {
-		v.Approvals = append(v.Approvals, approvalView{Approver: a.Approver, ApproverUPN: a.ApproverUPN, At: utc(a.At), Comment: a.Comment})
+		v.Approvals = append(v.Approvals, api.Approval{Approver: a.Approver, ApproverUPN: a.ApproverUPN, At: utc(a.At), Comment: a.Comment})
 	}
 	for _, h := range r.History {
-		v.History = append(v.History, historyView{At: utc(h.At), Type: h.Type, Actor: h.Actor, Detail: h.Detail})
+		v.History = append(v.History, api.HistoryEntry{At: utc(h.At), Type: h.Type, Actor: h.Actor, Detail: h.Detail})
 	}
 	return v
 }
@@ -159,7 +111,7 @@ var listParams = map[string]bool{"state": true, "profile": true, "requester": tr
 	"code": true}
 
 type listView struct {
-	Items        []requestView `json:"items"`
+	Items        []api.Request `json:"items"`
 	Continuation string        `json:"continuation,omitempty"`
 	// Unreadable are the ids of stored requests in this page's range that
 	// cannot be decoded (broker.ListPage.Skipped): left out of items, so one
@@ -220,7 +172,7 @@ func (s *server) listRequests(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !found {
-			writeJSON(w, http.StatusOK, listView{Items: []requestView{}})
+			writeJSON(w, http.StatusOK, listView{Items: []api.Request{}})
 			return
 		}
 		f.Requester = id
@@ -238,7 +190,7 @@ func (s *server) listRequests(w http.ResponseWriter, r *http.Request) {
 		readError(w, s.log, r, err)
 		return
 	}
-	out := listView{Items: make([]requestView, 0, len(page.Items)), Unreadable: page.Skipped}
+	out := listView{Items: make([]api.Request, 0, len(page.Items)), Unreadable: page.Skipped}
 	for _, it := range page.Items {
 		if visible(it) {
 			out.Items = append(out.Items, toView(it))

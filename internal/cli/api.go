@@ -10,9 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/jitaccess/jitaccess/internal/api"
 )
 
 // apiClient reads the read API (docs/design.md, The read API). Its credentials go in headers
@@ -142,49 +143,8 @@ func (c *apiClient) getRequest(ctx context.Context, id string) (apiAnswer, error
 	return c.get(ctx, "requests/"+url.PathEscape(id), nil)
 }
 
-// apiRequest is the read API's JSON for one request (handlers/requests.go).
-type apiRequest struct {
-	ID               string        `json:"id"`
-	Source           string        `json:"source"`
-	State            string        `json:"state"`
-	Requester        string        `json:"requester"`
-	RequesterUPN     string        `json:"requesterUpn"`
-	Profile          string        `json:"profile"`
-	GroupID          string        `json:"groupId"`
-	Scope            string        `json:"scope"`
-	RoleDefinitionID string        `json:"roleDefinitionId"`
-	Activation       string        `json:"activation"`
-	Justification    string        `json:"justification"`
-	Ticket           string        `json:"ticket"`
-	ApprovalDeadline time.Time     `json:"approvalDeadline"`
-	Duration         string        `json:"duration"`
-	RequestedAt      time.Time     `json:"requestedAt"`
-	ActivatedAt      time.Time     `json:"activatedAt"`
-	EndsAt           time.Time     `json:"endsAt"`
-	EndedAt          time.Time     `json:"endedAt"`
-	AccessGoneBy     time.Time     `json:"accessGoneBy"`
-	Reason           string        `json:"reason"`
-	Note             string        `json:"note"`
-	Approvals        []apiApproval `json:"approvals"`
-	History          []apiHistory  `json:"history"`
-}
-
-type apiApproval struct {
-	Approver    string    `json:"approver"`
-	ApproverUPN string    `json:"approverUpn"`
-	At          time.Time `json:"at"`
-	Comment     string    `json:"comment"`
-}
-
-type apiHistory struct {
-	At     time.Time `json:"at"`
-	Type   string    `json:"type"`
-	Actor  string    `json:"actor"`
-	Detail string    `json:"detail"`
-}
-
 // who is the requester as a person reads it: the UPN, else the object id.
-func (r *apiRequest) who() string {
+func who(r *api.Request) string {
 	if r.RequesterUPN != "" {
 		return r.RequesterUPN
 	}

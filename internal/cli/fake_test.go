@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/api"
 )
 
 // deployment is a fake of what the CLI talks to: the sandbox's queue
@@ -20,7 +21,7 @@ import (
 type deployment struct {
 	*httptest.Server
 	mu       sync.Mutex
-	requests map[string]*apiRequest
+	requests map[string]*api.Request
 	order    []string
 	events   []access.Event
 	reads    int
@@ -33,7 +34,7 @@ type deployment struct {
 }
 
 func newDeployment(t *testing.T) *deployment {
-	d := &deployment{requests: map[string]*apiRequest{}}
+	d := &deployment{requests: map[string]*api.Request{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /_devhost/queues/{queue}/messages", func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -110,7 +111,7 @@ func newDeployment(t *testing.T) *deployment {
 			}
 			start = n
 		}
-		var items []*apiRequest
+		var items []*api.Request
 		i := start
 		for ; i < len(d.order) && len(items) < limit; i++ {
 			it := d.requests[d.order[i]]
@@ -134,28 +135,28 @@ func newDeployment(t *testing.T) *deployment {
 }
 
 // put stores a request (callers hold d.mu or run before the CLI).
-func (d *deployment) put(r *apiRequest) {
+func (d *deployment) put(r *api.Request) {
 	if _, ok := d.requests[r.ID]; !ok {
 		d.order = append(d.order, r.ID)
 	}
 	if r.History == nil {
-		r.History = []apiHistory{}
+		r.History = []api.HistoryEntry{}
 	}
 	if r.Approvals == nil {
-		r.Approvals = []apiApproval{}
+		r.Approvals = []api.Approval{}
 	}
 	d.requests[r.ID] = r
 }
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
-func entry(typ, actor, detail string) apiHistory {
-	return apiHistory{At: t0, Type: typ, Actor: actor, Detail: detail}
+func entry(typ, actor, detail string) api.HistoryEntry {
+	return api.HistoryEntry{At: t0, Type: typ, Actor: actor, Detail: detail}
 }
 
-func pending(id, requester string) *apiRequest {
-	return &apiRequest{ID: id, Source: "events", State: "pending", Requester: "5e5e0000-0000-4000-8000-000000000001",
+func pending(id, requester string) *api.Request {
+	return &api.Request{ID: id, Source: "events", State: "pending", Requester: "5e5e0000-0000-4000-8000-000000000001",
 		RequesterUPN: requester, Profile: "aks-admin", GroupID: "1c1a0000-0000-4000-8000-000000000002", Activation: "membership",
 		Justification: "incident 42", Ticket: "INC-42", Duration: "PT1H", RequestedAt: t0, ApprovalDeadline: t0.Add(24 * time.Hour),
-		History: []apiHistory{entry("requested", requester, "")}}
+		History: []api.HistoryEntry{entry("requested", requester, "")}}
 }

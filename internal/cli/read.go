@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/api"
 )
 
 // ListBound is how many requests `jitaccess list` fetches at most without
@@ -205,7 +206,7 @@ func Get(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintln(env.Stdout, pretty.String())
 		return ExitOK
 	}
-	var r apiRequest
+	var r api.Request
 	if err := json.Unmarshal(a.Body, &r); err != nil {
 		fmt.Fprintf(env.Stderr, "jitaccess get: the API's answer does not read as a request: %v\n", err)
 		return ExitFailed
@@ -332,9 +333,9 @@ func List(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintln(env.Stdout, string(b))
 		return ExitOK
 	}
-	reqs := make([]apiRequest, 0, len(items))
+	reqs := make([]api.Request, 0, len(items))
 	for _, it := range items {
-		var r apiRequest
+		var r api.Request
 		if err := json.Unmarshal(it, &r); err != nil {
 			fmt.Fprintf(env.Stderr, "jitaccess list: an item does not read as a request: %v\n", err)
 			return ExitFailed
@@ -423,7 +424,7 @@ func (t *table) Flush() {
 }
 
 // writeRequest renders one request for a person.
-func writeRequest(w io.Writer, r *apiRequest, loc *time.Location, now time.Time) {
+func writeRequest(w io.Writer, r *api.Request, loc *time.Location, now time.Time) {
 	tw := newTable(w)
 	field := func(name, value string) {
 		if value != "" {
@@ -435,7 +436,7 @@ func writeRequest(w io.Writer, r *apiRequest, loc *time.Location, now time.Time)
 	if r.Source != "" && r.Source != "events" {
 		field("source", clean(r.Source))
 	}
-	requester := clean(r.who())
+	requester := clean(who(r))
 	if r.RequesterUPN != "" && r.Requester != "" {
 		requester += " (" + clean(r.Requester) + ")"
 	}
@@ -490,7 +491,7 @@ func writeRequest(w io.Writer, r *apiRequest, loc *time.Location, now time.Time)
 }
 
 // writeList renders requests as a table.
-func writeList(w io.Writer, reqs []apiRequest, loc *time.Location) {
+func writeList(w io.Writer, reqs []api.Request, loc *time.Location) {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "ID\tSTATE\tREQUESTER\tPROFILE\tENDS/ENDED\tACCESS GONE BY")
 	dash := func(s string) string {
@@ -505,7 +506,7 @@ func writeList(w io.Writer, reqs []apiRequest, loc *time.Location) {
 		if end.IsZero() {
 			end = r.EndsAt
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", clean(r.ID), clean(r.State), dash(clean(r.who())), clean(r.Profile),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", clean(r.ID), clean(r.State), dash(clean(who(r))), clean(r.Profile),
 			dash(showTime(end, loc)), dash(showTime(r.AccessGoneBy, loc)))
 	}
 	tw.Flush()

@@ -6,17 +6,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jitaccess/jitaccess/internal/api"
 )
 
-func activeRequest() *apiRequest {
+func activeRequest() *api.Request {
 	r := pending("r1", "n01@contoso.com")
 	r.State, r.ApprovalDeadline = "active", time.Time{}
 	r.ActivatedAt, r.EndsAt = t0.Add(5*time.Minute), t0.Add(65*time.Minute)
-	r.Approvals = []apiApproval{{Approver: "5e5e0000-0000-4000-8000-000000000002", ApproverUPN: "p01@contoso.com", At: t0.Add(5 * time.Minute), Comment: "ok"}}
+	r.Approvals = []api.Approval{{Approver: "5e5e0000-0000-4000-8000-000000000002", ApproverUPN: "p01@contoso.com", At: t0.Add(5 * time.Minute), Comment: "ok"}}
 	r.History = append(r.History,
-		apiHistory{At: t0.Add(5 * time.Minute), Type: "approved", Actor: "p01@contoso.com", Detail: "ok"},
-		apiHistory{At: t0.Add(5 * time.Minute), Type: "activated", Actor: "jitaccess"},
-		apiHistory{At: t0.Add(5*time.Minute + time.Second), Type: "membership-added", Actor: "jitaccess"})
+		api.HistoryEntry{At: t0.Add(5 * time.Minute), Type: "approved", Actor: "p01@contoso.com", Detail: "ok"},
+		api.HistoryEntry{At: t0.Add(5 * time.Minute), Type: "activated", Actor: "jitaccess"},
+		api.HistoryEntry{At: t0.Add(5*time.Minute + time.Second), Type: "membership-added", Actor: "jitaccess"})
 	return r
 }
 
@@ -75,7 +77,7 @@ func TestGetEndedAndHostileText(t *testing.T) {
 	r.State, r.EndedAt, r.AccessGoneBy = "revoked", t0.Add(10*time.Minute), t0.Add(100*time.Minute)
 	r.Justification = "fix\tprod\n\x1b[31mred\x1b[0m \u202eevil"
 	r.Reason = "done"
-	r.History = append(r.History, apiHistory{At: t0.Add(10 * time.Minute), Type: "revoked", Actor: "p01@contoso.com", Detail: "line1\nline2"})
+	r.History = append(r.History, api.HistoryEntry{At: t0.Add(10 * time.Minute), Type: "revoked", Actor: "p01@contoso.com", Detail: "line1\nline2"})
 	d.put(r)
 	code, out, _ := run(t, Get, "r1", "--api", d.URL)
 	if code != ExitOK {
@@ -189,7 +191,7 @@ e1  expired  n01@contoso.com  aks-admin  2026-11-23 12:05:00 CET  2026-11-23 13:
 func TestListBoundAndAll(t *testing.T) {
 	d := newDeployment(t)
 	for i := range ListBound + 150 {
-		d.put(&apiRequest{ID: fmt.Sprintf("q%d", i), State: "pending", Profile: "aks-admin"})
+		d.put(&api.Request{ID: fmt.Sprintf("q%d", i), State: "pending", Profile: "aks-admin"})
 	}
 	code, out, errs := run(t, List, "--limit", "100", "-o", "json", "--api", d.URL)
 	var items []json.RawMessage

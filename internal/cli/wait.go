@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/api"
 )
 
 // DefaultWaitTimeout is how long `send --wait` waits for the outcome.
@@ -76,7 +77,7 @@ func (w *waiter) readBaseline(ctx context.Context) error {
 	case a.Status/100 != 2:
 		return fmt.Errorf("the read API answered %s", a.message())
 	}
-	var r apiRequest
+	var r api.Request
 	if err := json.Unmarshal(a.Body, &r); err != nil {
 		return fmt.Errorf("the read API's answer does not read as a request: %v", err)
 	}
@@ -90,8 +91,8 @@ func (w *waiter) run(ctx context.Context, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
 	defer cancel()
 	var (
-		last     *apiRequest
-		matched  *apiHistory
+		last     *api.Request
+		matched  *api.HistoryEntry
 		lastErr  string
 		interval = firstPoll
 	)
@@ -110,7 +111,7 @@ func (w *waiter) run(ctx context.Context, stdout, stderr io.Writer) int {
 		case a.Status/100 != 2:
 			lastErr = "the read API answered " + a.message()
 		default:
-			var r apiRequest
+			var r api.Request
 			if err := json.Unmarshal(a.Body, &r); err != nil {
 				lastErr = fmt.Sprintf("the read API's answer does not read as a request: %v", err)
 				break
@@ -145,7 +146,7 @@ func (w *waiter) run(ctx context.Context, stdout, stderr io.Writer) int {
 
 // judge turns the entry this event recorded, and the request as it is now,
 // into the outcome; done is false while the request is in flight.
-func (w *waiter) judge(r *apiRequest, e *apiHistory) (code int, line string, done bool) {
+func (w *waiter) judge(r *api.Request, e *api.HistoryEntry) (code int, line string, done bool) {
 	switch e.Type {
 	case access.HRejected:
 		return ExitRejected, fmt.Sprintf("rejected: %s; request %s is %s", orDash(clean(e.Detail)), clean(r.ID), clean(r.State)), true
@@ -162,7 +163,7 @@ func (w *waiter) judge(r *apiRequest, e *apiHistory) (code int, line string, don
 }
 
 // summary says where a request stands, on one line.
-func (w *waiter) summary(r *apiRequest) string {
+func (w *waiter) summary(r *api.Request) string {
 	s := fmt.Sprintf("request %s is %s", clean(r.ID), clean(r.State))
 	switch {
 	case r.State == string(access.Pending):
@@ -184,7 +185,7 @@ func (w *waiter) summary(r *apiRequest) string {
 	return s
 }
 
-func (w *waiter) timeoutLine(last *apiRequest, matched *apiHistory) string {
+func (w *waiter) timeoutLine(last *api.Request, matched *api.HistoryEntry) string {
 	after := fmt.Sprintf("after %s", w.timeout)
 	switch {
 	case matched != nil:
@@ -202,7 +203,7 @@ func (w *waiter) timeoutLine(last *apiRequest, matched *apiHistory) string {
 
 // findEffect returns the first history entry after the baseline that this
 // event recorded (see waiter), or nil.
-func findEffect(r *apiRequest, baseline int, typ, asserted string) *apiHistory {
+func findEffect(r *api.Request, baseline int, typ, asserted string) *api.HistoryEntry {
 	if baseline < 0 || baseline > len(r.History) {
 		// The history is append-only; a shorter one is another request's
 		// (deleted and made again): look at all of it.
@@ -223,7 +224,7 @@ func findEffect(r *apiRequest, baseline int, typ, asserted string) *apiHistory {
 // actorMatches reports whether a history entry's actor can be the asserted
 // identity: the history records the UPN when Entra knows the user, else the
 // object id, else the identity as asserted (access.Actor.Label).
-func actorMatches(actor, asserted string, r *apiRequest) bool {
+func actorMatches(actor, asserted string, r *api.Request) bool {
 	asserted = strings.TrimSpace(asserted)
 	if strings.EqualFold(actor, asserted) {
 		return true

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jitaccess/jitaccess/internal/access"
+	"github.com/jitaccess/jitaccess/internal/api"
 )
 
 // The handler's part, played by the fake: what each event records.
@@ -16,9 +17,9 @@ func handlerLike(d *deployment, ev access.Event) {
 	switch ev.Type {
 	case access.TypeRequested:
 		if ev.Profile != "aks-admin" {
-			rej := &apiRequest{ID: ev.RequestID, State: "rejected", RequesterUPN: ev.Requester, Profile: ev.Profile,
+			rej := &api.Request{ID: ev.RequestID, State: "rejected", RequesterUPN: ev.Requester, Profile: ev.Profile,
 				Reason: `unknown profile "` + ev.Profile + `"`, EndedAt: t0}
-			rej.History = []apiHistory{entry("rejected", ev.Requester, rej.Reason)}
+			rej.History = []api.HistoryEntry{entry("rejected", ev.Requester, rej.Reason)}
 			d.put(rej)
 			return
 		}
@@ -37,7 +38,7 @@ func handlerLike(d *deployment, ev access.Event) {
 				return
 			}
 		}
-		r.Approvals = append(r.Approvals, apiApproval{Approver: "5e5e0000-0000-4000-8000-000000000002", ApproverUPN: ev.Approver, At: t0})
+		r.Approvals = append(r.Approvals, api.Approval{Approver: "5e5e0000-0000-4000-8000-000000000002", ApproverUPN: ev.Approver, At: t0})
 		r.History = append(r.History, entry("approved", ev.Approver, ev.Comment), entry("activated", "jitaccess", ""))
 		r.State, r.ActivatedAt, r.EndsAt, r.ApprovalDeadline = "activating", t0, t0.Add(time.Hour), time.Time{}
 	}
@@ -149,9 +150,9 @@ func TestSendWaitIgnoresOthersEntries(t *testing.T) {
 }
 
 func TestFindEffectActors(t *testing.T) {
-	r := &apiRequest{ID: "r1", Requester: "5e5e0000-0000-4000-8000-000000000001", RequesterUPN: "n01@contoso.com",
-		Approvals: []apiApproval{{Approver: "5e5e0000-0000-4000-8000-000000000002", ApproverUPN: "p01@contoso.com"}},
-		History: []apiHistory{
+	r := &api.Request{ID: "r1", Requester: "5e5e0000-0000-4000-8000-000000000001", RequesterUPN: "n01@contoso.com",
+		Approvals: []api.Approval{{Approver: "5e5e0000-0000-4000-8000-000000000002", ApproverUPN: "p01@contoso.com"}},
+		History: []api.HistoryEntry{
 			entry("requested", "n01@contoso.com", ""),
 			entry("approved", "p01@contoso.com", ""),
 			entry("activated", "jitaccess", ""),
