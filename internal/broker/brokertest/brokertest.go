@@ -44,9 +44,7 @@ type Dir struct {
 	users   map[string]broker.User // by lower-case id
 	byUPN   map[string]string      // lower-case UPN → id
 	members map[string]map[string]bool
-	calls   map[string]int
-	fail    map[string][]error
-	hook    func(method string, args ...string) error
+	gate    gate // Fail, SetHook, Calls
 	writes  []Write
 
 	pimEnds    map[pimKey]time.Time
@@ -61,8 +59,6 @@ func NewDir() *Dir {
 		users:   map[string]broker.User{},
 		byUPN:   map[string]string{},
 		members: map[string]map[string]bool{},
-		calls:   map[string]int{},
-		fail:    map[string][]error{},
 	}
 }
 
@@ -197,19 +193,11 @@ func (d *Dir) DirectMembers(group string) []string {
 
 // Fail queues err as the result of the next call of method (calls queue up).
 // The failed call does nothing but is counted.
-func (d *Dir) Fail(method string, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.fail[method] = append(d.fail[method], err)
-}
+func (d *Dir) Fail(method string, err error) { d.gate.queue(method, err) }
 
 // SetHook installs a function called (unlocked) at the start of every call,
 // with the method and its arguments; a non-nil error fails the call.
-func (d *Dir) SetHook(h func(method string, args ...string) error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.hook = h
-}
+func (d *Dir) SetHook(h func(method string, args ...string) error) { d.gate.setHook(h) }
 
 // Transient returns an error of kind fault.ErrTransient, as the Graph adapter
 // gives for 429/5xx.
@@ -224,11 +212,7 @@ func Permanent(method string) error {
 }
 
 // Calls returns how often method was called (failed calls included).
-func (d *Dir) Calls(method string) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.calls[method]
-}
+func (d *Dir) Calls(method string) int { return d.gate.count(method) }
 
 // Writes returns the successful writes in order.
 func (d *Dir) Writes() []Write {
@@ -265,26 +249,7 @@ func (d *Dir) RevokedFor(user string) int {
 }
 
 func (d *Dir) enter(ctx context.Context, method string, args ...string) error {
-	d.mu.Lock()
-	d.calls[method]++
-	var injected error
-	if q := d.fail[method]; len(q) > 0 {
-		injected, d.fail[method] = q[0], q[1:]
-	}
-	hook := d.hook
-	d.mu.Unlock()
-	if injected != nil {
-		return injected
-	}
-	if hook != nil {
-		if err := hook(method, args...); err != nil {
-			return err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return fault.Wrap(fault.ErrTransient, method, err)
-	}
-	return nil
+	return d.gate.enter(ctx, method, args...)
 }
 
 var _ broker.Directory = (*Dir)(nil)

@@ -21,10 +21,8 @@ import (
 type RBAC struct {
 	mu     sync.Mutex
 	byName map[string]Assignment
-	fail   map[string][]error
-	hook   func(method string) error
+	gate   gate // Fail, SetHook, Calls
 	writes []RBACWrite
-	calls  map[string]int
 }
 
 // Assignment is a role assignment of the fake.
@@ -50,7 +48,7 @@ const (
 
 // NewRBAC returns an empty role-assignment store.
 func NewRBAC() *RBAC {
-	return &RBAC{byName: map[string]Assignment{}, fail: map[string][]error{}, calls: map[string]int{}}
+	return &RBAC{byName: map[string]Assignment{}}
 }
 
 var _ broker.RoleAssignments = (*RBAC)(nil)
@@ -114,48 +112,21 @@ func (r *RBAC) Writes() []RBACWrite {
 }
 
 // Calls counts the calls of method (failed ones included).
-func (r *RBAC) Calls(method string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.calls[method]
-}
+func (r *RBAC) Calls(method string) int { return r.gate.count(method) }
 
 // Fail queues err as the result of the next call of method.
-func (r *RBAC) Fail(method string, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.fail[method] = append(r.fail[method], err)
-}
+func (r *RBAC) Fail(method string, err error) { r.gate.queue(method, err) }
 
 // SetHook installs a function called (unlocked) at the start of every call.
 func (r *RBAC) SetHook(h func(method string) error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.hook = h
+	if h == nil {
+		r.gate.setHook(nil)
+		return
+	}
+	r.gate.setHook(func(method string, _ ...string) error { return h(method) })
 }
 
-func (r *RBAC) enter(ctx context.Context, method string) error {
-	r.mu.Lock()
-	r.calls[method]++
-	var injected error
-	if q := r.fail[method]; len(q) > 0 {
-		injected, r.fail[method] = q[0], q[1:]
-	}
-	hook := r.hook
-	r.mu.Unlock()
-	if injected != nil {
-		return injected
-	}
-	if hook != nil {
-		if err := hook(method); err != nil {
-			return err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return fault.Wrap(fault.ErrTransient, method, err)
-	}
-	return nil
-}
+func (r *RBAC) enter(ctx context.Context, method string) error { return r.gate.enter(ctx, method) }
 
 // Assign creates the assignment name; created is false when the principal
 // already had the role at the scope under another name.
